@@ -1,0 +1,9 @@
+"""Data for pemd-tutorial: the embedded MNI152 T1w/T2w slices, synthetic deformations, labels and
+NIfTI loaders. Imports nothing of :mod:`pemd_tutorial`'s model or training code.
+
+The displacement label grid and every coordinate convention are defined in :mod:`data_utils.grid`.
+"""
+
+from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
+
+__all__ = ["LabelGrid", "at_control_points", "check_control_spacing"]
