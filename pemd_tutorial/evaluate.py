@@ -1,0 +1,297 @@
+"""Evaluation: label accuracy, within-one accuracy, end-point error and image similarity after warping.
+
+All metrics are computed on the control points where the true label is meaningful: the foreground
+``mask`` of the fixed image and ``inside`` (the true displacement lies on the label grid; see
+:meth:`data_utils.grid.LabelGrid.quantise`). Conventions (label order, ``(dx, dy)``, pixels,
+backward warping) are those of :mod:`data_utils.grid`.
+
+* **accuracy**: share of valid control points whose arg-max label equals the quantised true label.
+* **within_one**: share whose arg-max label is at Chebyshev distance ``<= 1`` from the true label
+  on the ``(2R + 1) x (2R + 1)`` grid (one of the 9 labels around it).
+* **epe**: mean Euclidean norm, in pixels, of the expected displacement ``sum_l p_l d_l`` minus the
+  true (unquantised) displacement.
+* **ncc**: image similarity after warping. The expected control-point displacements are
+  interpolated to a dense field (:func:`dense_field`), the moving image is warped with it
+  (:func:`data_utils.warp`) and compared with the moving image warped by the *true* field, by
+  normalised cross-correlation over the fixed image's foreground. Comparing two warps of the same
+  moving image keeps the comparison mono-modal in the target domain (fixed T1w vs moving T2w).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from data_utils.grid import LabelGrid, check_control_spacing
+from pemd_tutorial.correlation import pixel_to_normalised
+
+__all__ = [
+    "dense_field",
+    "evaluate_model",
+    "evaluate_probs",
+    "identity_probs",
+    "label_metrics",
+    "masked_ncc",
+]
+
+
+def _check_probs(probs: Any, grid: LabelGrid, name: str = "probs") -> None:
+    if not isinstance(probs, torch.Tensor) or probs.dim() != 4:
+        shape = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
+        raise ValueError(f"'{name}' must be a tensor of shape (N, L, Hc, Wc), got {shape}")
+    if probs.shape[1] != grid.n_labels:
+        raise ValueError(
+            f"'{name}' must have L={grid.n_labels} labels along dim 1 for this grid, got {probs.shape[1]}"
+        )
+    if not probs.is_floating_point():
+        raise ValueError(f"'{name}' must be a floating-point tensor, got {probs.dtype}")
+
+
+def label_metrics(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    displacement: torch.Tensor,
+    valid: torch.Tensor,
+    grid: LabelGrid,
+) -> dict[str, float]:
+    """Label accuracy, within-one-label accuracy and end-point error over the valid control points.
+
+    .. math::
+
+        \\text{acc} = \\frac{1}{|V|} \\sum_{c \\in V} [\\arg\\max_l p_{c,l} = y_c], \\qquad
+        \\text{EPE} = \\frac{1}{|V|} \\sum_{c \\in V} \\Big\\| \\sum_l p_{c,l} d_l - u_c \\Big\\|_2
+
+    Args:
+        probs: label probabilities (or any scores for accuracy; EPE needs probabilities summing to
+            one over ``L``), shape ``(N, L, Hc, Wc)``, float.
+        labels: quantised true labels, shape ``(N, Hc, Wc)``, int64 in ``[0, L)``.
+        displacement: true displacement ``(dx, dy)`` in pixels at the control points,
+            shape ``(N, 2, Hc, Wc)``, float.
+        valid: control points to score (foreground and inside the grid), shape ``(N, Hc, Wc)``, bool.
+        grid: the label grid.
+
+    Returns:
+        ``{"accuracy", "within_one", "epe", "n_points"}``; accuracies in ``[0, 1]``, EPE in pixels.
+        With no valid point the three metrics are ``nan`` and ``n_points`` is 0.
+    """
+    _check_probs(probs, grid)
+    n, _, hc, wc = probs.shape
+    if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (n, hc, wc):
+        got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"label_metrics() 'labels' must have shape {(n, hc, wc)}, got {got}")
+    if labels.dtype != torch.int64:
+        raise ValueError(f"label_metrics() 'labels' must be int64, got {labels.dtype}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= grid.n_labels):
+        raise ValueError(f"label_metrics() 'labels' must lie in [0, {grid.n_labels})")
+    if not isinstance(displacement, torch.Tensor) or tuple(displacement.shape) != (n, 2, hc, wc):
+        got = tuple(displacement.shape) if isinstance(displacement, torch.Tensor) else type(displacement)
+        raise ValueError(f"label_metrics() 'displacement' must have shape {(n, 2, hc, wc)}, got {got}")
+    if not displacement.is_floating_point():
+        raise ValueError(f"label_metrics() 'displacement' must be float, got {displacement.dtype}")
+    if not isinstance(valid, torch.Tensor) or tuple(valid.shape) != (n, hc, wc):
+        got = tuple(valid.shape) if isinstance(valid, torch.Tensor) else type(valid).__name__
+        raise ValueError(f"label_metrics() 'valid' must have shape {(n, hc, wc)}, got {got}")
+    if valid.dtype != torch.bool:
+        raise ValueError(f"label_metrics() 'valid' must be a bool tensor, got {valid.dtype}")
+
+    probs = probs.detach()
+    labels = labels.to(probs.device)
+    valid = valid.to(probs.device)
+    count = int(valid.sum())
+    if count == 0:
+        nan = float("nan")
+        return {"accuracy": nan, "within_one": nan, "epe": nan, "n_points": 0}
+
+    pred = probs.argmax(dim=1)  # (N, Hc, Wc)
+    offsets = grid.offsets(device=probs.device)  # (L, 2) integer (i, j)
+    cheb = (offsets[pred] - offsets[labels]).abs().amax(dim=-1)  # (N, Hc, Wc)
+    expected = grid.expected_displacement(probs)  # (N, 2, Hc, Wc)
+    err = (expected - displacement.to(probs.device, probs.dtype)).norm(dim=1)  # (N, Hc, Wc)
+    return {
+        "accuracy": float((pred == labels)[valid].float().mean()),
+        "within_one": float((cheb <= 1)[valid].float().mean()),
+        "epe": float(err[valid].double().mean()),
+        "n_points": count,
+    }
+
+
+def dense_field(
+    control_displacement: torch.Tensor, height: int, width: int, control_spacing: int
+) -> torch.Tensor:
+    """Interpolate control-point displacements to every pixel (bilinear, constant beyond the border).
+
+    Control point ``(a, k)`` sits at pixel ``(x, y) = (s//2 + s k, s//2 + s a)`` with ``s`` the
+    spacing (:func:`data_utils.grid.check_control_spacing`). A pixel ``x`` therefore lies at the
+    fractional control index ``(x - s//2) / s``, which :func:`~pemd_tutorial.correlation.pixel_to_normalised`
+    maps to ``grid_sample``'s coordinates on the ``(Hc, Wc)`` map (``align_corners=False``, so
+    index ``k`` is the centre of control cell ``k``). At the control points the dense field equals
+    the input exactly; pixels outside the outermost control points take the border value.
+
+    Args:
+        control_displacement: ``(N, 2, Hc, Wc)`` in pixels, ``(dx, dy)``.
+        height: image height ``H`` (``Hc = H / s``).
+        width: image width ``W`` (``Wc = W / s``).
+        control_spacing: ``s``.
+
+    Returns:
+        ``(N, 2, H, W)`` dense displacement field in pixels; device and dtype follow the input.
+    """
+    hc, wc = check_control_spacing(height, width, control_spacing)
+    if (
+        not isinstance(control_displacement, torch.Tensor)
+        or control_displacement.dim() != 4
+        or tuple(control_displacement.shape[1:]) != (2, hc, wc)
+    ):
+        got = (
+            tuple(control_displacement.shape)
+            if isinstance(control_displacement, torch.Tensor)
+            else type(control_displacement).__name__
+        )
+        raise ValueError(
+            f"dense_field() 'control_displacement' must have shape (N, 2, {hc}, {wc}), got {got}"
+        )
+    u = control_displacement
+    o = control_spacing // 2
+    xs = (torch.arange(width, dtype=u.dtype, device=u.device) - o) / control_spacing
+    ys = (torch.arange(height, dtype=u.dtype, device=u.device) - o) / control_spacing
+    gx = pixel_to_normalised(xs, wc)
+    gy = pixel_to_normalised(ys, hc)
+    yy, xx = torch.meshgrid(gy, gx, indexing="ij")
+    g = torch.stack([xx, yy], dim=-1).expand(u.shape[0], height, width, 2)
+    return F.grid_sample(u, g, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def masked_ncc(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Normalised cross-correlation of two image batches over a mask, one value per image.
+
+    .. math::
+
+        \\text{NCC} = \\frac{\\sum_{x \\in M} (a - \\bar a)(b - \\bar b)}
+        {\\sqrt{\\sum_{x \\in M} (a - \\bar a)^2 \\sum_{x \\in M} (b - \\bar b)^2} + \\epsilon}
+
+    Args:
+        a: ``(N, 1, H, W)`` or ``(N, H, W)``.
+        b: same shape as ``a``.
+        mask: ``(N, H, W)`` (or ``(N, 1, H, W)``) bool; means are taken over the mask.
+        eps: guards constant images.
+
+    Returns:
+        ``(N,)`` NCC values in ``[-1, 1]``.
+    """
+    if a.shape != b.shape:
+        raise ValueError(
+            f"masked_ncc() 'b' must have the shape of 'a' {tuple(a.shape)}, got {tuple(b.shape)}"
+        )
+    a = a.reshape(a.shape[0], -1)
+    b = b.reshape(b.shape[0], -1)
+    m = mask.reshape(mask.shape[0], -1).to(a.dtype)
+    if m.shape != a.shape:
+        raise ValueError(f"masked_ncc() 'mask' must have {a.shape[1]} pixels per image, got {m.shape[1]}")
+    cnt = m.sum(dim=1).clamp_min(1.0)
+    da = (a - (a * m).sum(1, keepdim=True) / cnt[:, None]) * m
+    db = (b - (b * m).sum(1, keepdim=True) / cnt[:, None]) * m
+    return (da * db).sum(1) / ((da.square().sum(1) * db.square().sum(1)).sqrt() + eps)
+
+
+def identity_probs(
+    n: int, grid: LabelGrid, hc: int, wc: int, dtype=torch.float32, device=None
+) -> torch.Tensor:
+    """One-hot probabilities of the zero-displacement label: the "no registration" reference.
+
+    Returns:
+        ``(N, L, Hc, Wc)`` with all mass on label ``grid.index(0, 0)``.
+    """
+    p = torch.zeros(n, grid.n_labels, hc, wc, dtype=dtype, device=device)
+    p[:, grid.index(0, 0)] = 1.0
+    return p
+
+
+def _dense_mask(batch: dict[str, torch.Tensor], height: int, width: int, spacing: int) -> torch.Tensor:
+    """Foreground for NCC: the dense mask if the pairs carry one, else the control mask upsampled."""
+    for key in ("dense_mask", "mask_dense", "foreground"):
+        if key in batch and tuple(batch[key].shape[-2:]) == (height, width):
+            return batch[key].reshape(-1, height, width).bool()
+    m = batch["mask"]
+    return m.repeat_interleave(spacing, dim=-2).repeat_interleave(spacing, dim=-1).bool()
+
+
+def _true_dense_field(batch: dict[str, torch.Tensor], height: int, width: int, spacing: int):
+    """The true dense field if the evaluation view carries one (``(N, 2, H, W)``), else ``None``."""
+    for key in ("field", "dense_field", "true_field"):
+        if key in batch and tuple(batch[key].shape[-3:]) == (2, height, width):
+            return batch[key], "true dense field"
+    return None, None
+
+
+def evaluate_probs(probs: torch.Tensor, eval_pairs, cfg) -> dict[str, Any]:
+    """All metrics of label probabilities on an evaluation view of test pairs.
+
+    Args:
+        probs: ``(N, L, Hc, Wc)`` probabilities for ``eval_pairs`` in order (e.g. the mean of F1's
+            and F2's softmax, or the MIND baseline).
+        eval_pairs: a :class:`data_utils` evaluation view (its ``batch()`` returns ``"fixed"``,
+            ``"moving"`` ``(N, 1, H, W)``, ``"mask"``, ``"labels"``, ``"inside"``, ``"displacement"``).
+            Pairs without labels (users' own images) get image similarity only.
+        cfg: the :class:`~pemd_tutorial.config.Config` (its ``grid`` and ``control_spacing``).
+
+    Returns:
+        ``{"accuracy", "within_one", "epe", "n_points", "ncc", "ncc_reference"}``. ``ncc`` compares
+        the moving image warped by the prediction with ``ncc_reference``'s target (see the module
+        docstring); label metrics are absent when the pairs carry no labels.
+    """
+    from data_utils import warp
+
+    grid = cfg.grid
+    _check_probs(probs, grid)
+    batch = eval_pairs.batch()
+    moving = batch["moving"].to(probs.dtype)
+    fixed = batch["fixed"].to(probs.dtype)
+    n, _, h, w = moving.shape
+    s = int(cfg.control_spacing)
+    if probs.shape[0] != n or tuple(probs.shape[-2:]) != check_control_spacing(h, w, s):
+        raise ValueError(
+            f"evaluate_probs() 'probs' has shape {tuple(probs.shape)}, which does not match "
+            f"{n} pairs of {h}x{w} pixels with control spacing {s}"
+        )
+    probs = probs.detach().cpu()
+    out: dict[str, Any] = {}
+    if "labels" in batch:
+        valid = batch["mask"].bool() & batch["inside"].bool()
+        out.update(label_metrics(probs, batch["labels"], batch["displacement"].to(probs.dtype), valid, grid))
+
+    pred_field = dense_field(grid.expected_displacement(probs), h, w, s)
+    warped = warp(moving, pred_field)
+    fg = _dense_mask(batch, h, w, s)
+    true_field, ref = _true_dense_field(batch, h, w, s)
+    if true_field is not None:
+        target = warp(moving, true_field.to(probs.dtype))
+    elif "displacement" in batch:
+        # interpolated from the true control-point displacements (smooth fields: a close approximation)
+        target = warp(moving, dense_field(batch["displacement"].to(probs.dtype), h, w, s))
+        ref = "true control-point displacements, interpolated"
+    else:
+        # no truth at all (users' own images): compare with the fixed image itself
+        target, ref = fixed, "fixed image"
+    out["ncc"] = float(masked_ncc(warped, target, fg).mean())
+    out["ncc_reference"] = ref
+    return out
+
+
+def evaluate_model(model: torch.nn.Module, eval_pairs, cfg, *, batch_size: int = 64) -> dict[str, Any]:
+    """Evaluate a trained :class:`~pemd_tutorial.model.RegistrationNet`: F1 and F2 probabilities averaged.
+
+    Args:
+        model: the network (any device; :func:`pemd_tutorial.training.predict` returns CPU tensors).
+        eval_pairs: evaluation view of the test pairs (see :func:`evaluate_probs`).
+        cfg: the configuration.
+        batch_size: prediction batch size.
+
+    Returns:
+        The dict of :func:`evaluate_probs` for ``(p1 + p2) / 2``.
+    """
+    from pemd_tutorial.training import predict
+
+    p1, p2 = predict(model, eval_pairs, batch_size=batch_size)
+    return evaluate_probs(0.5 * (p1 + p2), eval_pairs, cfg)
