@@ -4,6 +4,28 @@ NIfTI loaders. Imports nothing of :mod:`pemd_tutorial`'s model or training code.
 The displacement label grid and every coordinate convention are defined in :mod:`data_utils.grid`.
 """
 
+from data_utils.embedded import (
+    CONTRASTS,
+    RELAXATION_1P5T,
+    SPLITS,
+    EmbeddedSlices,
+    embedded_file_sha256,
+    load_embedded,
+    resize_images,
+    spin_echo,
+)
 from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
 
-__all__ = ["LabelGrid", "at_control_points", "check_control_spacing"]
+__all__ = [
+    "LabelGrid",
+    "at_control_points",
+    "check_control_spacing",
+    "CONTRASTS",
+    "RELAXATION_1P5T",
+    "SPLITS",
+    "EmbeddedSlices",
+    "embedded_file_sha256",
+    "load_embedded",
+    "resize_images",
+    "spin_echo",
+]

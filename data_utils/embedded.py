@@ -1,0 +1,235 @@
+"""The embedded default data: 48 axial slices of the MNI ICBM152 2009a template, T1w real, T2w/PD simulated.
+
+The shipped file ``data_utils/data/mni152_slices.npz`` (built by ``scripts/build_embedded_data.py``
+from the nilearn wheel; provenance, hashes and the McGill copyright notice are in
+``data_utils/data/README.md``) holds, for 48 axial slices of 128 x 128 pixels (1.4375 mm):
+
+* ``t1``: the real T1w template intensities (uint8),
+* ``gm``, ``wm``, ``csf``: tissue probabilities times 255 (CSF = filled brain mask - GM - WM),
+* ``mask``: the brain mask (the template is brain-extracted), ``slice_index``: axial voxel index
+  ``z`` in the MNI volume (MNI z = index - 72 mm), ``split``: 0 train, 1 val, 2 test.
+
+Images have rows running anterior -> posterior and the patient's right on the image's right; pixel
+and displacement conventions are those of :mod:`data_utils.grid`.
+
+**T2w and PD-weighted images** are simulated per pixel with the spin-echo signal equation over the
+three tissues ``t``:
+
+.. math::
+
+    S = \\sum_t p_t \\, PD_t \\, (1 - e^{-TR / T1_t}) \\, e^{-TE / T2_t}
+
+with the BrainWeb 1.5 T tissue parameters (Kwan, Evans & Pike 1999; Cocosco et al. 1997):
+
+=====  ========  ========  ====
+tissue T1 (ms)   T2 (ms)   PD
+=====  ========  ========  ====
+CSF    2569      329       1.00
+GM      833       83       0.86
+WM      500       70       0.77
+=====  ========  ========  ====
+
+Defaults: T2w with TR/TE = 4000/100 ms (CSF > GM > WM), PD-weighted with TR/TE = 4000/15 ms.
+
+**Splits** are by slice position: blocks ``train 8 | val 4 | train 8 | test 8 | train 8 | val 4 |
+train 8`` on a 2 mm raster with 4 mm left out between blocks, so slices of different splits are at
+least 6 mm apart. "val" is for choosing hyper-parameters (lambda), "test" only for the final table.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "RELAXATION_1P5T",
+    "SPLITS",
+    "CONTRASTS",
+    "EmbeddedSlices",
+    "load_embedded",
+    "spin_echo",
+    "resize_images",
+    "embedded_file_sha256",
+]
+
+#: BrainWeb 1.5 T tissue parameters ``tissue: (T1 ms, T2 ms, PD)`` (Kwan et al. 1999, IEEE TMI
+#: 18(11):1085-1097; Cocosco et al. 1997, NeuroImage 5(4):S425).
+RELAXATION_1P5T: dict[str, tuple[float, float, float]] = {
+    "csf": (2569.0, 329.0, 1.00),
+    "gm": (833.0, 83.0, 0.86),
+    "wm": (500.0, 70.0, 0.77),
+}
+SPLITS = ("train", "val", "test", "all")
+CONTRASTS = ("t1", "t2", "pd")
+_SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+_FILE = "mni152_slices.npz"
+
+
+@dataclass
+class EmbeddedSlices:
+    """2D slices with several contrasts.
+
+    Attributes:
+        images: ``contrast -> (N, H, W)`` float32, each contrast scaled to ``[0, 1]`` (by its
+            maximum over all shipped slices, so the scaling does not depend on the split).
+        mask: ``(N, H, W)`` bool, brain (foreground) mask.
+        tissues: ``"gm", "wm", "csf" -> (N, H, W)`` float32 probabilities, or ``None``.
+        slice_index: ``(N,)`` int64, slice position in the source volume (axial voxel index for
+            the embedded data).
+    """
+
+    images: dict[str, torch.Tensor]
+    mask: torch.Tensor
+    tissues: dict[str, torch.Tensor] | None
+    slice_index: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.slice_index.shape[0])
+
+    def select(self, indices: torch.Tensor | list[int]) -> EmbeddedSlices:
+        """A new object holding only the slices ``indices``."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return EmbeddedSlices(
+            images={k: v[idx] for k, v in self.images.items()},
+            mask=self.mask[idx],
+            tissues=None if self.tissues is None else {k: v[idx] for k, v in self.tissues.items()},
+            slice_index=self.slice_index[idx],
+        )
+
+
+def _data_path():
+    return resources.files("data_utils") / "data" / _FILE
+
+
+@functools.lru_cache(maxsize=1)
+def _raw() -> dict[str, np.ndarray]:
+    with resources.as_file(_data_path()) as path, np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def embedded_file_sha256() -> str:
+    """sha256 of the shipped ``.npz`` file (compare with ``data_utils/data/mni152_slices.json``)."""
+    return hashlib.sha256(_data_path().read_bytes()).hexdigest()
+
+
+def recorded_metadata() -> dict:
+    """The provenance record ``data_utils/data/mni152_slices.json``."""
+    return json.loads((resources.files("data_utils") / "data" / "mni152_slices.json").read_text())
+
+
+def spin_echo(
+    tissues: dict[str, torch.Tensor],
+    tr: float,
+    te: float,
+    relaxation: dict[str, tuple[float, float, float]] | None = None,
+) -> torch.Tensor:
+    """Spin-echo signal ``S = sum_t p_t PD_t (1 - exp(-TR/T1_t)) exp(-TE/T2_t)``.
+
+    Args:
+        tissues: ``tissue -> probability map`` of any common shape, e.g. ``(N, H, W)``.
+        tr: repetition time in ms (``> 0``).
+        te: echo time in ms (``>= 0``).
+        relaxation: ``tissue -> (T1 ms, T2 ms, PD)``; default :data:`RELAXATION_1P5T`. Every key
+            of ``tissues`` must be present.
+
+    Returns:
+        The unscaled signal, same shape, dtype and device as the tissue maps.
+    """
+    relaxation = RELAXATION_1P5T if relaxation is None else relaxation
+    if not (tr > 0):
+        raise ValueError(f"spin_echo() 'tr' must be > 0 ms, got {tr!r}")
+    if not (te >= 0):
+        raise ValueError(f"spin_echo() 'te' must be >= 0 ms, got {te!r}")
+    if not tissues:
+        raise ValueError("spin_echo() 'tissues' must not be empty")
+    signal = None
+    for name, p in tissues.items():
+        if name not in relaxation:
+            raise ValueError(f"spin_echo() 'relaxation' has no values for tissue {name!r}")
+        t1, t2, pd = relaxation[name]
+        weight = pd * (1.0 - math.exp(-tr / t1)) * math.exp(-te / t2)
+        signal = p * weight if signal is None else signal + p * weight
+    return signal
+
+
+def resize_images(images: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
+    """Resize ``(N, H, W)`` images to ``(N, size, size)`` (antialiased when shrinking)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    x = images[:, None].float()
+    shrink = size < max(images.shape[-2:])
+    out = F.interpolate(x, size=(size, size), mode=mode, align_corners=False, antialias=shrink)
+    return out[:, 0].to(images.dtype) if images.is_floating_point() else out[:, 0]
+
+
+def load_embedded(
+    split: str = "train",
+    contrasts: tuple[str, ...] | list[str] = ("t1", "t2"),
+    size: int | None = None,
+    with_tissues: bool = False,
+    t2_tr_te: tuple[float, float] = (4000.0, 100.0),
+    pd_tr_te: tuple[float, float] = (4000.0, 15.0),
+    relaxation: dict[str, tuple[float, float, float]] | None = None,
+) -> EmbeddedSlices:
+    """Load the embedded MNI152 slices of one split.
+
+    Args:
+        split: ``"train"`` (32 slices), ``"val"`` (8), ``"test"`` (8) or ``"all"`` (48).
+        contrasts: any of ``"t1"`` (real template), ``"t2"``, ``"pd"`` (spin-echo simulations).
+        size: output side length (e.g. 64); ``None`` keeps 128. Images and tissues are resampled
+            bilinearly with antialiasing, the mask is the resampled mask ``>= 0.5``.
+        with_tissues: also return the GM/WM/CSF probability maps.
+        t2_tr_te, pd_tr_te: ``(TR, TE)`` in ms of the simulated T2w and PD-weighted images.
+        relaxation: tissue parameters for the simulation; default :data:`RELAXATION_1P5T`.
+
+    Returns:
+        :class:`EmbeddedSlices` on the CPU, slices ordered by position (inferior first).
+
+    Example:
+        >>> sl = load_embedded("val", contrasts=("t1", "t2"), size=64)
+        >>> sl.images["t2"].shape, sl.mask.dtype
+        (torch.Size([8, 64, 64]), torch.bool)
+    """
+    if split not in SPLITS:
+        raise ValueError(f"load_embedded() 'split' must be one of {SPLITS}, got {split!r}")
+    if isinstance(contrasts, str):
+        raise ValueError("load_embedded() 'contrasts' must be a sequence of names, e.g. ('t1', 't2')")
+    if not contrasts:
+        raise ValueError("load_embedded() 'contrasts' must not be empty")
+    for c in contrasts:
+        if c not in CONTRASTS:
+            raise ValueError(f"load_embedded() 'contrasts' entries must be in {CONTRASTS}, got {c!r}")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
+        raise ValueError(f"load_embedded() 'size' must be None or an integer >= 8, got {size!r}")
+
+    raw = _raw()
+    keep = np.ones(len(raw["split"]), dtype=bool) if split == "all" else raw["split"] == _SPLIT_CODES[split]
+    tissues_all = {k: torch.from_numpy(raw[k].astype(np.float32) / 255.0) for k in ("gm", "wm", "csf")}
+    images: dict[str, torch.Tensor] = {}
+    for c in contrasts:
+        if c == "t1":
+            full = torch.from_numpy(raw["t1"].astype(np.float32))
+        else:
+            tr, te = t2_tr_te if c == "t2" else pd_tr_te
+            full = spin_echo(tissues_all, tr, te, relaxation)
+        full = full / full.max()  # scale over all slices: independent of the split
+        images[c] = full[torch.from_numpy(keep)].contiguous()
+    mask = torch.from_numpy(raw["mask"][keep].copy())
+    tissues = None
+    if with_tissues:
+        tissues = {k: v[torch.from_numpy(keep)].contiguous() for k, v in tissues_all.items()}
+    if size is not None:
+        images = {k: resize_images(v, size).clamp_(0.0, 1.0) for k, v in images.items()}
+        mask = resize_images(mask.float(), size) >= 0.5
+        if tissues is not None:
+            tissues = {k: resize_images(v, size).clamp_(0.0, 1.0) for k, v in tissues.items()}
+    return EmbeddedSlices(images=images, mask=mask, tissues=tissues,
+                          slice_index=torch.from_numpy(raw["slice_index"][keep].copy()))

@@ -1,0 +1,121 @@
+"""Tests of the embedded MNI152 slices (data_utils.embedded)."""
+
+import json
+from importlib import resources
+
+import pytest
+import torch
+
+from data_utils import RELAXATION_1P5T, embedded_file_sha256, load_embedded, spin_echo
+
+
+def _tissue_means(sl, contrast):
+    t = sl.tissues
+    return {k: float(sl.images[contrast][(t[k] > 0.9) & sl.mask].mean()) for k in ("wm", "gm", "csf")}
+
+
+def test_file_hash_matches_record():
+    meta = json.loads((resources.files("data_utils") / "data" / "mni152_slices.json").read_text())
+    assert embedded_file_sha256() == meta["sha256"]
+    assert meta["bytes"] <= 2 * 1024 * 1024
+
+
+def test_notice_and_citations_ship_beside_the_file():
+    text = (resources.files("data_utils") / "data" / "README.md").read_text()
+    for needle in ("Louis Collins", "McGill University", "Fonov", "Collins", "Kwan"):
+        assert needle in text
+
+
+def test_contrast_order_by_tissue_means():
+    sl = load_embedded("all", contrasts=("t1", "t2", "pd"), with_tissues=True)
+    t1, t2 = _tissue_means(sl, "t1"), _tissue_means(sl, "t2")
+    assert t1["wm"] > t1["gm"] > t1["csf"]
+    assert t2["csf"] > t2["gm"] > t2["wm"]
+    pd = _tissue_means(sl, "pd")
+    assert pd["csf"] > pd["gm"] > pd["wm"]
+
+
+def test_shapes_ranges_and_dtypes():
+    sl = load_embedded("train", contrasts=("t1", "t2"))
+    n = len(sl)
+    assert n == 32
+    for c in ("t1", "t2"):
+        im = sl.images[c]
+        assert im.shape == (n, 128, 128) and im.dtype == torch.float32
+        assert float(im.min()) >= 0.0 and float(im.max()) <= 1.0
+        assert float(im.max()) > 0.5  # not degenerate
+        assert float(im[~sl.mask].mean()) < 0.02  # brain-extracted: dark outside the mask (bar the rim)
+    assert sl.mask.dtype == torch.bool and sl.mask.shape == (n, 128, 128)
+    assert sl.slice_index.dtype == torch.int64
+    assert sl.tissues is None
+
+
+def test_resize_keeps_ranges_and_mask_fraction():
+    big = load_embedded("val", contrasts=("t1",))
+    small = load_embedded("val", contrasts=("t1",), size=64, with_tissues=True)
+    assert small.images["t1"].shape == (8, 64, 64) and small.mask.shape == (8, 64, 64)
+    assert small.tissues["gm"].shape == (8, 64, 64)
+    frac_big, frac_small = big.mask.float().mean(), small.mask.float().mean()
+    assert abs(float(frac_big - frac_small)) < 0.02
+
+
+def test_splits_disjoint_with_gaps():
+    pos = {s: set(load_embedded(s, contrasts=("t1",)).slice_index.tolist()) for s in ("train", "val", "test")}
+    assert (len(pos["train"]), len(pos["val"]), len(pos["test"])) == (32, 8, 8)
+    all_pos = sorted(load_embedded("all", contrasts=("t1",)).slice_index.tolist())
+    assert sorted(pos["train"] | pos["val"] | pos["test"]) == all_pos
+    for a in pos:
+        for b in pos:
+            if a < b:
+                # no slice in two splits and no neighbour (within 4 voxels = 4 mm) either
+                gap = min(abs(x - y) for x in pos[a] for y in pos[b])
+                assert gap >= 6, (a, b, gap)
+
+
+def test_scaling_independent_of_split():
+    a = load_embedded("all", contrasts=("t2",))
+    v = load_embedded("val", contrasts=("t2",))
+    idx = [a.slice_index.tolist().index(z) for z in v.slice_index.tolist()]
+    torch.testing.assert_close(a.images["t2"][idx], v.images["t2"], rtol=0, atol=0)
+
+
+def test_spin_echo_matches_equation_for_pure_tissues():
+    tr, te = 4000.0, 100.0
+    ones = torch.ones(3)
+    for name, (t1, t2, pd) in RELAXATION_1P5T.items():
+        tissues = {k: ones * (k == name) for k in RELAXATION_1P5T}
+        expected = pd * (1 - torch.exp(torch.tensor(-tr / t1))) * torch.exp(torch.tensor(-te / t2))
+        torch.testing.assert_close(spin_echo(tissues, tr, te), ones * expected)
+
+
+def test_te_changes_contrast():
+    sl_short = load_embedded("val", contrasts=("t2",), t2_tr_te=(4000.0, 10.0), with_tissues=True)
+    sl_long = load_embedded("val", contrasts=("t2",), t2_tr_te=(4000.0, 150.0), with_tissues=True)
+    m_s, m_l = _tissue_means(sl_short, "t2"), _tissue_means(sl_long, "t2")
+    assert m_l["csf"] - m_l["wm"] > m_s["csf"] - m_s["wm"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"split": "training"}, "split"),
+        ({"contrasts": ("t1", "flair")}, "contrasts"),
+        ({"contrasts": "t1"}, "contrasts"),
+        ({"contrasts": ()}, "contrasts"),
+        ({"size": 4}, "size"),
+        ({"size": 64.0}, "size"),
+    ],
+)
+def test_load_embedded_validates(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        load_embedded(**kwargs)
+
+
+def test_spin_echo_validates():
+    t = {"gm": torch.ones(2)}
+    with pytest.raises(ValueError, match="'tr'"):
+        spin_echo(t, 0.0, 10.0)
+    with pytest.raises(ValueError, match="'te'"):
+        spin_echo(t, 100.0, -1.0)
+    with pytest.raises(ValueError, match="relaxation"):
+        spin_echo({"fat": torch.ones(2)}, 100.0, 10.0)
