@@ -4,6 +4,7 @@ NIfTI loaders. Imports nothing of :mod:`pemd_tutorial`'s model or training code.
 The displacement label grid and every coordinate convention are defined in :mod:`data_utils.grid`.
 """
 
+from data_utils.deform import identity_grid, random_deformation, smooth_noise, warp
 from data_utils.embedded import (
     CONTRASTS,
     RELAXATION_1P5T,
@@ -15,6 +16,7 @@ from data_utils.embedded import (
     spin_echo,
 )
 from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
+from data_utils.intensity import augment_intensity, bias_field, gamma_jitter, rician_noise
 
 __all__ = [
     "LabelGrid",
@@ -28,4 +30,12 @@ __all__ = [
     "load_embedded",
     "resize_images",
     "spin_echo",
+    "identity_grid",
+    "random_deformation",
+    "smooth_noise",
+    "warp",
+    "augment_intensity",
+    "bias_field",
+    "gamma_jitter",
+    "rician_noise",
 ]
