@@ -68,7 +68,7 @@ def mind_descriptors(
     img: torch.Tensor,
     *,
     patch_radius: int = 1,
-    dilation: int = 2,
+    dilation: int = 1,
     neighbourhood: str = "ssc",
     eps: float = 1e-12,
 ) -> torch.Tensor:

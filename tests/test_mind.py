@@ -73,3 +73,23 @@ def test_bad_arguments():
         mind_cost(img, img, grid, 5)
     with pytest.raises(ValueError, match="'temperature'"):
         mind_probs(img, img, grid, 4, temperature=0.0)
+
+
+def test_baseline_on_embedded_t1w_t2w_pairs_beats_chance_and_identity():
+    from data_utils import at_control_points, load_embedded, random_deformation, warp
+    from pemd_tutorial.evaluate import identity_probs, label_metrics
+
+    sl = load_embedded("val", size=64)
+    t1, t2 = sl.images["t1"][:, None], sl.images["t2"][:, None]
+    g = torch.Generator().manual_seed(0)
+    u = random_deformation(t1.shape[0], 64, 64, max_displacement=6.0, generator=g)
+    fixed = warp(t1, u)  # fixed = T1w warped; moving = T2w unwarped: true label at c = quantise(u(c))
+    grid, s = LabelGrid(radius=4, step=2.0), 4
+    uc = at_control_points(u, s)
+    labels, inside = grid.quantise(uc)
+    valid = at_control_points(sl.mask, s) & inside
+    mind = label_metrics(mind_probs(fixed, t2, grid, s), labels, uc, valid, grid)
+    ident = label_metrics(identity_probs(t1.shape[0], grid, 16, 16), labels, uc, valid, grid)
+    assert mind["accuracy"] > 10.0 / grid.n_labels
+    assert mind["accuracy"] > ident["accuracy"] + 0.15
+    assert mind["epe"] < 0.75 * ident["epe"]
