@@ -1,0 +1,178 @@
+"""The registration network: generator G, correlation layer, and two classifier heads F1, F2.
+
+Data flow for a batch of ``B`` pairs of ``H x W`` images (conventions: :mod:`data_utils.grid`)::
+
+    fixed, moving (B, 1, H, W)
+        -- G (shared weights) -->      features (B, C, H/s, W/s), unit length over C
+        -- correlation layer -->       cost volume V (B, L, Hc, Wc), cosine similarity in [-1, 1]
+        -- F1, F2 (two heads) -->      logits (B, L, Hc, Wc) each; softmax over L
+
+* **G** (:class:`FeatureNet`): per level two 3x3 convolutions with leaky ReLUs; level ``k`` runs at
+  ``1 / 2**k`` of the image size (a stride-2 convolution starts each level), the first level's
+  first convolution is followed by instance normalisation; biases start at zero. A final 1x1
+  convolution and an L2 normalisation over channels give unit feature vectors, so the cost volume
+  (:func:`pemd_tutorial.correlation.cost_volume`, multiplied by ``C``) is a cosine similarity.
+* **F1, F2** (:class:`CostHead`): the cost volume is read as ``L`` channels on the control-point
+  grid; a 1x1 convolution mixes labels (smoothing over neighbouring labels), a 3x3 convolution
+  mixes neighbouring control points (replicate padding), a 1x1 convolution maps back to ``L``
+  logits. A learnable temperature ``tau`` adds the raw cost volume as a residual:
+  ``logits = tau * V + MLP(V)``, so an untrained head starts near "argmax of the correlation",
+  the classical discrete registration (the last 1x1 convolution starts with weights scaled by
+  0.1 and zero bias). The two heads get different random initialisations (MCD
+  needs two different classifiers).
+
+All parameters are created from ``torch.manual_seed(cfg.seed)`` inside a forked RNG, so the same
+seed gives the same network and building one does not disturb the global RNG.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pemd_tutorial.config import Config
+from pemd_tutorial.correlation import cost_volume
+
+__all__ = ["CostHead", "FeatureNet", "RegistrationNet"]
+
+_SLOPE = 0.1
+
+
+class FeatureNet(nn.Module):
+    """Generator G: image ``(B, 1, H, W)`` -> unit features ``(B, C_last, H/s, W/s)``.
+
+    ``s = 2 ** (len(channels) - 1)``. The input is standardised per image (zero mean, unit
+    standard deviation) so that the network does not depend on the intensity scale.
+    """
+
+    def __init__(self, channels: tuple[int, ...]):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for k, c in enumerate(channels):
+            stride = 1 if k == 0 else 2
+            layers += [nn.Conv2d(c_in, c, 3, stride=stride, padding=1)]
+            if k == 0:
+                layers += [nn.InstanceNorm2d(c, affine=True)]
+            layers += [nn.LeakyReLU(_SLOPE), nn.Conv2d(c, c, 3, padding=1), nn.LeakyReLU(_SLOPE)]
+            c_in = c
+        layers += [nn.Conv2d(c_in, c_in, 1)]
+        self.body = nn.Sequential(*layers)
+        for m in self.body:
+            if isinstance(m, nn.Conv2d):  # zero biases: features start input-driven, not constant
+                nn.init.zeros_(m.bias)
+        self.out_channels = c_in
+        self.stride = 2 ** (len(channels) - 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        mean = image.mean(dim=(-2, -1), keepdim=True)
+        std = image.std(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
+        feat = self.body((image - mean) / std)
+        return F.normalize(feat, dim=1, eps=1e-6)
+
+
+class CostHead(nn.Module):
+    """Classifier head F: cost volume ``(B, L, Hc, Wc)`` -> logits ``(B, L, Hc, Wc)``.
+
+    ``logits = exp(log_tau) * V + conv1x1(act(conv3x3(act(conv1x1(V)))))``.
+
+    Args:
+        n_labels: ``L``.
+        hidden: hidden channels.
+        temperature: initial ``tau`` (the residual's scale; ``V`` is a cosine in [-1, 1]).
+    """
+
+    def __init__(self, n_labels: int, hidden: int, temperature: float = 10.0):
+        super().__init__()
+        self.mix_labels = nn.Conv2d(n_labels, hidden, 1)
+        self.mix_points = nn.Conv2d(hidden, hidden, 3, padding=1, padding_mode="replicate")
+        self.out = nn.Conv2d(hidden, n_labels, 1)
+        with torch.no_grad():  # a small correction at first: logits start near tau * V
+            self.out.weight.mul_(0.1)
+            self.out.bias.zero_()
+        self.log_tau = nn.Parameter(torch.tensor(math.log(temperature)))
+
+    def forward(self, cost: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.mix_labels(cost), _SLOPE)
+        h = F.leaky_relu(self.mix_points(h), _SLOPE)
+        return self.log_tau.exp() * cost + self.out(h)
+
+
+class RegistrationNet(nn.Module):
+    """G + correlation layer + two heads (F1, F2).
+
+    Attributes ``generator`` (G), ``head1`` (F1) and ``head2`` (F2) let the training loop give G
+    and the heads separate optimisers.
+
+    Args:
+        cfg: the sizes (``channels``, ``head_channels``, ``radius``/``label_step``,
+            ``control_spacing``, ``metric``) and the initialisation ``seed``.
+
+    Example:
+        >>> cfg = Config(image_size=32, radius=2, channels=(4, 8), head_channels=8)
+        >>> net = RegistrationNet(cfg)
+        >>> x = torch.rand(2, 1, 32, 32)
+        >>> [tuple(t.shape) for t in net(x, x)]
+        [(2, 25, 8, 8), (2, 25, 8, 8)]
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        if not isinstance(cfg, Config):
+            raise ValueError(f"RegistrationNet 'cfg' must be a Config, got {type(cfg).__name__}")
+        self.grid = cfg.grid
+        self.image_size = cfg.image_size
+        self.control_spacing = cfg.control_spacing
+        self.metric = cfg.metric
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.generator = FeatureNet(cfg.channels)
+            self.head1 = CostHead(self.grid.n_labels, cfg.head_channels)
+            self.head2 = CostHead(self.grid.n_labels, cfg.head_channels)
+
+    def _check_images(self, fixed: torch.Tensor, moving: torch.Tensor) -> None:
+        if fixed.dim() != 4 or fixed.shape[1] != 1:
+            raise ValueError(
+                f"RegistrationNet 'fixed' must have shape (B, 1, H, W), got {tuple(fixed.shape)}"
+            )
+        if moving.shape != fixed.shape:
+            raise ValueError(
+                f"RegistrationNet 'moving' must have the shape of 'fixed' {tuple(fixed.shape)}, "
+                f"got {tuple(moving.shape)}"
+            )
+        s = self.generator.stride
+        h, w = fixed.shape[-2:]
+        if h % s or w % s or h % self.control_spacing or w % self.control_spacing:
+            raise ValueError(
+                f"RegistrationNet image size {h}x{w} must be divisible by the feature stride {s} and "
+                f"the control spacing {self.control_spacing}"
+            )
+
+    def cost(self, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+        """G on both images, then the cost volume ``(B, L, Hc, Wc)`` as a cosine similarity."""
+        self._check_images(fixed, moving)
+        b = fixed.shape[0]
+        feats = self.generator(torch.cat([fixed, moving], dim=0))  # one pass, shared weights
+        f_fix, f_mov = feats[:b], feats[b:]
+        vol = cost_volume(f_fix, f_mov, self.grid, self.control_spacing,
+                          feature_stride=self.generator.stride, metric=self.metric)
+        return vol * f_fix.shape[1]  # mean over channels -> sum: cosine of unit vectors
+
+    def classify(self, cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two heads on a cost volume: logits of F1 and F2, each ``(B, L, Hc, Wc)``."""
+        return self.head1(cost), self.head2(cost)
+
+    def forward(self, fixed: torch.Tensor, moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of F1 and F2, each ``(B, L, Hc, Wc)``, for images ``(B, 1, H, W)``."""
+        return self.classify(self.cost(fixed, moving))
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Parameters of G."""
+        return list(self.generator.parameters())
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters of F1 and F2."""
+        return list(self.head1.parameters()) + list(self.head2.parameters())

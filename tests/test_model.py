@@ -1,0 +1,130 @@
+import json
+
+import pytest
+import torch
+
+from pemd_tutorial.config import Config
+from pemd_tutorial.correlation import cost_volume
+from pemd_tutorial.model import RegistrationNet
+
+
+def tiny(**kw) -> Config:
+    base = dict(image_size=32, radius=2, label_step=2.0, control_spacing=4, channels=(4, 8), head_channels=8,
+                batch_size=4, n_train_pairs=8, n_val_pairs=4, n_test_pairs=4)
+    base.update(kw)
+    return Config(**base)
+
+
+@pytest.mark.parametrize("channels,stride", [((4,), 1), ((4, 8), 2), ((4, 8, 8), 4)])
+def test_shapes_and_feature_stride(channels, stride):
+    cfg = tiny(channels=channels)
+    assert cfg.feature_stride == stride
+    net = RegistrationNet(cfg)
+    x = torch.rand(3, 1, 32, 32)
+    feats = net.generator(x)
+    assert feats.shape == (3, channels[-1], 32 // stride, 32 // stride)
+    torch.testing.assert_close(feats.norm(dim=1), torch.ones(3, 32 // stride, 32 // stride))
+    cost = net.cost(x, torch.rand(3, 1, 32, 32))
+    assert cost.shape == (3, 25, 8, 8)
+    assert cost.abs().max() <= 1 + 1e-5  # cosine of unit vectors
+    l1, l2 = net(x, x)
+    assert l1.shape == l2.shape == (3, 25, 8, 8)
+
+
+def test_cost_is_scaled_correlation_of_generator_features():
+    cfg = tiny()
+    net = RegistrationNet(cfg)
+    f, m = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
+    ref = cost_volume(net.generator(f), net.generator(m), cfg.grid, 4, feature_stride=2) * 8
+    torch.testing.assert_close(net.cost(f, m), ref, rtol=0, atol=1e-6)
+
+
+def test_untrained_head_is_near_argmax_of_correlation():
+    # the residual tau * V dominates at initialisation: identical images -> zero displacement label
+    cfg = tiny(channels=(8, 16))
+    net = RegistrationNet(cfg)
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 36, 36, generator=g), 5, stride=1)
+    cost = net.cost(x, torch.roll(x, (1, 2), dims=(-2, -1)))
+    l1, l2 = net.classify(cost)
+    for logits in (l1, l2):
+        assert (logits.argmax(1) == cost.argmax(1)).float().mean() > 0.8
+    assert not torch.equal(l1, l2)
+
+
+def test_heads_differ_and_same_seed_same_network():
+    a, b, c = RegistrationNet(tiny(seed=0)), RegistrationNet(tiny(seed=0)), RegistrationNet(tiny(seed=1))
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb)
+    assert not torch.equal(a.head1.out.weight, a.head2.out.weight)
+    assert not torch.equal(a.generator.body[0].weight, c.generator.body[0].weight)
+
+
+def test_building_does_not_touch_global_rng():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    RegistrationNet(tiny())
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_parameter_groups_partition_the_model():
+    net = RegistrationNet(tiny())
+    g = {id(p) for p in net.generator_parameters()}
+    h = {id(p) for p in net.head_parameters()}
+    assert not g & h
+    assert g | h == {id(p) for p in net.parameters()}
+
+
+def test_model_errors():
+    net = RegistrationNet(tiny())
+    with pytest.raises(ValueError, match="'fixed'"):
+        net(torch.rand(2, 2, 32, 32), torch.rand(2, 2, 32, 32))
+    with pytest.raises(ValueError, match="'moving'"):
+        net(torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 28))
+    with pytest.raises(ValueError, match="divisible"):
+        net(torch.rand(2, 1, 30, 30), torch.rand(2, 1, 30, 30))
+    with pytest.raises(ValueError, match="'cfg'"):
+        RegistrationNet({"image_size": 32})
+
+
+def test_config_round_trip_and_profiles():
+    for cfg in (Config(), Config.quick(), Config.full(device="cpu"), tiny(lambdas={"pemd": 0.5})):
+        d = cfg.to_dict()
+        assert Config.from_dict(json.loads(json.dumps(d))) == cfg
+    q = Config.quick(seed=5)
+    assert q.seed == 5 and q.device == "cpu"
+    assert q.grid.n_labels == 81 and q.control_shape == (16, 16)
+
+
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        (dict(control_spacing=5), "control_spacing"),
+        (dict(radius=8, label_step=2.0), "radius"),
+        (dict(image_size=36, channels=(4, 8, 8, 8)), "feature stride"),
+        (dict(radius=0), "radius"),
+        (dict(label_step=-1.0), "label_step"),
+        (dict(channels=()), "channels"),
+        (dict(lambdas={"kl": 1.0}), "lambdas"),
+        (dict(lambdas={"pemd": -1.0}), "lambdas"),
+        (dict(metric="cos"), "metric"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(num_k=0), "num_k"),
+        (dict(lr=0.0), "lr"),
+        (dict(device="nonsense"), "device"),
+        (dict(max_displacement=-2.0), "max_displacement"),
+    ],
+)
+def test_config_rejects_impossible_values(changes, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**changes)
+
+
+def test_config_from_dict_unknown_field_and_lam():
+    with pytest.raises(ValueError, match="unknown fields"):
+        Config.from_dict({"image_sise": 64})
+    with pytest.raises(ValueError, match="'discrepancy'"):
+        tiny().lam("kl")
+    with pytest.raises(ValueError, match="no value"):
+        tiny(lambdas={"pemd": 1.0}).lam("swd")
