@@ -4,7 +4,7 @@ NIfTI loaders. Imports nothing of :mod:`pemd_tutorial`'s model or training code.
 The displacement label grid and every coordinate convention are defined in :mod:`data_utils.grid`.
 """
 
-from data_utils.deform import identity_grid, random_deformation, smooth_noise, warp
+from data_utils.deform import identity_grid, jacobian_determinant, random_deformation, smooth_noise, warp
 from data_utils.embedded import (
     CONTRASTS,
     RELAXATION_1P5T,
@@ -17,6 +17,15 @@ from data_utils.embedded import (
 )
 from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
 from data_utils.intensity import augment_intensity, bias_field, gamma_jitter, rician_noise
+from data_utils.pairs import (
+    DOMAINS,
+    EVALUATION_SEEDS,
+    GROUND_TRUTH_KEYS,
+    PairDataset,
+    evaluation_pairs,
+    iterate_batches,
+    make_pairs,
+)
 
 __all__ = [
     "LabelGrid",
@@ -31,6 +40,7 @@ __all__ = [
     "resize_images",
     "spin_echo",
     "identity_grid",
+    "jacobian_determinant",
     "random_deformation",
     "smooth_noise",
     "warp",
@@ -38,4 +48,11 @@ __all__ = [
     "bias_field",
     "gamma_jitter",
     "rician_noise",
+    "DOMAINS",
+    "EVALUATION_SEEDS",
+    "GROUND_TRUTH_KEYS",
+    "PairDataset",
+    "evaluation_pairs",
+    "iterate_batches",
+    "make_pairs",
 ]

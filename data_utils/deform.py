@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["random_deformation", "smooth_noise", "warp", "identity_grid"]
+__all__ = ["random_deformation", "smooth_noise", "warp", "identity_grid", "jacobian_determinant"]
 
 
 def _check_generator(generator: torch.Generator | None, name: str) -> None:
@@ -41,16 +41,21 @@ def smooth_noise(
     on the generator's device (CPU if ``generator`` is ``None``) and moved to ``device`` after.
     """
     _check_generator(generator, "smooth_noise")
+    dense = _smooth_dense(batch, channels, height, width, spacing, generator, "smooth_noise")
+    peak = dense.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+    out = dense / peak
+    return out.to(device=device if device is not None else dense.device, dtype=dtype)
+
+
+def _smooth_dense(batch, channels, height, width, spacing, generator, fn: str) -> torch.Tensor:
+    """Bicubically upsampled standard normal lattice, float64 on the generator's device."""
     if not (spacing >= 1.0):
-        raise ValueError(f"smooth_noise() 'spacing' must be >= 1 pixel, got {spacing!r}")
+        raise ValueError(f"{fn}() 'smoothness'/'spacing' must be >= 1 pixel, got {spacing!r}")
     nh = max(2, round(height / spacing) + 1)
     nw = max(2, round(width / spacing) + 1)
     gen_device = generator.device if generator is not None else torch.device("cpu")
     coarse = torch.randn(batch, channels, nh, nw, generator=generator, device=gen_device, dtype=torch.float64)
-    dense = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)
-    peak = dense.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
-    out = dense / peak
-    return out.to(device=device if device is not None else gen_device, dtype=dtype)
+    return F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)
 
 
 def random_deformation(
@@ -58,19 +63,31 @@ def random_deformation(
     height: int,
     width: int,
     max_displacement: float = 6.0,
-    smoothness: float = 16.0,
+    smoothness: float = 24.0,
     generator: torch.Generator | None = None,
     device=None,
     dtype: torch.dtype = torch.float32,
     min_fraction: float = 0.5,
+    min_jacobian: float | None = 0.2,
 ) -> torch.Tensor:
-    """Smooth random displacement fields in pixels.
+    """Smooth random displacement fields in pixels, bounded and free of folding.
 
-    Each field is :func:`smooth_noise` (2 channels, node spacing ``smoothness`` pixels) times an
-    amplitude ``a * max_displacement`` with ``a ~ U(min_fraction, 1)`` drawn per sample, so every
-    component satisfies ``|dx|, |dy| <= max_displacement`` everywhere (the Chebyshev bound that
-    matches the square label grid) and the largest component of each field equals
-    ``a * max_displacement``.
+    A standard normal lattice with ``smoothness`` pixels between nodes is upsampled bicubically to
+    ``z`` of shape ``(B, 2, H, W)``, scaled to unit root-mean-square per sample, and mapped through
+
+    .. math::
+
+        u = a \\, m \\, \\tanh(z), \\qquad a \\sim U(\\text{min\\_fraction}, 1)
+
+    with ``m = max_displacement`` and ``a`` drawn per sample. The ``tanh`` keeps the field smooth
+    while bounding every component: ``|dx|, |dy| < a m <= m`` everywhere (the Chebyshev bound that
+    matches the square label grid), and it spreads the displacements over the whole range instead
+    of concentrating them near zero.
+
+    No folding: where ``min_jacobian`` is not ``None``, a field whose Jacobian determinant
+    ``det(I + grad u)`` (central differences) drops below ``min_jacobian`` somewhere is scaled down
+    by the largest factor ``s < 1`` that keeps ``det(I + s grad u) >= min_jacobian`` everywhere
+    (per pixel a quadratic in ``s``; its smallest positive root is solved exactly).
 
     Args:
         batch, height, width: output size ``(B, 2, H, W)``.
@@ -79,6 +96,8 @@ def random_deformation(
         generator: source of randomness; the same seed gives the same fields.
         device, dtype: of the result (random numbers are drawn on the generator's device).
         min_fraction: lower end of the random amplitude fraction, in ``[0, 1]``.
+        min_jacobian: smallest allowed Jacobian determinant, in ``(0, 1)``; ``None`` switches the
+            folding check off.
 
     Returns:
         ``(B, 2, H, W)`` displacements ``(dx, dy)`` in pixels (see :mod:`data_utils.grid`).
@@ -97,15 +116,70 @@ def random_deformation(
         raise ValueError(
             f"random_deformation() 'max_displacement' must be >= 0 pixels, got {max_displacement!r}"
         )
-    if not (smoothness >= 1.0):
-        raise ValueError(f"random_deformation() 'smoothness' must be >= 1 pixel, got {smoothness!r}")
+    if min_jacobian is not None and not (0.0 < min_jacobian < 1.0):
+        raise ValueError(
+            f"random_deformation() 'min_jacobian' must lie in (0, 1) or be None, got {min_jacobian!r}"
+        )
     if not (0.0 <= min_fraction <= 1.0):
         raise ValueError(f"random_deformation() 'min_fraction' must lie in [0, 1], got {min_fraction!r}")
-    noise = smooth_noise(batch, 2, height, width, smoothness, generator=generator, dtype=torch.float64)
-    amp = torch.rand(batch, 1, 1, 1, generator=generator, device=noise.device, dtype=torch.float64)
+    z = _smooth_dense(batch, 2, height, width, smoothness, generator, "random_deformation")
+    z = z / z.square().mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
+    amp = torch.rand(batch, 1, 1, 1, generator=generator, device=z.device, dtype=torch.float64)
     amp = (min_fraction + (1.0 - min_fraction) * amp) * float(max_displacement)
-    field = noise * amp
-    return field.to(device=device if device is not None else noise.device, dtype=dtype)
+    field = amp * torch.tanh(z)
+    if min_jacobian is not None:
+        field = field * _fold_free_scale(field, float(min_jacobian))
+    return field.to(device=device if device is not None else z.device, dtype=dtype)
+
+
+def _central_differences(field: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(d/dx, d/dy)`` of ``(B, C, H, W)``: central inside, one-sided at the borders (H, W >= 2)."""
+    gx = torch.empty_like(field)
+    gy = torch.empty_like(field)
+    gx[..., 1:-1] = (field[..., 2:] - field[..., :-2]) * 0.5
+    gx[..., 0] = field[..., 1] - field[..., 0]
+    gx[..., -1] = field[..., -1] - field[..., -2]
+    gy[..., 1:-1, :] = (field[..., 2:, :] - field[..., :-2, :]) * 0.5
+    gy[..., 0, :] = field[..., 1, :] - field[..., 0, :]
+    gy[..., -1, :] = field[..., -1, :] - field[..., -2, :]
+    return gx, gy
+
+
+def jacobian_determinant(field: torch.Tensor) -> torch.Tensor:
+    """``det(I + grad u)`` of ``(B, 2, H, W)`` pixel fields by central differences: ``(B, H, W)``."""
+    if field.dim() != 4 or field.shape[1] != 2 or min(field.shape[-2:]) < 2:
+        raise ValueError(
+            f"jacobian_determinant() 'field' must have shape (B, 2, H>=2, W>=2), got {tuple(field.shape)}"
+        )
+    gx, gy = _central_differences(field)
+    return (1 + gx[:, 0]) * (1 + gy[:, 1]) - gy[:, 0] * gx[:, 1]
+
+
+def _fold_free_scale(field: torch.Tensor, c: float) -> torch.Tensor:
+    """Per-sample factor ``s in (0, 1]`` with ``det(I + s grad u) >= c`` everywhere, ``(B, 1, 1, 1)``.
+
+    ``det(I + s G) = 1 + s tr(G) + s^2 det(G)``; the first ``s > 0`` where it equals ``c`` bounds
+    the admissible scale.
+    """
+    if min(field.shape[-2:]) < 2:
+        return torch.ones(field.shape[0], 1, 1, 1, dtype=field.dtype, device=field.device)
+    gx, gy = _central_differences(field)
+    t = gx[:, 0] + gy[:, 1]
+    d = gx[:, 0] * gy[:, 1] - gy[:, 0] * gx[:, 1]
+    k = 1.0 - c  # solve d s^2 + t s + k = 0 for the smallest positive s
+    inf = torch.full_like(t, float("inf"))
+    lin = torch.where(t < 0, -k / t.clamp(max=-1e-300), inf)
+    disc = t * t - 4.0 * d * k
+    sq = disc.clamp_min(0).sqrt()
+    safe_d = torch.where(d.abs() > 1e-12, d, torch.ones_like(d))
+    r1 = (-t - sq) / (2 * safe_d)
+    r2 = (-t + sq) / (2 * safe_d)
+    r1 = torch.where(r1 > 0, r1, inf)
+    r2 = torch.where(r2 > 0, r2, inf)
+    quad = torch.where(disc >= 0, torch.minimum(r1, r2), inf)
+    root = torch.where(d.abs() > 1e-12, quad, lin)
+    s = root.amin(dim=(1, 2)).mul(0.999).clamp(max=1.0)
+    return s.view(-1, 1, 1, 1)
 
 
 def identity_grid(height: int, width: int, device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:

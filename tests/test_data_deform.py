@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from data_utils import augment_intensity, random_deformation, warp
-from data_utils.deform import smooth_noise
+from data_utils.deform import jacobian_determinant, smooth_noise
 from data_utils.intensity import bias_field, gamma_jitter, rician_noise
 
 
@@ -60,14 +60,36 @@ def test_random_deformation_bounds_shape_and_smoothness():
     u = random_deformation(8, 64, 48, max_displacement=5.0, smoothness=16.0, generator=g)
     assert u.shape == (8, 2, 64, 48) and u.dtype == torch.float32
     peak = u.abs().amax(dim=(1, 2, 3))
-    assert bool((peak <= 5.0 + 1e-5).all()) and bool((peak >= 2.5 - 1e-5).all())
-    # smooth: neighbouring pixels differ by far less than the amplitude
-    assert float((u[..., 1:, :] - u[..., :-1, :]).abs().max()) < 0.25 * 5.0
+    assert bool((peak <= 5.0).all()) and bool((peak >= 0.3 * 5.0).all())
+    # no folding: the Jacobian determinant stays above the default bound 0.2
+    assert float(jacobian_determinant(u.double()).min()) >= 0.2 - 1e-4
     rough = random_deformation(8, 64, 48, 5.0, smoothness=2.0, generator=torch.Generator().manual_seed(3))
     def roughness(f):
         return (f[..., 1:, :] - f[..., :-1, :]).abs().mean()
 
     assert roughness(rough) > roughness(u)
+
+
+def test_fold_check_only_shrinks_folding_fields():
+    kw = {"max_displacement": 6.0, "smoothness": 21.0}
+    raw = random_deformation(16, 64, 64, generator=torch.Generator().manual_seed(2), min_jacobian=None, **kw)
+    safe = random_deformation(16, 64, 64, generator=torch.Generator().manual_seed(2), **kw)
+    folded = jacobian_determinant(raw.double()).amin(dim=(1, 2)) < 0.2
+    assert bool(folded.any()) and not bool(folded.all())  # the fixture exercises both cases
+    torch.testing.assert_close(safe[~folded], raw[~folded], rtol=0, atol=0)
+    ratio = safe[folded].abs().amax(dim=(1, 2, 3)) / raw[folded].abs().amax(dim=(1, 2, 3))
+    assert bool((ratio < 1).all())
+    # scaled, not reshaped: safe = s * raw for one s per field
+    s = (safe[folded] * raw[folded]).sum(dim=(1, 2, 3)) / raw[folded].square().sum(dim=(1, 2, 3))
+    torch.testing.assert_close(safe[folded], s.view(-1, 1, 1, 1) * raw[folded], rtol=0, atol=1e-5)
+
+
+def test_jacobian_of_affine_field():
+    yy, xx = torch.meshgrid(torch.arange(8.0), torch.arange(9.0), indexing="ij")
+    u = torch.stack([0.5 * xx + 0.1 * yy, -0.2 * xx + 0.3 * yy])[None].double()
+    expected = (1 + 0.5) * (1 + 0.3) - 0.1 * (-0.2)
+    want = torch.full((1, 8, 9), expected, dtype=torch.float64)
+    torch.testing.assert_close(jacobian_determinant(u), want, rtol=0, atol=1e-6)
 
 
 def test_random_deformation_seeded():
@@ -101,6 +123,7 @@ def test_random_deformation_cuda_matches_cpu():
         ({"max_displacement": -1.0}, "max_displacement"),
         ({"smoothness": 0.5}, "smoothness"),
         ({"min_fraction": 1.5}, "min_fraction"),
+        ({"min_jacobian": 1.0}, "min_jacobian"),
         ({"generator": 3}, "generator"),
     ],
 )
