@@ -1,0 +1,285 @@
+"""Reports of the main job: ``results.json``, ``results.md`` and three figures.
+
+* ``results.json``: the results dict of :func:`pemd_tutorial.experiment.run_experiment` (config,
+  per-seed and summarised numbers, training logs, machine, date, wall time), without the arrays
+  kept for the figures.
+* ``results.md``: a Markdown table ``mean ± std`` per method (:func:`results_markdown`).
+* ``accuracy.png``: target label accuracy per method, bars = mean ± std, dots = seeds.
+* ``examples.png``: target test pairs: fixed, moving, the moving image warped by the true field
+  and by every method's expected displacement, with the control-point displacements as arrows.
+* ``distributions.png``: F1 and F2 label histograms at a few control points of one target test
+  pair, before (source only) and after adaptation (MCD-pEMD), with the true displacement marked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+
+from data_utils.grid import LabelGrid
+
+__all__ = ["plot_accuracy", "plot_distributions", "plot_examples", "results_markdown", "write_report"]
+
+DPI = 90
+# (key, header, scale, decimals)
+_COLUMNS = (
+    ("accuracy", "target acc. (%)", 100.0, 1),
+    ("within_one", "within one (%)", 100.0, 1),
+    ("epe", "EPE (px)", 1.0, 2),
+    ("ncc", "NCC after warp", 1.0, 3),
+    ("source_accuracy", "source acc. (%)", 100.0, 1),
+)
+
+
+def _fmt(mean: float | None, std: float | None, scale: float, decimals: int) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "n/a"
+    s = f"{mean * scale:.{decimals}f}"
+    if std is not None and not math.isnan(std):
+        s += f" ± {std * scale:.{decimals}f}"
+    return s
+
+
+def results_markdown(results: Mapping[str, Any]) -> str:
+    """The Markdown report: a short header (date, machine, command, wall time) and the table.
+
+    Args:
+        results: the dict of :func:`~pemd_tutorial.experiment.run_experiment`.
+
+    Returns:
+        Markdown text; one row per method, ``mean ± std`` over the seeds.
+    """
+    summary = results["summary"]
+    names = results.get("method_names", {})
+    cfg = results.get("config", {})
+    m = results.get("machine", {})
+    hw = m.get("gpu") or f"CPU ({m.get('cpu_count')} cores, {m.get('torch_threads')} torch threads)"
+    radius = int(cfg.get("radius", 0))
+    chance = 100 * results.get("chance", float("nan"))
+    data = results.get("data", {})
+    lines = [
+        "# pemd-tutorial: target-domain registration results",
+        "",
+        f"- date (UTC): {results.get('date')}; wall time: {results.get('wall_time_s', float('nan')):.0f} s",
+        f"- machine: {hw}; device `{m.get('device')}`; torch {m.get('torch')}; Python {m.get('python')}",
+        f"- command: `{results.get('command')}`",
+        f"- seeds: {results.get('seeds')}; data: {data.get('target')}",
+        f"- image {cfg.get('image_size')} px, label grid R={radius} step {cfg.get('label_step')} px "
+        f"(L={(2 * radius + 1) ** 2}, chance {chance:.1f} %), "
+        f"control spacing {cfg.get('control_spacing')} px, {data.get('n_test_pairs')} test pairs",
+        f"- λ per discrepancy: {cfg.get('lambdas')}; num_k = {cfg.get('num_k')}; steps source/adapt/oracle = "
+        f"{cfg.get('source_steps')}/{cfg.get('adapt_steps')}/{cfg.get('oracle_steps')}",
+        "",
+        "| method | " + " | ".join(h for _, h, _, _ in _COLUMNS) + " |",
+        "|---|" + "---:|" * len(_COLUMNS),
+    ]
+    for method in results["methods"]:
+        s = summary[method]
+        cells = [_fmt(s.get(k), s.get(k + "_std"), sc, d) for k, _, sc, d in _COLUMNS]
+        lines.append(f"| {names.get(method, method)} | " + " | ".join(cells) + " |")
+    lines += ["", *[f"- {n}" for n in results.get("notes", [])], ""]
+    return "\n".join(lines)
+
+
+def plot_accuracy(results: Mapping[str, Any], metric: str = "accuracy") -> Figure:
+    """Bars of ``metric`` (mean ± std over seeds) per method; every seed a dot; chance a line."""
+    methods = list(results["methods"])
+    summary, per_seed = results["summary"], results["per_seed"]
+    scale = 100.0 if metric in ("accuracy", "within_one", "source_accuracy") else 1.0
+    fig, ax = plt.subplots(figsize=(1.0 * len(methods) + 1.6, 3.0))
+    x = range(len(methods))
+    means = [scale * summary[m].get(metric, float("nan")) for m in methods]
+    stds = [scale * summary[m].get(metric + "_std", 0.0) for m in methods]
+    ax.bar(x, means, yerr=stds, color=[f"C{i}" for i in x], alpha=0.75, capsize=3)
+    for i, m in enumerate(methods):
+        vals = [scale * r[metric] for r in per_seed[m] if r.get(metric) is not None]
+        offs = [(k - (len(vals) - 1) / 2) * 0.12 for k in range(len(vals))]
+        ax.plot([i + o for o in offs], vals, "o", color="k", ms=3)
+    if metric == "accuracy" and "chance" in results:
+        ax.axhline(scale * results["chance"], color="grey", ls=":", lw=1, label="chance")
+        ax.legend(fontsize=8, loc="upper left")
+    names = results.get("method_names", {})
+    ax.set_xticks(list(x), [names.get(m, m).split(" (")[0] for m in methods], rotation=30, ha="right",
+                  fontsize=8)
+    ax.set_ylabel(f"target {metric}" + (" (%)" if scale == 100.0 else ""))
+    ax.set_title(f"target test pairs, {len(results['seeds'])} seed(s)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_examples(
+    batch: Mapping[str, torch.Tensor],
+    probs: Mapping[str, torch.Tensor],
+    grid: LabelGrid,
+    control_spacing: int,
+    names: Mapping[str, str] | None = None,
+    n_rows: int = 3,
+) -> Figure:
+    """Example registrations of target test pairs.
+
+    Args:
+        batch: evaluation-view batch (``"fixed"``, ``"moving"`` ``(N, 1, H, W)``, ``"displacement"``
+            ``(N, 2, Hc, Wc)`` and optionally the dense ``"field"``).
+        probs: method -> ``(N, L, Hc, Wc)`` probabilities for the same pairs.
+        grid: the label grid.
+        control_spacing: control-point spacing in pixels.
+        names: optional display names.
+        n_rows: pairs shown.
+
+    Returns:
+        A figure with columns fixed | moving | warped by the truth | warped by each method; arrows
+        are the (expected) displacements at the control points.
+    """
+    from data_utils import warp
+    from pemd_tutorial.correlation import control_point_coordinates
+    from pemd_tutorial.evaluate import dense_field
+
+    names = names or {}
+    fixed, moving = batch["fixed"].float(), batch["moving"].float()
+    n = min(n_rows, fixed.shape[0])
+    h, w = fixed.shape[-2:]
+    true_cp = batch["displacement"].float()
+    true_dense = batch["field"].float() if "field" in batch else dense_field(true_cp, h, w, control_spacing)
+    columns: list[tuple[str, torch.Tensor | None, torch.Tensor | None]] = [
+        ("fixed", fixed, None), ("moving", moving, None), ("truth", warp(moving, true_dense), true_cp),
+    ]
+    for m, p in probs.items():
+        cp = grid.expected_displacement(p[:n].float())
+        warped = warp(moving[:n], dense_field(cp, h, w, control_spacing))
+        columns.append((names.get(m, m).split(" (")[0], warped, cp))
+    fig, axes = plt.subplots(n, len(columns), figsize=(1.55 * len(columns), 1.6 * n + 0.3), squeeze=False)
+    step = max(1, (h // control_spacing) // 8)  # at most ~8x8 arrows per panel
+    xy = control_point_coordinates(h, w, control_spacing)[::step, ::step].numpy()  # (hc', wc', 2) pixels
+    for r in range(n):
+        for c, (title, img, cp) in enumerate(columns):
+            ax = axes[r, c]
+            ax.imshow(img[r, 0].cpu().numpy(), cmap="gray", interpolation="nearest")
+            if cp is not None:
+                d = cp[r, :, ::step, ::step].detach().cpu().numpy()
+                # angles="xy" with the image's downward y axis draws (dx, dy) in pixel coordinates
+                ax.quiver(xy[..., 0], xy[..., 1], d[0], d[1], color="yellow", angles="xy", scale_units="xy",
+                          scale=1.0, width=0.006)
+            ax.set_xlim(-0.5, w - 0.5)
+            ax.set_ylim(h - 0.5, -0.5)
+            ax.axis("off")
+            if r == 0:
+                ax.set_title(title, fontsize=8)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def plot_distributions(
+    heads: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
+    grid: LabelGrid,
+    points: list[tuple[int, int]],
+    truth: torch.Tensor | None = None,
+) -> Figure:
+    """F1/F2 label histograms at a few control points, one row per point, one column per head and method.
+
+    Args:
+        heads: method -> ``(p1, p2)`` with ``p1, p2`` of shape ``(1, L, Hc, Wc)`` (one pair).
+        grid: the label grid.
+        points: ``(row, col)`` control points to show.
+        truth: optional ``(2, Hc, Wc)`` true displacement (pixels), marked with a cross.
+
+    Returns:
+        The figure (shared colour scale per row).
+    """
+    from pemd_tutorial.viz import plot_histogram
+
+    cols = [(f"{m} F{k + 1}", pq[k][0]) for m, pq in heads.items() for k in range(2)]
+    fig, axes = plt.subplots(len(points), len(cols), figsize=(1.9 * len(cols), 1.9 * len(points) + 0.2),
+                             squeeze=False)
+    for r, (a, b) in enumerate(points):
+        vmax = max(float(p[:, a, b].max()) for _, p in cols)
+        mark = None if truth is None else (float(truth[0, a, b]), float(truth[1, a, b]))
+        for c, (title, p) in enumerate(cols):
+            ax = axes[r, c]
+            label = f"{title}\npoint ({a}, {b})" if r == 0 else f"({a}, {b})"
+            plot_histogram(ax, p[:, a, b], grid, title=label, vmax=vmax, mark=mark)
+            ax.tick_params(labelsize=6)
+            ax.xaxis.label.set_size(7)
+            ax.yaxis.label.set_size(7)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def _pick_points(batch: Mapping[str, torch.Tensor], k: int = 3) -> list[tuple[int, int]]:
+    """``k`` foreground control points of pair 0 with the largest true displacements (spread out)."""
+    valid = (batch["mask"][0] & batch["inside"][0]) if "inside" in batch else batch["mask"][0]
+    mag = batch["displacement"][0].norm(dim=0).masked_fill(~valid, -1.0)
+    order = torch.argsort(mag.reshape(-1), descending=True)
+    wc = mag.shape[1]
+    chosen: list[tuple[int, int]] = []
+    for idx in order.tolist():
+        a, b = divmod(idx, wc)
+        if mag[a, b] < 0:
+            break
+        if all(max(abs(a - p), abs(b - q)) >= 3 for p, q in chosen):
+            chosen.append((a, b))
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    return x
+
+
+def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``results.json``, ``results.md`` and the figures into ``out_dir`` (created).
+
+    Returns:
+        name -> path of every file written (figures whose data is missing are skipped).
+    """
+    from data_utils.grid import LabelGrid
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    payload = {k: v for k, v in results.items() if k != "figures_data"}
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(_jsonable(payload), indent=1, allow_nan=False))
+    os.replace(tmp, out / "results.json")
+    written["results.json"] = out / "results.json"
+    (out / "results.md").write_text(results_markdown(results))
+    written["results.md"] = out / "results.md"
+
+    def save(fig: Figure, name: str) -> None:
+        fig.savefig(out / name, dpi=DPI)
+        plt.close(fig)
+        written[name] = out / name
+
+    save(plot_accuracy(results), "accuracy.png")
+    cfg = results["config"]
+    grid = LabelGrid(int(cfg["radius"]), float(cfg["label_step"]))
+    fd = results.get("figures_data") or {}
+    names = results.get("method_names", {})
+    if fd.get("probs"):
+        fig = plot_examples(fd["test_batch"], fd["probs"], grid, int(cfg["control_spacing"]), names)
+        save(fig, "examples.png")
+    heads = fd.get("heads") or {}
+    after = next((m for m in ("mcd_pemd", "mcd_swd", "mcd_l1") if m in heads), None)
+    if "source" in heads and after is not None:
+        sel = {"source-only": heads["source"], names.get(after, after): heads[after]}
+        points = _pick_points(fd["test_batch"])
+        if points:
+            fig = plot_distributions(sel, grid, points, fd["test_batch"]["displacement"][0])
+            save(fig, "distributions.png")
+    return written
