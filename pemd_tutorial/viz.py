@@ -2,8 +2,9 @@
 
 Everything here is plain matplotlib on tensors (or arrays): a ``plot_*`` function draws and returns
 its :class:`~matplotlib.figure.Figure` (the caller shows or saves it), and the ``*Explorer`` classes
-are the callables that ``ipywidgets.interact`` calls with a slider value; they draw, call
-``plt.show()`` and keep what they drew in ``last_figure`` (and the numbers behind it) for checks.
+hold the data of a widget, and their ``show`` method is what ``ipywidgets.interact`` calls with a
+slider value: it draws, calls ``plt.show()`` and keeps what it drew in ``last_figure`` (and the
+numbers behind it) for the notebook's checks.
 
 Conventions are those of :mod:`data_utils.grid`: a label histogram has shape ``(L,)`` or
 ``(2R + 1, 2R + 1)`` with the last axis along ``x`` and the second-last along ``y``; displacements are
@@ -262,7 +263,7 @@ def plot_projection_pair(p: torch.Tensor, q: torch.Tensor, grid: LabelGrid, angl
 
 
 class ProjectionExplorer:
-    """Widget callback: ``interact(ProjectionExplorer(p, grid), angle=IntSlider(...))``.
+    """Widget callback: ``interact(ProjectionExplorer(p, grid).show, angle=IntSlider(...))``.
 
     Each call draws :func:`plot_projection` at the new angle and shows it; ``last_figure`` and
     ``last_projection`` (``(positions, masses)``) hold what was drawn.
@@ -275,7 +276,7 @@ class ProjectionExplorer:
         self.last_figure: Figure | None = None
         self.last_projection: tuple[np.ndarray, np.ndarray] | None = None
 
-    def __call__(self, angle: float = 0.0) -> None:
+    def show(self, angle: float = 0.0) -> None:
         self.last_projection = project(self.p, self.grid, float(angle))
         self.last_figure = plot_projection(self.p, self.grid, float(angle))
         plt.show()
@@ -430,7 +431,7 @@ class ShiftExplorer:
         self.last_figure: Figure | None = None
         self.last_values: dict[str, float] | None = None
 
-    def __call__(self, shift: float = 0.0) -> None:
+    def show(self, shift: float = 0.0) -> None:
         x = self.curves["shift"]
         i = int(np.argmin(np.abs(x - shift)))
         self.last_values = {k: float(v[i]) for k, v in self.curves.items()}
@@ -513,7 +514,7 @@ def plot_modalities(images: Mapping[str, torch.Tensor | np.ndarray], title: str 
 
 
 class SliceExplorer:
-    """Widget callback: ``interact(SliceExplorer({"T1w": t1, ...}), index=IntSlider(...))``.
+    """Widget callback: ``interact(SliceExplorer({"T1w": t1, ...}).show, index=IntSlider(...))``.
 
     Args:
         volumes: name -> a stack of slices ``(S, H, W)`` (or ``(S, 1, H, W)``); all with equal ``S``.
@@ -527,7 +528,7 @@ class SliceExplorer:
         self.n_slices = next(iter(sizes.values()))
         self.last_figure: Figure | None = None
 
-    def __call__(self, index: int = 0) -> None:
+    def show(self, index: int = 0) -> None:
         if not 0 <= index < self.n_slices:
             raise ValueError(f"SliceExplorer 'index' must lie in [0, {self.n_slices}), got {index}")
         self.last_figure = plot_modalities({k: v[index] for k, v in self.volumes.items()},
@@ -597,7 +598,7 @@ class ControlPointExplorer:
         self.ncols = ncols
         self.last_figure: Figure | None = None
 
-    def __call__(self, row: int = 0, col: int = 0) -> None:
+    def show(self, row: int = 0, col: int = 0) -> None:
         t = None if self.truth is None else [float(self.truth[0, row, col]), float(self.truth[1, row, col])]
         self.last_figure = plot_control_point_distributions(self.distributions, self.grid, (row, col), t,
                                                             self.ncols)

@@ -108,15 +108,25 @@ def test_projection_keeps_mass_and_mean_along_the_line():
 def test_projection_explorer_redraws_for_each_angle():
     p = viz.peak_histogram(GRID, (2.0, 2.0), width=3.0)
     explore = viz.ProjectionExplorer(p, GRID)
-    explore(0)
+    explore.show(0)
     fig0, proj0 = explore.last_figure, explore.last_projection
-    explore(45)
+    explore.show(45)
     assert explore.last_figure is not fig0
     assert len(explore.last_figure.axes) == 2
     assert "45" in explore.last_figure.axes[0].get_title()
     assert len(explore.last_projection[0]) != len(proj0[0])  # 7 positions at 0 degrees, 13 at 45
     with pytest.raises(ValueError, match="'p'"):
         viz.ProjectionExplorer(torch.ones(10) / 10, GRID)
+
+
+def test_explorers_work_with_ipywidgets_interactive():
+    widgets = pytest.importorskip("ipywidgets")
+    explore = viz.ProjectionExplorer(viz.peak_histogram(GRID), GRID)
+    slider = widgets.IntSlider(value=30, min=0, max=180, description="angle θ")
+    w = widgets.interactive(explore.show, angle=slider)
+    assert explore.last_projection is not None  # interactive() calls it once with the initial value
+    w.children[0].value = 90
+    np.testing.assert_allclose(explore.last_projection[1], viz.project(explore.p, GRID, 90.0)[1])
 
 
 def test_plot_histogram_draws_the_grid_image_with_y_down():
@@ -176,7 +186,7 @@ def test_shift_explorer_snaps_to_the_nearest_computed_shift():
     shifts = np.arange(0.0, 6.1, 1.0)
     c = viz.shift_curves(GRID, shifts)
     explore = viz.ShiftExplorer(GRID, c)
-    explore(3.4)
+    explore.show(3.4)
     assert explore.last_values["shift"] == 3.0
     assert explore.last_values["exact_emd"] == pytest.approx(c["exact_emd"][3])
     assert len(explore.last_figure.axes) == 4
@@ -211,11 +221,11 @@ def test_plot_correlation_titles_carry_the_rank_correlation():
 def test_slice_explorer_shows_one_panel_per_volume():
     vols = {"T1w": torch.rand(4, 1, 8, 8), "T2w": torch.rand(4, 8, 8), "GM": np.zeros((4, 8, 8))}
     explore = viz.SliceExplorer(vols)
-    explore(2)
+    explore.show(2)
     assert len(explore.last_figure.axes) == 3
     np.testing.assert_allclose(explore.last_figure.axes[0].images[0].get_array(), vols["T1w"][2, 0].numpy())
     with pytest.raises(ValueError, match="'index'"):
-        explore(4)
+        explore.show(4)
     with pytest.raises(ValueError, match="same number of slices"):
         viz.SliceExplorer({"a": torch.rand(3, 8, 8), "b": torch.rand(4, 8, 8)})
     with pytest.raises(ValueError, match="2D image"):
@@ -228,7 +238,7 @@ def test_control_point_distributions_show_the_histogram_at_that_point():
     other = torch.softmax(torch.randn(GRID.n_labels, 3, 4, generator=g), dim=0)
     truth = torch.zeros(2, 3, 4)
     explore = viz.ControlPointExplorer({"F1": probs, "F2": other, "F1 after": probs}, GRID, truth, ncols=2)
-    explore(row=1, col=2)
+    explore.show(row=1, col=2)
     fig = explore.last_figure
     assert len(fig.axes) == 4 and not fig.axes[3].axison  # 3 panels on a 2x2 layout
     np.testing.assert_allclose(fig.axes[1].images[0].get_array(), other[:, 1, 2].reshape(GRID.shape).numpy())
