@@ -303,11 +303,11 @@ class Browser:
 
     Attributes:
         context: The Playwright ``BrowserContext``.
-        blocked: URLs of requests to hosts other than loopback (aborted).
+        blocked: ``(url, resource type)`` of each request to a host other than loopback (all aborted).
     """
 
     context: Any
-    blocked: list[str] = field(default_factory=list)
+    blocked: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _is_local(url: str) -> bool:
@@ -344,7 +344,7 @@ def chromium(playwright: Any, profile_dir: Path) -> Iterator[Browser]:
         if _is_local(route.request.url):
             route.continue_()
         else:
-            browser.blocked.append(route.request.url)
+            browser.blocked.append((route.request.url, route.request.resource_type))
             route.abort("blockedbyclient")
 
     context.route("**/*", guard)
@@ -539,3 +539,20 @@ def image_source(image: Any) -> str:
     if image.count() == 0:
         return ""
     return image.get_attribute("src") or ""
+
+
+def markdown_links(notebook: Path) -> set[str]:
+    """The ``http(s)`` addresses written in a notebook's markdown cells (badges, references)."""
+    cells = json.loads(Path(notebook).read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return set(re.findall(r"https?://[^\s)\"'<>\]]+", text))
+
+
+def unexpected_requests(blocked: list[tuple[str, str]], allowed_images: set[str]) -> list[tuple[str, str]]:
+    """Blocked requests other than images that the notebooks' markdown itself links to.
+
+    A rendered markdown cell makes the browser ask for its images (e.g. the Binder and Colab
+    badges); those requests are aborted like every other non-loopback one, and they are expected.
+    Anything else (JupyterLab asking for news, a widget loading code from a CDN) is not.
+    """
+    return [(url, kind) for url, kind in blocked if not (kind == "image" and url in allowed_images)]

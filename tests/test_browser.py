@@ -156,13 +156,19 @@ def browser(lab: bu.LabServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture
 def page(browser: bu.Browser, lab: bu.LabServer) -> Iterator[Any]:
-    """A new tab; its kernels are shut down afterwards; no request may have left loopback."""
+    """A new tab; its kernels are shut down afterwards.
+
+    Requests to other hosts than loopback are all aborted (see ``bu.chromium``); afterwards the
+    only ones allowed to have been attempted are the images that the notebooks' markdown links to.
+    """
     tab = browser.context.new_page()
     tab.set_default_timeout(60_000)
     yield tab
     tab.close()
     lab.shutdown_kernels()
-    assert browser.blocked == [], f"the browser tried to reach non-loopback addresses: {browser.blocked}"
+    allowed = set().union(*(bu.markdown_links(nb) for nb in lab.root_dir.rglob("*.ipynb")))
+    unexpected = bu.unexpected_requests(browser.blocked, allowed)
+    assert unexpected == [], f"the browser tried to reach non-loopback addresses: {unexpected}"
 
 
 @contextmanager
@@ -253,6 +259,19 @@ def test_traceback_pattern_tells_errors_from_other_stderr() -> None:
         "/tmp/x.py:3: UserWarning: just a warning\n  warnings.warn('just a warning')"
     )
     assert not bu._TRACEBACK.search("train:  50%|#####     | 5/10 [00:01<00:01, 4.9it/s]")
+
+
+def test_only_markdown_images_may_ask_for_other_hosts(tmp_path: Path) -> None:
+    badge = "https://mybinder.org/badge_logo.svg"
+    nb = _notebook("x = 1")
+    nb["cells"][0]["source"] = f"# Title\n[![Binder]({badge})](https://mybinder.org/v2/gh/x/y)"
+    (tmp_path / "nb.ipynb").write_text(json.dumps(nb))
+    allowed = bu.markdown_links(tmp_path / "nb.ipynb")
+    assert badge in allowed
+    assert bu.unexpected_requests([(badge, "image")], allowed) == []
+    news = ("https://jupyterlab.github.io/assets/feed.xml", "fetch")
+    assert bu.unexpected_requests([news, (badge, "script")], allowed) == [news, (badge, "script")]
+    assert bu.unexpected_requests([("https://example.org/x.png", "image")], allowed) != []
 
 
 def test_loopback_addresses_only() -> None:
@@ -373,21 +392,28 @@ def _uses_widgets(notebook: Path) -> bool:
 
 
 def _save_readme_screenshot(page: Any, slider: Any) -> None:
-    """Screenshot of the walkthrough with the angle slider and its plot in view (PNG, < 300 KB)."""
+    """Screenshot of the walkthrough with the angle slider and its plot in view (PNG, < 300 KB).
+
+    Always written to ``test-artifacts/browser/walkthrough.png``; with
+    ``PEMD_UPDATE_README_SCREENSHOT=1`` also to ``docs/img/jupyterlab_walkthrough.png`` (palette PNG).
+    """
     from PIL import Image
 
     page.keyboard.press("Escape")
     bu.click_menu(page, "View", "File Browser")  # hide the file browser: more room for the notebook
-    slider.scroll_into_view_if_needed()
-    slider.evaluate("el => el.scrollIntoView({block: 'start'})")
+    cell = slider.locator("xpath=ancestor::*[contains(concat(' ', @class, ' '), ' jp-Cell ')][1]")
+    # Show the cell with the slider from its top, with the markdown cell before it if all still fits.
+    cell.evaluate("el => (el.previousElementSibling || el).scrollIntoView({block: 'start'})")
+    box = cell.bounding_box()
+    if box is None or box["y"] + box["height"] > bu.VIEWPORT["height"] - 30:
+        cell.evaluate("el => el.scrollIntoView({block: 'start'})")
     page.mouse.move(0, 0)
     time.sleep(0.5)
     png = page.screenshot()
     (ARTIFACTS / "walkthrough.png").write_bytes(png)
     if os.environ.get("PEMD_UPDATE_README_SCREENSHOT") == "1":
-        image = (
-            Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
-        )
+        image = Image.open(io.BytesIO(png)).convert("RGB")
+        image = image.quantize(colors=128, method=Image.Quantize.MEDIANCUT)
         README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         image.save(README_SCREENSHOT, optimize=True)
         assert README_SCREENSHOT.stat().st_size < 300_000
