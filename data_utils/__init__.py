@@ -17,6 +17,7 @@ from data_utils.embedded import (
 )
 from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
 from data_utils.intensity import augment_intensity, bias_field, gamma_jitter, rician_noise
+from data_utils.nifti import NiftiSlices, SliceGeometry, load_nifti_pair, read_nifti_volume, save_nifti
 from data_utils.pairs import (
     DOMAINS,
     EVALUATION_SEEDS,
@@ -55,4 +56,9 @@ __all__ = [
     "evaluation_pairs",
     "iterate_batches",
     "make_pairs",
+    "NiftiSlices",
+    "SliceGeometry",
+    "load_nifti_pair",
+    "read_nifti_volume",
+    "save_nifti",
 ]
