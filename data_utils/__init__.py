@@ -15,6 +15,7 @@ from data_utils.embedded import (
     resize_images,
     spin_echo,
 )
+from data_utils.figures import control_to_dense, plot_pair_montage
 from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
 from data_utils.intensity import augment_intensity, bias_field, gamma_jitter, rician_noise
 from data_utils.nifti import NiftiSlices, SliceGeometry, load_nifti_pair, read_nifti_volume, save_nifti
@@ -61,4 +62,6 @@ __all__ = [
     "load_nifti_pair",
     "read_nifti_volume",
     "save_nifti",
+    "control_to_dense",
+    "plot_pair_montage",
 ]
