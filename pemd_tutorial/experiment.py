@@ -45,8 +45,8 @@ import torch
 from pemd_tutorial.config import Config
 from pemd_tutorial.evaluate import evaluate_probs, identity_probs
 
-__all__ = ["METHODS", "METHOD_NAMES", "DEFAULT_METHODS", "ExperimentData", "make_data", "run_experiment",
-           "summarise"]
+__all__ = ["METHODS", "METHOD_NAMES", "DEFAULT_METHODS", "ExperimentData", "load_user_slices", "make_data",
+           "run_experiment", "summarise"]
 
 #: Display names of the methods, in table order.
 METHOD_NAMES = {
@@ -212,11 +212,21 @@ def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
     return seeds
 
 
-def _load_user_slices(fixed, moving, cfg: Config):
-    """Load the user's NIfTI pair and split its slices into (train, test) for the target domain."""
+def load_user_slices(fixed, moving, cfg: Config):
+    """Load the user's aligned NIfTI pair and split its slices into ``(train, test)`` for the target domain.
+
+    Slices come from :func:`data_utils.load_nifti_pair` (axial, resized to ``cfg.image_size``,
+    contrasts ``"t1"`` = fixed and ``"t2"`` = moving). Every 4th slice (at least one) is held out
+    for the validation/test pairs; the others make the unlabelled target training pairs.
+
+    Raises:
+        FileNotFoundError: a file does not exist (the message names it).
+        ValueError: a path is missing, the files do not load or hold fewer than 2 usable slices.
+    """
     for name, path in (("fixed", fixed), ("moving", moving)):
         if path is None:
             raise ValueError(f"run_experiment() needs both 'fixed' and 'moving' NIfTI paths; no '{name}'")
+    for name, path in (("fixed", fixed), ("moving", moving)):
         if not Path(path).is_file():
             raise FileNotFoundError(f"run_experiment() '{name}' NIfTI file not found: {str(path)!r}")
     from data_utils import load_nifti_pair  # needs nibabel: imported only here
@@ -225,7 +235,6 @@ def _load_user_slices(fixed, moving, cfg: Config):
     n = len(slices)
     if n < 2:
         raise ValueError(f"the NIfTI pair has {n} usable slice(s); at least 2 are needed (train + test)")
-    # every 4th slice (at least one) is held out for testing; the others train
     test_idx = list(range(n))[3::4] or [n - 1]
     train_idx = [i for i in range(n) if i not in test_idx]
     return slices.select(train_idx), slices.select(test_idx)
@@ -288,7 +297,7 @@ def run_experiment(
         raise ValueError(f"run_experiment() cfg.device={cfg.device!r} but CUDA is not available")
     user_slices = None
     if fixed is not None or moving is not None:
-        user_slices = _load_user_slices(fixed, moving, cfg)
+        user_slices = load_user_slices(fixed, moving, cfg)
 
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)

@@ -1,0 +1,123 @@
+import json
+import math
+
+import pytest
+import torch
+
+import data_utils
+from pemd_tutorial.config import Config
+from pemd_tutorial.experiment import make_data, run_experiment, summarise
+from pemd_tutorial.report import results_markdown
+
+
+def tiny_config(**kw) -> Config:
+    base = dict(image_size=16, radius=1, label_step=2.0, control_spacing=4, channels=(4,), head_channels=4,
+                n_train_pairs=4, n_val_pairs=2, n_test_pairs=3, batch_size=2, source_steps=2, adapt_steps=1,
+                oracle_steps=2, num_k=1, n_projections=8, val_every=1, checkpoint_every=1, device="cpu")
+    base.update(kw)
+    return Config(**base)
+
+
+def test_summarise_mean_and_sample_std():
+    per_seed = {"a": [{"accuracy": 0.2, "epe": 1.0}, {"accuracy": 0.4, "epe": 3.0}], "b": [{"accuracy": 0.5}]}
+    s = summarise(per_seed)
+    assert s["a"]["accuracy"] == pytest.approx(0.3)
+    assert s["a"]["accuracy_std"] == pytest.approx(math.sqrt(0.02))
+    assert s["a"]["epe"] == pytest.approx(2.0) and s["a"]["epe_std"] == pytest.approx(math.sqrt(2.0))
+    assert s["b"]["accuracy_std"] == 0.0 and s["b"]["n_seeds"] == 1 and "epe" not in s["b"]
+
+
+def test_test_pairs_are_identical_across_seeds_and_training_pairs_are_not():
+    cfg = tiny_config()
+    d0, d1 = make_data(cfg, 0), make_data(cfg, 1)
+    b0, b1 = d0.target_test.batch(), d1.target_test.batch()
+    for k in ("fixed", "moving", "labels", "displacement"):
+        torch.testing.assert_close(b0[k], b1[k], rtol=0, atol=0)
+    assert not torch.equal(d0.target_train.batch()["fixed"], d1.target_train.batch()["fixed"])
+    assert not torch.equal(d0.source_train.batch()["fixed"], d0.target_train.batch()["fixed"])
+    assert "labels" not in d0.target_train.batch()  # hidden in the training view
+
+
+def test_mind_only_run_writes_every_file(tmp_path):
+    r = run_experiment(tiny_config(), methods=("mind",), seeds=(0, 1), out_dir=tmp_path, progress=False)
+    assert r["methods"] == ["identity", "mind"]
+    rows = r["per_seed"]["mind"]
+    assert [row["seed"] for row in rows] == [0, 1] and rows[0]["accuracy"] == rows[1]["accuracy"]
+    assert r["summary"]["mind"]["accuracy_std"] == 0.0
+    ident = r["summary"]["identity"]
+    assert 0.0 <= ident["accuracy"] <= 1.0 and ident["within_one"] >= ident["accuracy"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["summary"]["mind"]["accuracy"] == pytest.approx(r["summary"]["mind"]["accuracy"])
+    assert saved["config"]["image_size"] == 16 and "figures_data" not in saved
+    assert {"torch", "device", "python"} <= set(saved["machine"]) and saved["wall_time_s"] > 0
+    md = (tmp_path / "results.md").read_text()
+    assert "| MIND baseline (no training) |" in md and "±" in md
+    assert (tmp_path / "accuracy.png").stat().st_size > 1000 and (tmp_path / "examples.png").is_file()
+
+
+def test_all_methods_same_seed_same_metrics_and_target_train_labels_unread(tmp_path, monkeypatch):
+    # instrument: the evaluation view of the *target training* pairs may only be opened by the oracle
+    opened = []
+    real_make_pairs, real_view = data_utils.make_pairs, data_utils.PairDataset.evaluation_view
+
+    def make_pairs(domain="source", split="train", *args, **kw):
+        pairs = real_make_pairs(domain, split, *args, **kw)
+        pairs._is_target_train = domain == "target" and split == "train"
+        return pairs
+
+    def evaluation_view(self):
+        if getattr(self, "_is_target_train", False):
+            opened.append(True)
+        return real_view(self)
+
+    monkeypatch.setattr(data_utils, "make_pairs", make_pairs)
+    monkeypatch.setattr(data_utils.PairDataset, "evaluation_view", evaluation_view)
+    cfg = tiny_config()
+    methods = ("source", "mcd_l1", "mcd_swd", "mcd_pemd")
+    a = run_experiment(cfg, methods=methods, seeds=(3,), out_dir=None, progress=False)
+    assert opened == []  # no method but the oracle reads target training labels
+    b = run_experiment(cfg, methods=methods, seeds=(3,), out_dir=tmp_path, progress=False)
+    for m in methods:
+        for k in ("accuracy", "within_one", "epe", "ncc", "source_accuracy"):
+            assert a["per_seed"][m][0][k] == b["per_seed"][m][0][k], (m, k)
+    assert set(a["logs"]) == set(methods) and len(a["logs"]["mcd_pemd"]["3"]) == cfg.adapt_steps
+    assert (tmp_path / "distributions.png").is_file()
+    run_experiment(cfg, methods=("oracle",), seeds=(3,), out_dir=None, progress=False)
+    assert opened == [True]
+
+
+def test_results_markdown_formats_missing_values():
+    r = {
+        "methods": ["identity"], "method_names": {"identity": "identity"}, "seeds": [0],
+        "config": {"radius": 1},
+        "chance": 1 / 9, "summary": {"identity": {"accuracy": 0.5, "accuracy_std": 0.0, "epe": float("nan")}},
+    }
+    md = results_markdown(r)
+    assert "| identity | 50.0 ± 0.0 | n/a | n/a | n/a | n/a |" in md
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"methods": ("mind", "bogus")}, "methods"),
+        ({"methods": ()}, "methods"),
+        ({"methods": "mind"}, "methods"),
+        ({"seeds": ()}, "seeds"),
+        ({"seeds": (0, 0)}, "distinct"),
+        ({"seeds": (-1,)}, "seeds"),
+        ({"fixed": "a.nii.gz"}, "moving"),
+    ],
+)
+def test_run_experiment_bad_arguments(kwargs, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        run_experiment(tiny_config(), out_dir=tmp_path, progress=False, **kwargs)
+
+
+def test_run_experiment_bad_config_and_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="cfg"):
+        run_experiment({"image_size": 16}, out_dir=None)
+    with pytest.raises(FileNotFoundError, match="nope.nii"):
+        run_experiment(tiny_config(), out_dir=None, fixed=tmp_path / "nope.nii", moving=tmp_path / "nope.nii")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA"):
+            run_experiment(tiny_config(device="cuda"), out_dir=None)
