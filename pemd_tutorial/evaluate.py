@@ -22,10 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from data_utils.grid import LabelGrid, check_control_spacing
-from pemd_tutorial.correlation import pixel_to_normalised
 
 __all__ = [
     "dense_field",
@@ -123,11 +121,10 @@ def dense_field(
     """Interpolate control-point displacements to every pixel (bilinear, constant beyond the border).
 
     Control point ``(a, k)`` sits at pixel ``(x, y) = (s//2 + s k, s//2 + s a)`` with ``s`` the
-    spacing (:func:`data_utils.grid.check_control_spacing`). A pixel ``x`` therefore lies at the
-    fractional control index ``(x - s//2) / s``, which :func:`~pemd_tutorial.correlation.pixel_to_normalised`
-    maps to ``grid_sample``'s coordinates on the ``(Hc, Wc)`` map (``align_corners=False``, so
-    index ``k`` is the centre of control cell ``k``). At the control points the dense field equals
-    the input exactly; pixels outside the outermost control points take the border value.
+    spacing (:func:`data_utils.grid.check_control_spacing`). The interpolation itself is
+    :func:`data_utils.control_to_dense` (the project's one implementation of that geometry): at the
+    control points the dense field equals the input exactly, it is bilinear in between, and pixels
+    outside the outermost control points take the border value.
 
     Args:
         control_displacement: ``(N, 2, Hc, Wc)`` in pixels, ``(dx, dy)``.
@@ -138,6 +135,8 @@ def dense_field(
     Returns:
         ``(N, 2, H, W)`` dense displacement field in pixels; device and dtype follow the input.
     """
+    from data_utils import control_to_dense
+
     hc, wc = check_control_spacing(height, width, control_spacing)
     if (
         not isinstance(control_displacement, torch.Tensor)
@@ -152,15 +151,7 @@ def dense_field(
         raise ValueError(
             f"dense_field() 'control_displacement' must have shape (N, 2, {hc}, {wc}), got {got}"
         )
-    u = control_displacement
-    o = control_spacing // 2
-    xs = (torch.arange(width, dtype=u.dtype, device=u.device) - o) / control_spacing
-    ys = (torch.arange(height, dtype=u.dtype, device=u.device) - o) / control_spacing
-    gx = pixel_to_normalised(xs, wc)
-    gy = pixel_to_normalised(ys, hc)
-    yy, xx = torch.meshgrid(gy, gx, indexing="ij")
-    g = torch.stack([xx, yy], dim=-1).expand(u.shape[0], height, width, 2)
-    return F.grid_sample(u, g, mode="bilinear", padding_mode="border", align_corners=False)
+    return control_to_dense(control_displacement, control_spacing, (height, width))
 
 
 def masked_ncc(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
