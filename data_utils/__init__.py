@@ -14,6 +14,7 @@ from data_utils.embedded import (
     load_embedded,
     resize_images,
     spin_echo,
+    split_slices,
 )
 from data_utils.figures import control_to_dense, plot_pair_montage
 from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
@@ -41,6 +42,7 @@ __all__ = [
     "load_embedded",
     "resize_images",
     "spin_echo",
+    "split_slices",
     "identity_grid",
     "jacobian_determinant",
     "random_deformation",

@@ -38,6 +38,7 @@ least 6 mm apart. "val" is for choosing hyper-parameters (lambda), "test" only f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -58,6 +59,7 @@ __all__ = [
     "spin_echo",
     "resize_images",
     "embedded_file_sha256",
+    "split_slices",
 ]
 
 #: BrainWeb 1.5 T tissue parameters ``tissue: (T1 ms, T2 ms, PD)`` (Kwan et al. 1999, IEEE TMI
@@ -97,7 +99,8 @@ class EmbeddedSlices:
     def select(self, indices: torch.Tensor | list[int]) -> EmbeddedSlices:
         """A new object holding only the slices ``indices``."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return EmbeddedSlices(
+        return dataclasses.replace(
+            self,
             images={k: v[idx] for k, v in self.images.items()},
             mask=self.mask[idx],
             tissues=None if self.tissues is None else {k: v[idx] for k, v in self.tissues.items()},
@@ -233,3 +236,58 @@ def load_embedded(
             tissues = {k: resize_images(v, size).clamp_(0.0, 1.0) for k, v in tissues.items()}
     return EmbeddedSlices(images=images, mask=mask, tissues=tissues,
                           slice_index=torch.from_numpy(raw["slice_index"][keep].copy()))
+
+
+def split_slices(
+    slices: EmbeddedSlices,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+    gap: int = 2,
+) -> dict[str, EmbeddedSlices]:
+    """Split slices by position into ``"train"``, ``"val"``, ``"test"`` with gaps between the blocks.
+
+    For the user's own volumes (the embedded data comes split already). Slices are ordered by
+    ``slice_index`` and cut into the blocks ``train | val | test | train`` (the val and test
+    blocks sit in the middle, where the anatomy is most typical; train takes both ends), with
+    ``gap`` slices left out at every border between two different splits, so no slice or
+    neighbour is in two splits.
+
+    Args:
+        slices: e.g. from :func:`data_utils.nifti.load_nifti_pair`.
+        fractions: shares of ``(train, val, test)`` among the slices that are kept; each ``>= 0``,
+            summing to 1. A zero share gives an empty split.
+        gap: slices dropped between neighbouring blocks of different splits (``>= 0``).
+
+    Returns:
+        ``{"train": ..., "val": ..., "test": ...}``, each of the input's type.
+    """
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"split_slices() 'fractions' must be 3 shares >= 0 summing to 1, got {fractions!r}")
+    if isinstance(gap, bool) or not isinstance(gap, int) or gap < 0:
+        raise ValueError(f"split_slices() 'gap' must be an integer >= 0, got {gap!r}")
+    order = torch.argsort(slices.slice_index).tolist()
+    names = [n for n, f in zip(("train", "val", "test"), fractions, strict=True) if f > 0]
+    borders = {"train": 2, "val": 1, "test": 1}  # train is split over both ends
+    n_blocks = sum(borders[n] for n in names)
+    usable = len(order) - gap * (n_blocks - 1)
+    share = dict(zip(("train", "val", "test"), fractions, strict=True))
+    counts = {n: int(round(usable * share[n])) for n in names}
+    if usable < len(names) or any(c < 1 for c in counts.values()):
+        raise ValueError(
+            f"split_slices() has {len(order)} slices: too few for fractions {fractions} with gap {gap}"
+        )
+    counts[names[0]] += usable - sum(counts.values())  # rounding remainder
+    blocks = []
+    if "train" in counts:
+        low = counts["train"] // 2
+        blocks += [("train", low)]
+    blocks += [(n, counts[n]) for n in ("val", "test") if n in counts]
+    if "train" in counts:
+        blocks += [("train", counts["train"] - counts["train"] // 2)]
+    chosen: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    pos = 0
+    for b, (name, n) in enumerate(blocks):
+        if b and n and blocks[b - 1][0] != name:
+            pos += gap
+        chosen[name] += order[pos : pos + n]
+        pos += n
+    return {k: slices.select(v) for k, v in chosen.items()}

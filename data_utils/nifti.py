@@ -33,7 +33,7 @@ from data_utils.embedded import EmbeddedSlices
 __all__ = ["SliceGeometry", "NiftiSlices", "load_nifti_pair", "save_nifti", "read_nifti_volume"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SliceGeometry:
     """Where the slices of a :class:`NiftiSlices` came from (needed by :func:`save_nifti`).
 

@@ -6,7 +6,7 @@ from importlib import resources
 import pytest
 import torch
 
-from data_utils import RELAXATION_1P5T, embedded_file_sha256, load_embedded, spin_echo
+from data_utils import RELAXATION_1P5T, embedded_file_sha256, load_embedded, spin_echo, split_slices
 
 
 def _tissue_means(sl, contrast):
@@ -119,3 +119,33 @@ def test_spin_echo_validates():
         spin_echo(t, 100.0, -1.0)
     with pytest.raises(ValueError, match="relaxation"):
         spin_echo({"fat": torch.ones(2)}, 100.0, 10.0)
+
+
+@pytest.mark.parametrize(
+    "fractions, gap", [((0.7, 0.15, 0.15), 2), ((0.75, 0.0, 0.25), 1), ((0.5, 0.25, 0.25), 3)]
+)
+def test_split_slices_disjoint_with_gaps(fractions, gap):
+    sl = load_embedded("all", contrasts=("t1",))
+    parts = split_slices(sl, fractions, gap)
+    order = sorted(sl.slice_index.tolist())
+    rank = {z: r for r, z in enumerate(order)}
+    pos = {k: {rank[z] for z in v.slice_index.tolist()} for k, v in parts.items()}
+    assert sum(len(p) for p in pos.values()) == len(order) - gap * (3 if fractions[1] > 0 else 2)
+    for a in pos:
+        for b in pos:
+            if a < b and pos[a] and pos[b]:
+                assert min(abs(x - y) for x in pos[a] for y in pos[b]) > gap
+    for k, f in zip(("train", "val", "test"), fractions, strict=True):
+        assert (len(pos[k]) > 0) == (f > 0)
+    torch.testing.assert_close(parts["test"].images["t1"][0], sl.images["t1"][order.index(
+        parts["test"].slice_index[0].item())], rtol=0, atol=0)
+
+
+def test_split_slices_validates():
+    sl = load_embedded("val", contrasts=("t1",))
+    with pytest.raises(ValueError, match="fractions"):
+        split_slices(sl, (0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="gap"):
+        split_slices(sl, gap=-1)
+    with pytest.raises(ValueError, match="too few"):
+        split_slices(sl, (0.4, 0.3, 0.3), gap=3)

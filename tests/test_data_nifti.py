@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_utils import load_nifti_pair, make_pairs, save_nifti
+from data_utils import load_nifti_pair, make_pairs, save_nifti, split_slices
 
 SHAPE = (20, 16, 12)
 # voxel axes: i -> L (x decreasing, 2 mm), j -> A (1 mm), k -> S (1.5 mm): not canonical
@@ -92,6 +92,13 @@ def test_field_written_in_world_millimetres(pair, tmp_path):
     np.testing.assert_allclose(v[..., 0], 2.0, atol=1e-5)
     np.testing.assert_allclose(v[..., 1], -2.0, atol=1e-5)
     np.testing.assert_allclose(v[..., 2], 0.0, atol=1e-6)
+
+
+def test_split_keeps_geometry(pair, tmp_path):
+    sl = load_nifti_pair(*pair, size=16)
+    parts = split_slices(sl, (0.5, 0.0, 0.5), gap=1)
+    assert parts["test"].geometry is sl.geometry and len(parts["test"]) > 0
+    save_nifti(tmp_path / "t.nii", parts["test"].images["t1"], parts["test"])
 
 
 def test_pairs_from_nifti(pair):
