@@ -1,0 +1,139 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pemd_tutorial.__main__ import main
+
+# a TINY configuration: the whole CLI (all methods) runs in seconds on a CPU
+TINY = dict(image_size=16, radius=1, label_step=2.0, control_spacing=4, channels=[4], head_channels=4,
+            n_train_pairs=4, n_val_pairs=2, n_test_pairs=3, batch_size=2, source_steps=2, adapt_steps=1,
+            oracle_steps=2, num_k=1, n_projections=8, val_every=1, checkpoint_every=1)
+
+
+@pytest.fixture
+def tiny_json(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY))
+    return path
+
+
+def test_quick_mode_end_to_end_on_a_tiny_configuration(tmp_path, tiny_json, capsys):
+    out = tmp_path / "res"
+    rc = main(["--profile", "quick", "--device", "cpu", "--seeds", "0", "--config-json", str(tiny_json),
+               "--out", str(out), "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    names = ("identity (no registration)", "MIND baseline", "source only", "MCD-L1", "MCD-SWD", "MCD-pEMD",
+             "oracle (target labels)")
+    for name in names:
+        assert f"| {name}" in printed
+    for f in ("results.json", "results.md", "accuracy.png", "examples.png", "distributions.png"):
+        assert (out / f).stat().st_size > 0, f
+    r = json.loads((out / "results.json").read_text())
+    assert r["config"]["image_size"] == 16 and r["config"]["device"] == "cpu" and r["seeds"] == [0]
+    assert r["methods"] == ["identity", "mind", "source", "mcd_l1", "mcd_swd", "mcd_pemd", "oracle"]
+    assert r["command"].startswith("python -m pemd_tutorial --profile quick")
+    for m in r["methods"]:
+        acc = r["summary"][m]["accuracy"]
+        assert 0.0 <= acc <= 1.0 and -1.0 <= r["summary"][m]["ncc"] <= 1.0
+
+
+def test_resume_from_checkpoints_gives_the_same_table(tmp_path, tiny_json):
+    args = ["--device", "cpu", "--seeds", "1", "--methods", "source", "mcd_pemd", "--config-json",
+            str(tiny_json), "--no-progress", "--checkpoint-dir", str(tmp_path / "ck")]
+    main([*args, "--out", str(tmp_path / "a")])
+    assert (tmp_path / "ck" / "seed1" / "source.pt").is_file()
+    main([*args, "--resume", "--out", str(tmp_path / "b")])
+    a = json.loads((tmp_path / "a" / "results.json").read_text())
+    b = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert a["per_seed"]["mcd_pemd"][0]["accuracy"] == b["per_seed"]["mcd_pemd"][0]["accuracy"]
+    assert a["per_seed"]["mcd_pemd"][0]["epe"] == b["per_seed"]["mcd_pemd"][0]["epe"]
+
+
+def _write_volume_pair(tmp_path):
+    nib = pytest.importorskip("nibabel")
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.rand(1, 1, 5, 5, 5, generator=g, dtype=torch.float64)
+    vol = torch.nn.functional.interpolate(coarse, size=(20, 20, 8), mode="trilinear", align_corners=False)
+    vol = vol[0, 0]
+    xs = torch.linspace(-1, 1, 20, dtype=torch.float64)
+    head = ((xs[:, None] ** 2 + xs[None, :] ** 2) < 0.7).to(torch.float64)[:, :, None]
+    fixed = (0.2 + vol) * head
+    moving = (1.3 - vol) * head  # another "contrast" of the same anatomy, aligned
+    paths = []
+    for name, v in (("fixed", fixed), ("moving", moving)):
+        p = tmp_path / f"{name}.nii.gz"
+        nib.save(nib.Nifti1Image(v.numpy().astype(np.float32), np.eye(4)), str(p))
+        paths.append(p)
+    return paths
+
+
+def test_users_nifti_pair_becomes_the_target_domain(tmp_path, tiny_json, capsys):
+    fixed, moving = _write_volume_pair(tmp_path)
+    out = tmp_path / "mine"
+    rc = main(["--device", "cpu", "--seeds", "0", "--methods", "mind", "source", "--config-json",
+               str(tiny_json), "--fixed", str(fixed), "--moving", str(moving), "--out", str(out),
+               "--no-progress"])
+    assert rc == 0
+    assert "your pair" in capsys.readouterr().out
+    r = json.loads((out / "results.json").read_text())
+    assert r["data"]["user_files"] == {"fixed": str(fixed), "moving": str(moving)}
+    assert "user" in r["data"]["target"] and 0.0 <= r["summary"]["mind"]["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--profile", "huge"], "--profile"),
+        (["--device", "tpu"], "--device"),
+        (["--methods", "mcd_kl"], "--methods"),
+        (["--seeds", "a"], "--seeds"),
+        (["--seeds", "1", "1"], "--seeds"),
+        (["--fixed", "only_fixed.nii.gz"], "--moving"),
+        (["--fixed", "no_such_fixed.nii.gz", "--moving", "no_such_moving.nii.gz"], "no_such_fixed.nii.gz"),
+        (["--resume"], "--checkpoint-dir"),
+        (["--config-json", "no_such_config.json"], "no_such_config.json"),
+    ],
+)
+def test_bad_options_exit_with_a_message_naming_the_option(argv, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"no_such_field": 1}', "no_such_field"),
+        ('{"radius": 40}', "radius"),
+        ('{"control_spacing": 5}', "control_spacing"),
+    ],
+)
+def test_bad_config_json(tmp_path, content, message, capsys):
+    path = tmp_path / "c.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit) as err:
+        main(["--config-json", str(path), "--device", "cpu"])
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without CUDA")
+def test_cuda_requested_without_cuda(capsys):
+    with pytest.raises(SystemExit):
+        main(["--device", "cuda"])
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_bad_nifti_content_is_reported_naming_the_option(tmp_path, capsys):
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"not a nifti file")
+    with pytest.raises(SystemExit):
+        main(["--device", "cpu", "--fixed", str(bad), "--moving", str(bad)])
+    err = capsys.readouterr().err
+    assert "--fixed/--moving" in err and "bad.nii.gz" in err
