@@ -149,3 +149,38 @@ def test_split_slices_validates():
         split_slices(sl, gap=-1)
     with pytest.raises(ValueError, match="too few"):
         split_slices(sl, (0.4, 0.3, 0.3), gap=3)
+
+
+def test_build_script_plan_and_writer_match_shipped_file(tmp_path):
+    """The build script's slice plan and deterministic writer agree with the shipped file."""
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "build_embedded_data.py"
+    spec = importlib.util.spec_from_file_location("build_embedded_data", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    shipped = resources.files("data_utils") / "data" / "mni152_slices.npz"
+    with resources.as_file(shipped) as p, np.load(p) as z:
+        arrays = {k: z[k] for k in z.files}
+    zs, codes = mod.slice_plan()
+    assert np.array_equal(zs, arrays["slice_index"]) and np.array_equal(codes, arrays["split"])
+    meta = json.loads((resources.files("data_utils") / "data" / "mni152_slices.json").read_text())
+    assert mod.arrays_digest(arrays) == meta["arrays_sha256"]
+    mod.write_npz(tmp_path / "a.npz", arrays)
+    mod.write_npz(tmp_path / "b.npz", arrays)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_data_utils_does_not_import_the_model_package():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, data_utils; data_utils.make_pairs; "
+        "print(any(m.startswith('pemd_tutorial') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
