@@ -244,7 +244,9 @@ def main(argv=None) -> int:
     ap.add_argument("--n-batch", type=int, default=100_000, help="batch of pairs for the CPU timing")
     ap.add_argument("--n-pot", type=int, default=1000, help="pairs timed with POT (per-pair time)")
     ap.add_argument(
-        "--triton-configs", default="128,32,8,4,3;64,32,4,4,3;128,64,8,4,3;64,64,4,8,3;128,32,8,4,2",
+        "--triton-configs",
+        default="128,32,8,4,3;64,32,4,4,3;128,64,8,4,3;64,64,4,8,3;256,32,8,2,3;64,32,4,8,3;"
+        "128,32,8,4,2;128,32,8,4,0",
         help="';'-separated BLOCK_N,BLOCK_K,num_warps,programs_per_SM,splits to time",
     )
     args = ap.parse_args(argv)

@@ -70,7 +70,7 @@ def _dot_split(x, b, acc, SPLITS: tl.constexpr, EMULATE: tl.constexpr):
 
 @triton.jit
 def _cumulative(p_ptr, q_ptr, a_ptr, rows, row_mask, offs_k, offs_c, L: tl.constexpr, C_PAD: tl.constexpr,
-                BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLITS: tl.constexpr, PERSISTENT: tl.constexpr):
+                BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLITS: tl.constexpr, EMULATE: tl.constexpr):
     """``(p - q) @ A`` for a tile of rows: ``(BLOCK_N, C_PAD)`` float32."""
     acc = tl.zeros((BLOCK_N, C_PAD), dtype=tl.float32)
     base = rows.to(tl.int64)[:, None] * L
@@ -81,58 +81,78 @@ def _cumulative(p_ptr, q_ptr, a_ptr, rows, row_mask, offs_k, offs_c, L: tl.const
             q_ptr + base + cols[None, :], mask=m, other=0.0
         )
         a = tl.load(a_ptr + cols[:, None] * C_PAD + offs_c[None, :])
-        acc = _dot_split(d, a, acc, SPLITS, PERSISTENT == 0)
+        acc = _dot_split(d, a, acc, SPLITS, EMULATE)
     return acc
+
+
+@triton.jit
+def _fwd_tile(tile, p_ptr, q_ptr, a_ptr, w, out_ptr, N, L: tl.constexpr, C_PAD: tl.constexpr,
+              BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLITS: tl.constexpr, EMULATE: tl.constexpr):
+    rows = tile * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_mask = rows < N
+    offs_k = tl.arange(0, BLOCK_K)
+    offs_c = tl.arange(0, C_PAD)
+    acc = _cumulative(p_ptr, q_ptr, a_ptr, rows, row_mask, offs_k, offs_c, L, C_PAD, BLOCK_N, BLOCK_K, SPLITS,
+                      EMULATE)
+    val = tl.sum(tl.abs(acc) * w[None, :], axis=1)
+    tl.store(out_ptr + rows, val, mask=row_mask)
 
 
 @triton.jit
 def _pemd_fwd_kernel(p_ptr, q_ptr, a_ptr, w_ptr, out_ptr, N, n_iter, L: tl.constexpr, C_PAD: tl.constexpr,
                      BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLITS: tl.constexpr,
-                     PERSISTENT: tl.constexpr):
+                     PERSISTENT: tl.constexpr, EMULATE: tl.constexpr):
     pid = tl.program_id(0)
-    nprog = tl.num_programs(0)
+    w = tl.load(w_ptr + tl.arange(0, C_PAD))
+    if PERSISTENT:  # this program's tiles are pid, pid + nprog, ...
+        nprog = tl.num_programs(0)
+        for it in range(0, n_iter):
+            _fwd_tile(pid + it * nprog, p_ptr, q_ptr, a_ptr, w, out_ptr, N, L, C_PAD, BLOCK_N, BLOCK_K,
+                      SPLITS, EMULATE)
+    else:  # one tile per program (Triton's CPU interpreter)
+        _fwd_tile(pid, p_ptr, q_ptr, a_ptr, w, out_ptr, N, L, C_PAD, BLOCK_N, BLOCK_K, SPLITS, EMULATE)
+
+
+@triton.jit
+def _bwd_tile(tile, p_ptr, q_ptr, a_ptr, at_ptr, w, go_ptr, gp_ptr, gq_ptr, N, L: tl.constexpr,
+              L_MEM: tl.constexpr, C_PAD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+              SPLITS: tl.constexpr, WRITE_P: tl.constexpr, WRITE_Q: tl.constexpr, EMULATE: tl.constexpr):
+    rows = tile * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_mask = rows < N
     offs_k = tl.arange(0, BLOCK_K)
     offs_c = tl.arange(0, C_PAD)
-    w = tl.load(w_ptr + offs_c)
-    # Persistent: this program's tiles are pid, pid + nprog, ... (the interpreter runs one tile each).
-    for it in range(0, n_iter if PERSISTENT else 1):
-        rows = (pid + it * nprog) * BLOCK_N + tl.arange(0, BLOCK_N)
-        row_mask = rows < N
-        acc = _cumulative(p_ptr, q_ptr, a_ptr, rows, row_mask, offs_k, offs_c,
-                          L, C_PAD, BLOCK_N, BLOCK_K, SPLITS, PERSISTENT)
-        val = tl.sum(tl.abs(acc) * w[None, :], axis=1)
-        tl.store(out_ptr + rows, val, mask=row_mask)
+    acc = _cumulative(p_ptr, q_ptr, a_ptr, rows, row_mask, offs_k, offs_c, L, C_PAD, BLOCK_N, BLOCK_K, SPLITS,
+                      EMULATE)
+    s = tl.where(acc > 0, w[None, :], tl.where(acc < 0, -w[None, :], 0.0))
+    go = tl.load(go_ptr + rows, mask=row_mask, other=0.0)
+    base = rows.to(tl.int64)[:, None] * L
+    for k0 in tl.static_range(0, L, BLOCK_K):
+        cols = k0 + offs_k
+        at = tl.load(at_ptr + offs_c[:, None] * L_MEM + cols[None, :])
+        g = _dot_split(s, at, tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32), SPLITS, EMULATE)
+        g = g * go[:, None]
+        m = row_mask[:, None] & (cols[None, :] < L)
+        if WRITE_P:
+            tl.store(gp_ptr + base + cols[None, :], g, mask=m)
+        if WRITE_Q:
+            tl.store(gq_ptr + base + cols[None, :], -g, mask=m)
 
 
 @triton.jit
 def _pemd_bwd_kernel(p_ptr, q_ptr, a_ptr, at_ptr, w_ptr, go_ptr, gp_ptr, gq_ptr, N, n_iter, L: tl.constexpr,
                      L_MEM: tl.constexpr, C_PAD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                      SPLITS: tl.constexpr, WRITE_P: tl.constexpr, WRITE_Q: tl.constexpr,
-                     PERSISTENT: tl.constexpr):
+                     PERSISTENT: tl.constexpr, EMULATE: tl.constexpr):
     pid = tl.program_id(0)
-    nprog = tl.num_programs(0)
-    offs_k = tl.arange(0, BLOCK_K)
-    offs_c = tl.arange(0, C_PAD)
-    w = tl.load(w_ptr + offs_c)
-    # Persistent: this program's tiles are pid, pid + nprog, ... (the interpreter runs one tile each).
-    for it in range(0, n_iter if PERSISTENT else 1):
-        rows = (pid + it * nprog) * BLOCK_N + tl.arange(0, BLOCK_N)
-        row_mask = rows < N
-        acc = _cumulative(p_ptr, q_ptr, a_ptr, rows, row_mask, offs_k, offs_c,
-                          L, C_PAD, BLOCK_N, BLOCK_K, SPLITS, PERSISTENT)
-        s = tl.where(acc > 0, w[None, :], tl.where(acc < 0, -w[None, :], 0.0))
-        go = tl.load(go_ptr + rows, mask=row_mask, other=0.0)
-        base = rows.to(tl.int64)[:, None] * L
-        for k0 in tl.static_range(0, L, BLOCK_K):
-            cols = k0 + offs_k
-            at = tl.load(at_ptr + offs_c[:, None] * L_MEM + cols[None, :])
-            g = _dot_split(s, at, tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32), SPLITS, PERSISTENT == 0)
-            g = g * go[:, None]
-            m = row_mask[:, None] & (cols[None, :] < L)
-            if WRITE_P:
-                tl.store(gp_ptr + base + cols[None, :], g, mask=m)
-            if WRITE_Q:
-                tl.store(gq_ptr + base + cols[None, :], -g, mask=m)
+    w = tl.load(w_ptr + tl.arange(0, C_PAD))
+    if PERSISTENT:
+        nprog = tl.num_programs(0)
+        for it in range(0, n_iter):
+            _bwd_tile(pid + it * nprog, p_ptr, q_ptr, a_ptr, at_ptr, w, go_ptr, gp_ptr, gq_ptr, N, L, L_MEM,
+                      C_PAD, BLOCK_N, BLOCK_K, SPLITS, WRITE_P, WRITE_Q, EMULATE)
+    else:
+        _bwd_tile(pid, p_ptr, q_ptr, a_ptr, at_ptr, w, go_ptr, gp_ptr, gq_ptr, N, L, L_MEM, C_PAD, BLOCK_N,
+                  BLOCK_K, SPLITS, WRITE_P, WRITE_Q, EMULATE)
 
 
 def _next_pow2(n: int) -> int:
@@ -198,8 +218,8 @@ class _ProjectedEMDTriton(torch.autograd.Function):
             grid, n_iter = _grid(n_rows, bn, p.device)
             _pemd_fwd_kernel[grid](
                 p, q, ap, wp, out, n_rows, n_iter,
-                L=n_labels, C_PAD=c_pad, BLOCK_N=bn, BLOCK_K=bk, SPLITS=SPLITS, PERSISTENT=not _INTERPRET,
-                num_warps=nw,
+                L=n_labels, C_PAD=c_pad, BLOCK_N=bn, BLOCK_K=bk, SPLITS=SPLITS,
+                PERSISTENT=not _INTERPRET, EMULATE=_INTERPRET, num_warps=nw,
             )
         ctx.save_for_backward(p, q, ap, at, wp)
         ctx.l_mem = l_mem
@@ -220,7 +240,7 @@ class _ProjectedEMDTriton(torch.autograd.Function):
                 p, q, ap, at, wp, grad_out.contiguous(), gp if need_p else p, gq if need_q else q,
                 n_rows, n_iter,
                 L=n_labels, L_MEM=ctx.l_mem, C_PAD=ap.shape[1], BLOCK_N=bn, BLOCK_K=bk, SPLITS=SPLITS,
-                WRITE_P=need_p, WRITE_Q=need_q, PERSISTENT=not _INTERPRET, num_warps=nw,
+                WRITE_P=need_p, WRITE_Q=need_q, PERSISTENT=not _INTERPRET, EMULATE=_INTERPRET, num_warps=nw,
             )
         return gp, gq, None, None
 
