@@ -102,7 +102,7 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
         seed: the run's seed; training pairs use ``seed * 1000 + 101`` (source) and
             ``seed * 1000 + 202`` (target); evaluation pairs use the fixed seeds of
             :data:`data_utils.EVALUATION_SEEDS`.
-        user_slices: optional ``(train, test)`` :class:`data_utils.EmbeddedSlices` of the user's
+        user_slices: optional ``(train, val, test)`` :class:`data_utils.EmbeddedSlices` of the user's
             images (contrasts ``"t1"`` = fixed, ``"t2"`` = moving) that replace the embedded
             slices of the *target* domain.
 
@@ -120,12 +120,12 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
         target_test = evaluation_pairs("target", "test", cfg.n_test_pairs, **kw).evaluation_view()
         desc = "embedded MNI152 slices: fixed T1w (deformed), moving simulated T2w"
     else:
-        train, test = user_slices
+        train, val, test = user_slices
         target_train = make_pairs("target", n_pairs=cfg.n_train_pairs, seed=seed * 1000 + _TARGET_SEED,
                                   data=train, **kw)
         from data_utils import EVALUATION_SEEDS
 
-        target_val = make_pairs("target", n_pairs=cfg.n_val_pairs, seed=EVALUATION_SEEDS["val"], data=test,
+        target_val = make_pairs("target", n_pairs=cfg.n_val_pairs, seed=EVALUATION_SEEDS["val"], data=val,
                                 **kw).evaluation_view()
         target_test = make_pairs("target", n_pairs=cfg.n_test_pairs, seed=EVALUATION_SEEDS["test"],
                                  data=test, **kw).evaluation_view()
@@ -213,15 +213,16 @@ def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
 
 
 def load_user_slices(fixed, moving, cfg: Config):
-    """Load the user's aligned NIfTI pair and split its slices into ``(train, test)`` for the target domain.
+    """Load the user's aligned NIfTI pair; split its slices into target ``(train, val, test)``.
 
     Slices come from :func:`data_utils.load_nifti_pair` (axial, resized to ``cfg.image_size``,
-    contrasts ``"t1"`` = fixed and ``"t2"`` = moving). Every 4th slice (at least one) is held out
-    for the validation/test pairs; the others make the unlabelled target training pairs.
+    contrasts ``"t1"`` = fixed and ``"t2"`` = moving) and are split by position with
+    :func:`data_utils.split_slices` (70/15/15 %, 2 slices left out between blocks; without a gap if
+    the volume is too thin for one).
 
     Raises:
         FileNotFoundError: a file does not exist (the message names it).
-        ValueError: a path is missing, the files do not load or hold fewer than 2 usable slices.
+        ValueError: a path is missing, the files do not load, or too few slices for three splits.
     """
     for name, path in (("fixed", fixed), ("moving", moving)):
         if path is None:
@@ -229,15 +230,14 @@ def load_user_slices(fixed, moving, cfg: Config):
     for name, path in (("fixed", fixed), ("moving", moving)):
         if not Path(path).is_file():
             raise FileNotFoundError(f"run_experiment() '{name}' NIfTI file not found: {str(path)!r}")
-    from data_utils import load_nifti_pair  # needs nibabel: imported only here
+    from data_utils import load_nifti_pair, split_slices  # nibabel is needed only here
 
     slices = load_nifti_pair(fixed, moving, size=cfg.image_size)
-    n = len(slices)
-    if n < 2:
-        raise ValueError(f"the NIfTI pair has {n} usable slice(s); at least 2 are needed (train + test)")
-    test_idx = list(range(n))[3::4] or [n - 1]
-    train_idx = [i for i in range(n) if i not in test_idx]
-    return slices.select(train_idx), slices.select(test_idx)
+    try:
+        parts = split_slices(slices, gap=2)
+    except ValueError:
+        parts = split_slices(slices, gap=0)
+    return parts["train"], parts["val"], parts["test"]
 
 
 def run_experiment(
@@ -264,11 +264,12 @@ def run_experiment(
         fixed, moving: optional paths of the user's *aligned* NIfTI volumes (same grid; fixed
             e.g. T1w, moving e.g. T2w). Their slices (loaded by :func:`data_utils.load_nifti_pair`,
             resized to ``cfg.image_size``) replace the embedded slices of the **target** domain:
-            every 4th slice is held out for testing, the others make the unlabelled target training
-            pairs. The source domain stays the embedded T1w->T1w data. Because the volumes are
-            aligned, the test pairs are made with known synthetic deformations exactly like the
-            embedded ones, so the same metrics are reported; they measure recovery of synthetic
-            deformations of *your* images (no real misalignment is estimated).
+            they are split by position into train/val/test blocks (:func:`load_user_slices`); the
+            train block makes the unlabelled target training pairs. The source domain stays the
+            embedded T1w->T1w data. Because the volumes are aligned, the test pairs are made with
+            known synthetic deformations exactly like the embedded ones, so the same metrics are
+            reported; they measure recovery of synthetic deformations of *your* images (no real
+            misalignment between your two volumes is estimated).
         checkpoint_dir: folder for training checkpoints (``<dir>/seed<s>/<phase>.pt``); ``None``:
             none written.
         resume: continue each training phase from its checkpoint (finished phases only reload).

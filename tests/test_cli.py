@@ -56,7 +56,7 @@ def _write_volume_pair(tmp_path):
     nib = pytest.importorskip("nibabel")
     g = torch.Generator().manual_seed(0)
     coarse = torch.rand(1, 1, 5, 5, 5, generator=g, dtype=torch.float64)
-    vol = torch.nn.functional.interpolate(coarse, size=(20, 20, 8), mode="trilinear", align_corners=False)
+    vol = torch.nn.functional.interpolate(coarse, size=(20, 20, 24), mode="trilinear", align_corners=False)
     vol = vol[0, 0]
     xs = torch.linspace(-1, 1, 20, dtype=torch.float64)
     head = ((xs[:, None] ** 2 + xs[None, :] ** 2) < 0.7).to(torch.float64)[:, :, None]
