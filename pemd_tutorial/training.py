@@ -53,6 +53,10 @@ __all__ = [
     "adapt",
     "discrepancy",
     "label_accuracy",
+    "make_optimizers",
+    "mcd_step_a",
+    "mcd_step_b",
+    "mcd_step_c",
     "predict",
     "train_oracle",
     "train_source",
@@ -281,7 +285,8 @@ def _run_loop(
     return log
 
 
-def _optimizers(model: RegistrationNet, lr: float) -> dict[str, torch.optim.Optimizer]:
+def make_optimizers(model: RegistrationNet, lr: float) -> dict[str, torch.optim.Optimizer]:
+    """Separate Adam optimisers ``{"generator": G, "heads": F1 + F2}`` with learning rate ``lr``."""
     return {
         "generator": torch.optim.Adam(model.generator_parameters(), lr=lr),
         "heads": torch.optim.Adam(model.head_parameters(), lr=lr),
@@ -294,29 +299,110 @@ def _sampler(pairs, cfg: Config, gen: torch.Generator):
 
 
 def _supervised(phase: str, model, pairs, cfg, *, val, steps, checkpoint_dir, resume, progress, ce_key):
+    missing = [k for k in _SOURCE_KEYS if k not in pairs[0]]
+    if missing:
+        raise ValueError(
+            f"{'train_source' if phase == 'source' else 'train_oracle'}() needs labelled pairs; the dataset "
+            f"lacks {missing} (for the oracle pass target_pairs.evaluation_view())"
+        )
     device = _model_device(model)
-    opts = _optimizers(model, cfg.lr)
+    opts = make_optimizers(model, cfg.lr)
     gen = torch.Generator().manual_seed(_phase_seed(cfg.seed, phase))
     draw = _sampler(pairs, cfg, gen)
 
     def step_fn() -> dict[str, float]:
-        b = _fetch(pairs, draw(), _SOURCE_KEYS, device)
-        valid = b["mask"] & b["inside"]
-        for o in opts.values():
-            o.zero_grad(set_to_none=True)
-        l1, l2 = model(b["fixed"], b["moving"])
-        loss = _masked_ce(l1, b["labels"], valid) + _masked_ce(l2, b["labels"], valid)
-        loss.backward()
-        for o in opts.values():
-            o.step()
-        with torch.no_grad():
-            acc = label_accuracy(l1.softmax(1) + l2.softmax(1), b["labels"], valid)
-        return {ce_key: float(loss.detach()) / 2.0, "train_acc": acc}
+        ce, acc = mcd_step_a(model, opts, _fetch(pairs, draw(), _SOURCE_KEYS, device))
+        return {ce_key: ce, "train_acc": acc}
 
     meta = {"phase": phase, "seed": cfg.seed}
     return _run_loop(phase=phase, model=model, cfg=cfg, steps=steps, step_fn=step_fn, optimizers=opts,
                      generators={"data": gen}, meta=meta, val=val, checkpoint_dir=checkpoint_dir,
                      resume=resume, progress=progress)
+
+
+# --------------------------------------------------------------------------------------------
+# The three MCD steps (module-level so tests and notebooks can run them one by one)
+# --------------------------------------------------------------------------------------------
+
+
+def _source_ce(l1, l2, bs) -> torch.Tensor:
+    valid = bs["mask"] & bs["inside"]
+    return _masked_ce(l1, bs["labels"], valid) + _masked_ce(l2, bs["labels"], valid)
+
+
+def _target_d(model: RegistrationNet, cost_t: torch.Tensor, mask_t: torch.Tensor, d_fn) -> torch.Tensor:
+    l1, l2 = model.classify(cost_t)
+    return d_fn(_rows(l1.softmax(1), mask_t), _rows(l2.softmax(1), mask_t))
+
+
+def mcd_step_a(
+    model: RegistrationNet, opts: dict[str, torch.optim.Optimizer], bs: dict
+) -> tuple[float, float]:
+    """Step A: G, F1, F2 minimise the source cross-entropy of both heads.
+
+    Args:
+        model: the network.
+        opts: ``{"generator": Adam over G, "heads": Adam over F1 and F2}``.
+        bs: a source batch (``fixed``, ``moving`` ``(B, 1, H, W)``; ``labels``, ``mask``,
+            ``inside`` ``(B, Hc, Wc)``) on the model's device.
+
+    Returns:
+        ``(mean CE per head, accuracy of p1 + p2 on the batch)``.
+    """
+    for o in opts.values():
+        o.zero_grad(set_to_none=True)
+    l1, l2 = model(bs["fixed"], bs["moving"])
+    ce = _source_ce(l1, l2, bs)
+    ce.backward()
+    for o in opts.values():
+        o.step()
+    with torch.no_grad():
+        acc = label_accuracy(l1.softmax(1) + l2.softmax(1), bs["labels"], bs["mask"] & bs["inside"])
+    return float(ce.detach()) / 2.0, acc
+
+
+def mcd_step_b(model: RegistrationNet, opts: dict[str, torch.optim.Optimizer], bs: dict, bt: dict,
+               d_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], lam: float) -> tuple[float, float]:
+    """Step B: G frozen; F1, F2 minimise ``CE_source - lam * D(target)``.
+
+    G's features are computed under ``torch.no_grad()`` and only the heads' optimiser steps, so
+    G's parameters stay bit-identical.
+
+    Args:
+        bt: a target batch (``fixed``, ``moving``, ``mask``); labels are never read.
+        d_fn: ``D(p, q)`` on ``(M, L)`` probability rows (foreground control points).
+
+    Returns:
+        ``(mean CE per head, D on the target batch)``.
+    """
+    opts["heads"].zero_grad(set_to_none=True)
+    with torch.no_grad():
+        cost_s = model.cost(bs["fixed"], bs["moving"])
+        cost_t = model.cost(bt["fixed"], bt["moving"])
+    ce = _source_ce(*model.classify(cost_s), bs)
+    d = _target_d(model, cost_t, bt["mask"], d_fn)
+    (ce - lam * d).backward()
+    opts["heads"].step()
+    return float(ce.detach()) / 2.0, float(d.detach())
+
+
+def mcd_step_c(model: RegistrationNet, opts: dict[str, torch.optim.Optimizer], bt: dict,
+               d_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], num_k: int) -> float:
+    """Step C: F1, F2 frozen (``requires_grad`` off, no optimiser step); G minimises D on the
+    target batch, ``num_k`` times. Returns D before the last update."""
+    heads = model.head_parameters()
+    for p in heads:
+        p.requires_grad_(False)
+    try:
+        for _ in range(num_k):
+            opts["generator"].zero_grad(set_to_none=True)
+            d = _target_d(model, model.cost(bt["fixed"], bt["moving"]), bt["mask"], d_fn)
+            d.backward()
+            opts["generator"].step()
+    finally:
+        for p in heads:
+            p.requires_grad_(True)
+    return float(d.detach())
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,57 +513,22 @@ def adapt(
     phase = f"adapt_{discrepancy}"
     device = _model_device(model)
     grid = cfg.grid
-    opts = _optimizers(model, cfg.lr)
+    opts = make_optimizers(model, cfg.lr)
     g_src = torch.Generator().manual_seed(_phase_seed(cfg.seed, phase + "/source"))
     g_tgt = torch.Generator().manual_seed(_phase_seed(cfg.seed, phase + "/target"))
     g_swd = torch.Generator(device=device).manual_seed(_phase_seed(cfg.seed, phase + "/swd"))
     draw_s, draw_t = _sampler(source, cfg, g_src), _sampler(target, cfg, g_tgt)
-    heads = list(model.head_parameters())
 
-    def d_target(cost_t: torch.Tensor, mask_t: torch.Tensor) -> torch.Tensor:
-        l1, l2 = model.classify(cost_t)
-        p, q = _rows(l1.softmax(1), mask_t), _rows(l2.softmax(1), mask_t)
+    def d_fn(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         return discrepancy_fn(discrepancy, p, q, grid, n_projections=cfg.n_projections, generator=g_swd)
 
     def step_fn() -> dict[str, float]:
         bs = _fetch(source, draw_s(), _SOURCE_KEYS, device)
         bt = _fetch(target, draw_t(), _TARGET_KEYS, device)
-        valid = bs["mask"] & bs["inside"]
-        mask_t = bt["mask"]
-        # A: G, F1, F2 on the source cross-entropy
-        for o in opts.values():
-            o.zero_grad(set_to_none=True)
-        l1, l2 = model(bs["fixed"], bs["moving"])
-        ce = _masked_ce(l1, bs["labels"], valid) + _masked_ce(l2, bs["labels"], valid)
-        ce.backward()
-        for o in opts.values():
-            o.step()
-        with torch.no_grad():
-            acc = label_accuracy(l1.softmax(1) + l2.softmax(1), bs["labels"], valid)
-        # B: G frozen (no gradient reaches it, its optimiser does not step); heads disagree on target
-        opts["heads"].zero_grad(set_to_none=True)
-        with torch.no_grad():
-            cost_s = model.cost(bs["fixed"], bs["moving"])
-            cost_t = model.cost(bt["fixed"], bt["moving"])
-        l1, l2 = model.classify(cost_s)
-        ce_b = _masked_ce(l1, bs["labels"], valid) + _masked_ce(l2, bs["labels"], valid)
-        d_b = d_target(cost_t, mask_t)
-        (ce_b - lam * d_b).backward()
-        opts["heads"].step()
-        # C: heads frozen; G makes the heads agree on target, num_k times
-        for p in heads:
-            p.requires_grad_(False)
-        try:
-            for _ in range(cfg.num_k):
-                opts["generator"].zero_grad(set_to_none=True)
-                d_c = d_target(model.cost(bt["fixed"], bt["moving"]), mask_t)
-                d_c.backward()
-                opts["generator"].step()
-        finally:
-            for p in heads:
-                p.requires_grad_(True)
-        return {"source_ce": float(ce.detach()) / 2.0, "train_acc": acc, "disc_b": float(d_b.detach()),
-                "discrepancy": float(d_c.detach()), "lam": lam}
+        ce, acc = mcd_step_a(model, opts, bs)
+        _, d_b = mcd_step_b(model, opts, bs, bt, d_fn, lam)
+        d_c = mcd_step_c(model, opts, bt, d_fn, cfg.num_k)
+        return {"source_ce": ce, "train_acc": acc, "disc_b": d_b, "discrepancy": d_c, "lam": lam}
 
     meta = {"phase": phase, "seed": cfg.seed, "lam": lam, "num_k": cfg.num_k}
     return _run_loop(phase=phase, model=model, cfg=cfg, steps=steps, step_fn=step_fn, optimizers=opts,
