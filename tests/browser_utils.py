@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -290,6 +291,83 @@ def running_lab(root_dir: Path, work_dir: Path, env: dict[str, str] | None = Non
         yield server
     finally:
         stop_lab(server)
+
+
+# ---------------------------------------------------------------------------------------------
+# Watching the processes' sockets
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_loopback_ip(ip: str) -> bool:
+    return ip.startswith("127.") or ip in ("::1", "::ffff:127.0.0.1") or ip.startswith("::ffff:127.")
+
+
+def outside_connections(pids: set[int]) -> set[tuple[int, str, str]]:
+    """Internet sockets of the processes ``pids`` whose remote end is not loopback.
+
+    Returns:
+        ``(pid, process name, "ip:port")`` for each such socket (listening sockets have no remote end
+        and are not counted).
+    """
+    found = set()
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            conns = proc.net_connections(kind="inet")
+            name = proc.name()
+        except psutil.Error:
+            continue
+        for conn in conns:
+            if conn.raddr and not _is_loopback_ip(conn.raddr.ip):
+                found.add((pid, name, f"{conn.raddr.ip}:{conn.raddr.port}"))
+    return found
+
+
+class SocketWatch:
+    """Samples, in a background thread, the sockets of a process tree; records non-loopback peers.
+
+    Used around the browser test: the tree is the test process (Playwright's driver and Chromium
+    are its children) and the JupyterLab server (whose kernels are its children).
+
+    Args:
+        roots: Process ids whose whole tree is watched.
+        interval: Seconds between two samples.
+    """
+
+    def __init__(self, roots: list[int], interval: float = 0.2) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval must be positive, got {interval}")
+        self.roots = list(roots)
+        self.interval = interval
+        self.seen: set[tuple[int, str, str]] = set()
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="socket-watch", daemon=True)
+
+    def _tree(self) -> set[int]:
+        pids = set()
+        for root in self.roots:
+            try:
+                proc = psutil.Process(root)
+                pids.add(root)
+                pids.update(p.pid for p in proc.children(recursive=True))
+            except psutil.Error:
+                continue
+        return pids
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.seen |= outside_connections(self._tree())
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> SocketWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
 
 
 # ---------------------------------------------------------------------------------------------

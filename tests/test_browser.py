@@ -154,12 +154,20 @@ def browser(lab: bu.LabServer, tmp_path_factory: pytest.TempPathFactory) -> Iter
             yield br
 
 
+@pytest.fixture(scope="module")
+def sockets(lab: bu.LabServer, browser: bu.Browser) -> Iterator[bu.SocketWatch]:
+    """Watches the sockets of this process's children (Playwright, Chromium) and of the server's tree."""
+    with bu.SocketWatch([os.getpid(), lab.process.pid], interval=0.5) as watch:
+        yield watch
+
+
 @pytest.fixture
-def page(browser: bu.Browser, lab: bu.LabServer) -> Iterator[Any]:
-    """A new tab; its kernels are shut down afterwards.
+def page(browser: bu.Browser, lab: bu.LabServer, sockets: bu.SocketWatch) -> Iterator[Any]:
+    """A new tab; its kernels are shut down afterwards; nothing may have left loopback.
 
     Requests to other hosts than loopback are all aborted (see ``bu.chromium``); afterwards the
     only ones allowed to have been attempted are the images that the notebooks' markdown links to.
+    No process of the browser, the server or its kernels may have held a socket to another host.
     """
     tab = browser.context.new_page()
     tab.set_default_timeout(60_000)
@@ -169,6 +177,8 @@ def page(browser: bu.Browser, lab: bu.LabServer) -> Iterator[Any]:
     allowed = set().union(*(bu.markdown_links(nb) for nb in lab.root_dir.rglob("*.ipynb")))
     unexpected = bu.unexpected_requests(browser.blocked, allowed)
     assert unexpected == [], f"the browser tried to reach non-loopback addresses: {unexpected}"
+    assert sockets.samples > 0
+    assert sockets.seen == set(), f"sockets to non-loopback hosts: {sorted(sockets.seen)}"
 
 
 @contextmanager
@@ -274,6 +284,23 @@ def test_only_markdown_images_may_ask_for_other_hosts(tmp_path: Path) -> None:
     assert bu.unexpected_requests([("https://example.org/x.png", "image")], allowed) != []
 
 
+def test_socket_watch_sees_a_connection_off_loopback_and_not_one_on_it() -> None:
+    # A UDP "connection" sets a remote end without sending anything (TEST-NET-1 documentation address).
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as outside,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as local,
+    ):
+        try:
+            outside.connect(("192.0.2.1", 9))
+        except OSError:
+            pytest.skip("no route for a non-loopback address on this machine")
+        local.connect(("127.0.0.1", 9))
+        seen = bu.outside_connections({os.getpid()})
+        assert {peer for _, _, peer in seen} == {"192.0.2.1:9"}
+    with pytest.raises(ValueError, match="interval"):
+        bu.SocketWatch([os.getpid()], interval=0)
+
+
 def test_loopback_addresses_only() -> None:
     assert bu._is_local("http://127.0.0.1:8888/lab?token=x")
     assert bu._is_local("data:image/png;base64,AAAA")
@@ -308,22 +335,35 @@ def test_install_browser_script_without_root_explains_and_fails(tmp_path: Path) 
     assert "needs root" in done.stderr and "apt-get install" in done.stderr
 
 
-@pytest.mark.slow
-def test_lab_server_needs_the_token_and_stops_cleanly(tmp_path: Path) -> None:
-    (tmp_path / "root").mkdir()
-    server = bu.start_lab(tmp_path / "root", tmp_path / "work")
+def _alive(pid: int) -> bool:
+    import psutil
+
     try:
-        assert server.base_url.startswith("http://127.0.0.1:")
-        assert server.api("api/status")["kernels"] == 0
-        opener = bu._local_opener()
-        with pytest.raises(urllib.error.HTTPError) as denied:
-            opener.open(server.base_url + "api/contents", timeout=5)
-        assert denied.value.code == 403
-        settings = server.api("lab/api/settings/@jupyterlab/docmanager-extension:plugin")
-        assert json.loads(settings["raw"])["autosave"] is False
-    finally:
-        bu.stop_lab(server)
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.slow
+def test_lab_server_needs_the_token_and_stops_cleanly_also_on_failure(tmp_path: Path) -> None:
+    import psutil
+
+    (tmp_path / "root").mkdir()
+    with pytest.raises(RuntimeError, match="a failing test"):
+        with bu.running_lab(tmp_path / "root", tmp_path / "work", env={"PEMD_QUICK": "1"}) as server:
+            assert server.base_url.startswith("http://127.0.0.1:")
+            assert server.api("api/status")["kernels"] == 0
+            with pytest.raises(urllib.error.HTTPError) as denied:
+                bu._local_opener().open(server.base_url + "api/contents", timeout=5)
+            assert denied.value.code == 403
+            settings = server.api("lab/api/settings/@jupyterlab/docmanager-extension:plugin")
+            assert json.loads(settings["raw"])["autosave"] is False
+            server.api("api/kernels", method="POST")  # a kernel, as a notebook would start
+            kernels = bu.wait_for(lambda: bu._kernel_pids(server.process.pid), 30.0, "the kernel process")
+            assert all(psutil.Process(pid).environ().get("PEMD_QUICK") == "1" for pid in kernels)
+            raise RuntimeError("a failing test")
     assert server.process.poll() is not None
+    assert not any(_alive(pid) for pid in kernels), "a kernel outlived the server"
     port = int(server.base_url.rsplit(":", 1)[1].strip("/"))
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the server still listens after stop_lab"
