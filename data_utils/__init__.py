@@ -2,6 +2,19 @@
 NIfTI loaders. Imports nothing of :mod:`pemd_tutorial`'s model or training code.
 
 The displacement label grid and every coordinate convention are defined in :mod:`data_utils.grid`.
+
+Modules, in data-flow order:
+
+* :mod:`data_utils.embedded`: :func:`load_embedded` (48 MNI152 slices: real T1w, spin-echo T2w/PD
+  simulated from tissue maps; train/val/test by position with gaps), :func:`split_slices`.
+* :mod:`data_utils.deform`: :func:`random_deformation` (smooth, bounded, fold-free, seeded) and
+  :func:`warp` (backward warping, ``warped(x) = image(x + u(x))``).
+* :mod:`data_utils.intensity`: :func:`augment_intensity` (gamma/contrast, bias field, Rician noise).
+* :mod:`data_utils.pairs`: :func:`make_pairs` / :class:`PairDataset` (source pairs with labels,
+  target pairs whose labels only :meth:`PairDataset.evaluation_view` returns),
+  :func:`evaluation_pairs` (fixed evaluation sets).
+* :mod:`data_utils.nifti`: :func:`load_nifti_pair`, :func:`save_nifti` for users' own volumes.
+* :mod:`data_utils.figures`: :func:`plot_pair_montage`.
 """
 
 from data_utils.deform import identity_grid, jacobian_determinant, random_deformation, smooth_noise, warp
