@@ -126,3 +126,25 @@ def test_masked_ncc_oracles():
     torch.testing.assert_close(masked_ncc(a, b, mask), torch.ones(3), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="'b'"):
         masked_ncc(a, a[:, :, :4], mask)
+
+
+def test_evaluate_probs_oracle_on_generated_target_pairs():
+    from types import SimpleNamespace
+
+    from data_utils import make_pairs
+    from pemd_tutorial.evaluate import evaluate_probs
+
+    grid = LabelGrid(radius=2, step=2.0)
+    cfg = SimpleNamespace(grid=grid, control_spacing=4)
+    pairs = make_pairs("target", "val", n_pairs=3, grid=grid, control_spacing=4, size=32, seed=5)
+    pairs = pairs.evaluation_view()
+    b = pairs.batch()
+    truth = torch.nn.functional.one_hot(b["labels"], grid.n_labels).permute(0, 3, 1, 2).float()
+    perfect = evaluate_probs(truth, pairs, cfg)
+    ident = evaluate_probs(identity_probs(3, grid, 8, 8), pairs, cfg)
+    assert perfect["accuracy"] == 1.0 and perfect["within_one"] == 1.0
+    assert perfect["epe"] <= grid.step * math.sqrt(2) / 2 + 1e-6  # only the quantisation error is left
+    assert perfect["ncc"] > ident["ncc"] + 0.2  # quantised labels: not 1, but far above no registration
+    assert perfect["ncc_reference"] == "true dense field"
+    with pytest.raises(ValueError, match="does not match"):
+        evaluate_probs(truth[:2], pairs, cfg)
