@@ -564,6 +564,16 @@ def sliders(page: Any) -> Any:
     return page.locator(f"{NOTEBOOK} .widget-hslider:visible")
 
 
+def cells_with_sliders(page: Any) -> list[int]:
+    """Indices (among code cells, from 0) of the cells whose output shows a visible slider."""
+    return page.evaluate(
+        """(sel) => Array.from(document.querySelectorAll(sel + ' .jp-CodeCell')).flatMap((cell, i) =>
+            Array.from(cell.querySelectorAll('.jp-OutputArea .widget-hslider')).some(
+                el => el.offsetWidth > 0 && el.offsetHeight > 0) ? [i] : [])""",
+        NOTEBOOK,
+    )
+
+
 def slider_with_description(page: Any, pattern: str) -> Any:
     """The first visible slider whose description label matches the regular expression ``pattern``.
 

@@ -105,6 +105,8 @@ FIXTURE_NOTEBOOKS = {
     ),
     # Fail: a runtime error in the middle (later cells never run), a syntax error in the last cell,
     # and a widget whose front-end model does not exist.
+    # Fails the slider check: the plot ignores the slider, so moving it changes nothing.
+    "frozen_plot.ipynb": _notebook(SLIDER_PLOT.replace("[0, angle]", "[0, 10]")),
     "runtime_error.ipynb": _notebook("x = 1", "1 / 0", "print('never printed')"),
     "syntax_error.ipynb": _notebook("x = 1", "def broken(:\n    pass"),
     "broken_widget.ipynb": _notebook(
@@ -204,7 +206,7 @@ def _shot(page: Any, name: str) -> Path:
     return path
 
 
-def _move_slider_and_check_plot(page: Any, pattern: str, name: str) -> Any:
+def _move_slider_and_check_plot(page: Any, pattern: str, name: str, redraw_timeout: float = 60.0) -> Any:
     """Press ArrowRight on the slider matching ``pattern``; assert its value and its plot change."""
     slider = bu.slider_with_description(page, pattern)
     slider.scroll_into_view_if_needed()
@@ -217,7 +219,7 @@ def _move_slider_and_check_plot(page: Any, pattern: str, name: str) -> Any:
     bu.press_slider(slider, "ArrowRight", times=3)
     bu.wait_for(lambda: bu.slider_readout(slider) != value_before, 10.0, "the slider's value to change")
     src_after = bu.wait_for(
-        lambda: (s := bu.image_source(image)) and s != src_before and s, 60.0, "the plot to be redrawn"
+        lambda: (s := bu.image_source(image)) and s != src_before and s, redraw_timeout, "the plot to change"
     )
     bu.wait_for(lambda: bu.kernel_status(page) == "idle", 60.0, "the kernel to be idle after the redraw")
     png_after = image.screenshot(path=str(ARTIFACTS / f"{name}-plot-after.png"))
@@ -390,10 +392,22 @@ def _check_good_notebook(page: Any, lab: bu.LabServer) -> None:
     assert bu.unexecuted_cells(page) == []
     assert bu.cell_errors(page) == []
     assert bu.sliders(page).count() == 1
+    assert bu.cells_with_sliders(page) == slider_cells(lab.root_dir / FIXTURES / "good.ipynb") == [1]
     slider = _move_slider_and_check_plot(page, ANGLE_PATTERN, "fixture-good")
     assert bu.slider_readout(slider) == "25"  # 10 + 3 steps of 5
     with pytest.raises(LookupError):
         bu.slider_with_description(page, "no such slider")
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_harness_catches_a_slider_that_does_not_change_the_plot(page: Any, lab: bu.LabServer) -> None:
+    with screenshot_on_failure(page, "fixture-frozen_plot"):
+        bu.open_notebook(page, lab, f"{FIXTURES}/frozen_plot.ipynb")
+        bu.run_all_cells(page, timeout=120)
+        assert bu.cell_errors(page) == []
+        with pytest.raises(TimeoutError, match="the plot to change"):
+            _move_slider_and_check_plot(page, ANGLE_PATTERN, "fixture-frozen_plot", redraw_timeout=10.0)
 
 
 @pytest.mark.parametrize(
@@ -423,12 +437,11 @@ def test_harness_catches_a_failing_notebook(
 # ---------------------------------------------------------------------------------------------
 
 
-def _uses_widgets(notebook: Path) -> bool:
-    cells = json.loads(notebook.read_text())["cells"]
-    return any(
-        c["cell_type"] == "code" and re.search(r"\binteract(ive)?\b|ipywidgets", "".join(c["source"]))
-        for c in cells
-    )
+def slider_cells(notebook: Path) -> list[int]:
+    """Indices (among code cells) of the cells that show a slider: ``interact(...)``, ``...Slider(...)``."""
+    cells = [c for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code"]
+    pattern = re.compile(r"\binteract(ive)?\s*\(|Slider\s*\(")
+    return [i for i, c in enumerate(cells) if pattern.search("".join(c["source"]))]
 
 
 def _save_readme_screenshot(page: Any, slider: Any) -> None:
@@ -477,8 +490,10 @@ def _check_tutorial(page: Any, lab: bu.LabServer, notebook: Path) -> None:
     _shot(page, f"{notebook.stem}-ran")
     assert bu.cell_errors(page) == [], f"{notebook.name} shows errors"
     assert bu.unexecuted_cells(page) == [], f"{notebook.name}: code cells left unexecuted"
-    if _uses_widgets(notebook):
-        bu.wait_for(lambda: bu.sliders(page).count() > 0, 30.0, f"a widget slider in {notebook.name}")
+    expected = slider_cells(notebook)
+    bu.wait_for(
+        lambda: set(expected) <= set(bu.cells_with_sliders(page)), 30.0, f"sliders in cells {expected}"
+    )
     if notebook.name.startswith("01_"):
         slider = _move_slider_and_check_plot(page, ANGLE_PATTERN, notebook.stem)
         _save_readme_screenshot(page, slider)
