@@ -14,6 +14,7 @@ CHROMIUM=${PEMD_CHROMIUM:-/usr/bin/chromium}
 PACKAGES=(chromium fonts-dejavu-core)
 
 have_fonts() {
+    [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && return 0
     command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list 2>/dev/null | head -n 1)" ]
 }
 
