@@ -208,6 +208,10 @@ def plot_distributions(
             ax.tick_params(labelsize=6)
             ax.xaxis.label.set_size(7)
             ax.yaxis.label.set_size(7)
+            if r < len(points) - 1:
+                ax.set_xlabel("")
+            if c:
+                ax.set_ylabel("")
     fig.tight_layout(pad=0.3)
     return fig
 
