@@ -30,7 +30,6 @@ import socket
 import subprocess
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,8 +45,6 @@ README_SCREENSHOT = ROOT / "docs" / "img" / "jupyterlab_walkthrough.png"
 NOTEBOOK_TIMEOUT = float(os.environ.get("PEMD_BROWSER_NOTEBOOK_TIMEOUT", "480"))
 ANGLE_PATTERN = r"angle"  # the 1D-projections notebook's slider description contains this word
 FIXTURES = "fixtures"  # sub-folder of the served root with the notebooks written by these tests
-
-browser_test = [pytest.mark.browser, pytest.mark.slow]
 
 
 def _require_chromium() -> None:
@@ -103,10 +100,10 @@ FIXTURE_NOTEBOOKS = {
         SLIDER_PLOT,
         "print('the end')",
     ),
-    # Fail: a runtime error in the middle (later cells never run), a syntax error in the last cell,
-    # and a widget whose front-end model does not exist.
     # Fails the slider check: the plot ignores the slider, so moving it changes nothing.
     "frozen_plot.ipynb": _notebook(SLIDER_PLOT.replace("[0, angle]", "[0, 10]")),
+    # Fail the error check: a runtime error in the middle (later cells never run), a syntax error
+    # in the last cell, and a widget whose front-end model does not exist.
     "runtime_error.ipynb": _notebook("x = 1", "1 / 0", "print('never printed')"),
     "syntax_error.ipynb": _notebook("x = 1", "def broken(:\n    pass"),
     "broken_widget.ipynb": _notebook(
@@ -190,7 +187,10 @@ def screenshot_on_failure(page: Any, name: str) -> Iterator[None]:
         yield
     except BaseException:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"FAILED-{name}.png"))
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"FAILED-{name}.png"))
+        except Exception as exc:  # a crashed page must not hide the original failure
+            print(f"no failure screenshot for {name}: {exc}")
         raise
 
 
@@ -470,6 +470,13 @@ def _save_readme_screenshot(page: Any, slider: Any) -> None:
         README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         image.save(README_SCREENSHOT, optimize=True)
         assert README_SCREENSHOT.stat().st_size < 300_000
+
+
+def test_the_walkthrough_has_the_projection_notebook_with_an_angle_slider() -> None:
+    projections = [nb for nb in TUTORIALS if nb.name.startswith("01_")]
+    assert len(projections) == 1, f"expected one tutorials/01_*.ipynb, found {TUTORIALS}"
+    assert slider_cells(projections[0]), "the 1D-projections notebook has no slider cell"
+    assert ANGLE_PATTERN in projections[0].read_text(), "no slider description with the word 'angle'"
 
 
 @pytest.mark.parametrize("notebook", TUTORIALS, ids=[p.stem for p in TUTORIALS])
