@@ -114,6 +114,8 @@ class LabServer:
         root_dir: The folder the server serves (the notebooks' copies).
         process: The server process (leader of its own process group).
         log_path: File with the server's stdout and stderr.
+        kernels: Kernel processes seen so far, by pid (``psutil.Process`` objects: signalling them
+            later cannot hit another process that reused the pid).
     """
 
     base_url: str
@@ -121,7 +123,7 @@ class LabServer:
     root_dir: Path
     process: subprocess.Popen
     log_path: Path
-    kernel_pids: set[int] = field(default_factory=set)
+    kernels: dict[int, psutil.Process] = field(default_factory=dict)
 
     def api(self, path: str, method: str = "GET", timeout: float = 10.0) -> Any:
         """Call the server's REST API (``path`` without a leading slash) and return decoded JSON."""
@@ -150,15 +152,16 @@ class LabServer:
     def shutdown_kernels(self) -> None:
         """Shut down every kernel of the server (frees CPU and memory between notebooks)."""
         for kernel in self.api("api/kernels"):
-            self.kernel_pids.update(_kernel_pids(self.process.pid))
+            self.kernels.update(child_processes(self.process.pid))
             self.api(f"api/kernels/{kernel['id']}", method="DELETE")
 
 
-def _kernel_pids(server_pid: int) -> set[int]:
+def child_processes(pid: int) -> dict[int, psutil.Process]:
+    """All descendants of process ``pid`` (the server's kernels), by pid; empty if it is gone."""
     try:
-        return {p.pid for p in psutil.Process(server_pid).children(recursive=True)}
+        return {p.pid: p for p in psutil.Process(pid).children(recursive=True)}
     except psutil.Error:
-        return set()
+        return {}
 
 
 def write_lab_settings(settings_dir: Path, settings: dict[str, dict[str, Any]] = LAB_SETTINGS) -> None:
@@ -257,7 +260,7 @@ def stop_lab(server: LabServer, timeout: float = 15.0) -> None:
     Kernels run in their own process groups, so their process ids are collected (while the server
     lives) and each is ended by id if it outlives the server.
     """
-    pids = set(server.kernel_pids) | _kernel_pids(server.process.pid)
+    kernels = {**server.kernels, **child_processes(server.process.pid)}
     if server.process.poll() is None:
         try:
             server.api("api/shutdown", method="POST", timeout=5.0)
@@ -272,10 +275,9 @@ def stop_lab(server: LabServer, timeout: float = 15.0) -> None:
                 break
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 continue
-    for pid in pids:
+    for proc in kernels.values():
         try:
-            proc = psutil.Process(pid)
-            proc.terminate()
+            proc.terminate()  # psutil refuses if the pid now belongs to another process
             proc.wait(timeout=3)
         except psutil.TimeoutExpired:
             proc.kill()

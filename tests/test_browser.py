@@ -337,18 +337,17 @@ def test_install_browser_script_without_root_explains_and_fails(tmp_path: Path) 
     assert "needs root" in done.stderr and "apt-get install" in done.stderr
 
 
-def _alive(pid: int) -> bool:
+def _alive(proc: Any) -> bool:
     import psutil
 
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
 
 
 @pytest.mark.slow
 def test_lab_server_needs_the_token_and_stops_cleanly_also_on_failure(tmp_path: Path) -> None:
-    import psutil
 
     (tmp_path / "root").mkdir()
     with pytest.raises(RuntimeError, match="a failing test"):
@@ -361,11 +360,11 @@ def test_lab_server_needs_the_token_and_stops_cleanly_also_on_failure(tmp_path: 
             settings = server.api("lab/api/settings/@jupyterlab/docmanager-extension:plugin")
             assert json.loads(settings["raw"])["autosave"] is False
             server.api("api/kernels", method="POST")  # a kernel, as a notebook would start
-            kernels = bu.wait_for(lambda: bu._kernel_pids(server.process.pid), 30.0, "the kernel process")
-            assert all(psutil.Process(pid).environ().get("PEMD_QUICK") == "1" for pid in kernels)
+            kernels = bu.wait_for(lambda: bu.child_processes(server.process.pid), 30.0, "the kernel process")
+            assert all(proc.environ().get("PEMD_QUICK") == "1" for proc in kernels.values())
             raise RuntimeError("a failing test")
     assert server.process.poll() is not None
-    assert not any(_alive(pid) for pid in kernels), "a kernel outlived the server"
+    assert not any(_alive(proc) for proc in kernels.values()), "a kernel outlived the server"
     port = int(server.base_url.rsplit(":", 1)[1].strip("/"))
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0, "the server still listens after stop_lab"
