@@ -483,9 +483,12 @@ def test_the_walkthrough_has_the_projection_notebook_with_an_angle_slider() -> N
 @pytest.mark.slow
 def test_tutorial_runs_in_jupyterlab(page: Any, lab: bu.LabServer, notebook: Path) -> None:
     start = time.monotonic()
+    copy = (lab.root_dir / "tutorials" / notebook.name).read_bytes()
     with screenshot_on_failure(page, notebook.stem):
         _check_tutorial(page, lab, notebook)
     print(f"{notebook.name}: {time.monotonic() - start:.1f} s in JupyterLab")
+    # The browser saved nothing (autosave is off); the repository's file is never served at all.
+    assert (lab.root_dir / "tutorials" / notebook.name).read_bytes() == copy
 
 
 def _check_tutorial(page: Any, lab: bu.LabServer, notebook: Path) -> None:
