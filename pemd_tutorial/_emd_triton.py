@@ -1,4 +1,11 @@
-r"""Fused Triton kernels for :func:`pemd_tutorial.emd.projected_emd` (optional; CUDA, float32).
+r"""Fused Triton kernels for :func:`pemd_tutorial.emd.projected_emd` (experimental; CUDA, float32).
+
+Status (2026-11-25): checked against float64 under Triton's CPU interpreter (forward and
+backward, 2D and 3D grids). On an H100 (triton 3.6) the forward matched the reference on small
+batches, but the backward gave wrong gradients and an illegal memory access, and large batches
+needed more shared memory than the card has (fixed since with ``num_stages=1``, not re-run). So
+the kernels are opt-in only (``backend="triton"`` or ``PEMD_EMD_BACKEND=triton``); see
+``benchmarks/NOTES_emd.md``.
 
 Importing this module fails without ``triton``; :mod:`pemd_tutorial.emd` then keeps its PyTorch
 path, which is also the reference these kernels are tested against.
@@ -33,6 +40,9 @@ _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 SPLITS = int(os.environ.get("PEMD_TRITON_SPLITS", "3"))
 #: Programs per streaming multiprocessor of the persistent kernels.
 PROGRAMS_PER_SM = int(os.environ.get("PEMD_TRITON_PROGRAMS_PER_SM", "4"))
+#: Software-pipelining stages; Triton's default (3) multiplies the p/q tiles in shared memory and
+#: asked for 244 KiB (> 227 KiB on an H100) at 9x9 with BLOCK_N=128.
+NUM_STAGES = int(os.environ.get("PEMD_TRITON_NUM_STAGES", "1"))
 
 
 @triton.jit
@@ -219,7 +229,7 @@ class _ProjectedEMDTriton(torch.autograd.Function):
             _pemd_fwd_kernel[grid](
                 p, q, ap, wp, out, n_rows, n_iter,
                 L=n_labels, C_PAD=c_pad, BLOCK_N=bn, BLOCK_K=bk, SPLITS=SPLITS,
-                PERSISTENT=not _INTERPRET, EMULATE=_INTERPRET, num_warps=nw,
+                PERSISTENT=not _INTERPRET, EMULATE=_INTERPRET, num_warps=nw, num_stages=NUM_STAGES,
             )
         ctx.save_for_backward(p, q, ap, at, wp)
         ctx.l_mem = l_mem
@@ -241,6 +251,7 @@ class _ProjectedEMDTriton(torch.autograd.Function):
                 n_rows, n_iter,
                 L=n_labels, L_MEM=ctx.l_mem, C_PAD=ap.shape[1], BLOCK_N=bn, BLOCK_K=bk, SPLITS=SPLITS,
                 WRITE_P=need_p, WRITE_Q=need_q, PERSISTENT=not _INTERPRET, EMULATE=_INTERPRET, num_warps=nw,
+                num_stages=NUM_STAGES,
             )
         return gp, gq, None, None
 

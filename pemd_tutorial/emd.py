@@ -415,22 +415,17 @@ class _ProjectedEMDFunction(torch.autograd.Function):
 
 
 def _use_triton(p: torch.Tensor, backend: str) -> bool:
-    if backend == "torch" or os.environ.get("PEMD_EMD_BACKEND", "").lower() == "torch":
+    """Whether this call runs the fused Triton kernels (opt-in, see :func:`projected_emd`)."""
+    if backend == "auto":
+        backend = os.environ.get("PEMD_EMD_BACKEND", "torch").lower()
+    if backend != "triton":
         return False
-    if p.device.type != "cuda" and not (backend == "triton" and os.environ.get("TRITON_INTERPRET") == "1"):
-        if backend == "triton":
-            raise ValueError("projected_emd() 'backend'='triton' needs CUDA tensors (or TRITON_INTERPRET=1)")
-        return False
+    if p.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ValueError("projected_emd() 'backend'='triton' needs CUDA tensors (or TRITON_INTERPRET=1)")
     if p.dtype != torch.float32:
-        if backend == "triton":
-            raise ValueError(f"projected_emd() 'backend'='triton' supports float32 'p' only, got {p.dtype}")
-        return False
-    try:
-        from pemd_tutorial import _emd_triton  # noqa: F401
-    except ImportError:
-        if backend == "triton":
-            raise
-        return False
+        raise ValueError(f"projected_emd() 'backend'='triton' supports float32 'p' only, got {p.dtype}")
+    from pemd_tutorial import _emd_triton  # noqa: F401  (ImportError without triton)
+
     return True
 
 
@@ -465,9 +460,11 @@ def projected_emd(
         reduction: ``"mean"`` (over histograms), ``"sum"`` or ``"none"`` (shape ``p.shape`` without
             the grid dimensions).
         validate: check the inputs (module docstring); ``False`` for hot loops.
-        backend: ``"auto"`` (a fused Triton kernel for CUDA tensors when triton is importable,
-            otherwise PyTorch), ``"torch"`` (the reference path) or ``"triton"``. The environment
-            variable ``PEMD_EMD_BACKEND=torch`` forces the reference path.
+        backend: ``"auto"`` (the default: the PyTorch path, unless the environment variable
+            ``PEMD_EMD_BACKEND`` says ``triton``), ``"torch"`` (the reference path: a cached
+            matrix product with a closed-form backward, CPU and CUDA) or ``"triton"`` (the
+            experimental fused kernels of :mod:`pemd_tutorial._emd_triton`, CUDA and float32
+            only; not yet validated on a GPU, so never chosen by default).
 
     Returns:
         A 0-dim tensor, or one value per histogram for ``reduction="none"``; differentiable with

@@ -431,12 +431,19 @@ def test_projected_emd_argument_errors():
         projected_emd(p, q, (9, 9), backend="cuda")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only error")
-def test_triton_backend_needs_cuda(monkeypatch):
+def test_triton_backend_needs_cuda_float32(monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     p, q = _good(dtype=torch.float32)
     with pytest.raises(ValueError, match="'backend'='triton' needs CUDA"):
         projected_emd(p, q, (9, 9), backend="triton")
+    monkeypatch.setenv("PEMD_EMD_BACKEND", "triton")
+    with pytest.raises(ValueError, match="'backend'='triton' needs CUDA"):
+        projected_emd(p, q, (9, 9))
+    monkeypatch.setenv("PEMD_EMD_BACKEND", "torch")
+    projected_emd(p, q, (9, 9))
+    if torch.cuda.is_available():
+        with pytest.raises(ValueError, match="supports float32 'p' only"):
+            projected_emd(p.double().cuda(), q.double().cuda(), (9, 9), backend="triton")
 
 
 def test_other_argument_errors():

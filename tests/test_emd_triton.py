@@ -1,7 +1,9 @@
-"""The optional fused Triton kernels of projected_emd against the float64 PyTorch reference.
+"""The experimental fused Triton kernels of projected_emd against the float64 PyTorch reference.
 
-Runs on a CUDA device with triton installed, or on the CPU under Triton's interpreter
-(``TRITON_INTERPRET=1 pytest tests/test_emd_triton.py``, triton installed); skipped otherwise.
+Runs on the CPU under Triton's interpreter (``TRITON_INTERPRET=1 pytest tests/test_emd_triton.py``,
+triton installed), and on a CUDA device only when ``PEMD_TEST_TRITON_CUDA=1`` (the kernels are
+not yet validated on a GPU: a failure there can leave the CUDA context unusable for the tests
+that follow, so they stay out of the default GPU run). Skipped otherwise.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pemd_tutorial.emd import _cumulative_operator, _normalise_directions, proje
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-CUDA = torch.cuda.is_available()
+CUDA = torch.cuda.is_available() and os.environ.get("PEMD_TEST_TRITON_CUDA") == "1"
 pytestmark = pytest.mark.skipif(
-    not (HAS_TRITON and (CUDA or INTERPRET)), reason="needs triton and a CUDA device (or TRITON_INTERPRET=1)"
+    not (HAS_TRITON and (CUDA or INTERPRET)),
+    reason="needs triton and TRITON_INTERPRET=1 (or a CUDA device and PEMD_TEST_TRITON_CUDA=1)",
 )
 DEVICE = "cuda" if CUDA else "cpu"
 
@@ -100,16 +103,17 @@ def test_triton_arbitrary_angles():
     assert rel(out, ref) < 2e-6
 
 
-@pytest.mark.skipif(not CUDA, reason="auto picks triton only for CUDA tensors")
-def test_auto_backend_uses_triton_on_cuda(monkeypatch):
+def test_backend_environment_variable(monkeypatch):
+    """``auto`` means the PyTorch path unless PEMD_EMD_BACKEND=triton."""
     import pemd_tutorial._emd_triton as kernels
 
     calls = []
     original = kernels.projected_emd_rows
     monkeypatch.setattr(kernels, "projected_emd_rows", lambda *a: calls.append(1) or original(*a))
     p, q = pairs(10, 81, seed=5)
-    projected_emd(p, q, (9, 9))
+    ref = projected_emd(p, q, (9, 9))
+    assert calls == []
+    monkeypatch.setenv("PEMD_EMD_BACKEND", "triton")
+    out = projected_emd(p, q, (9, 9))
     assert calls == [1]
-    monkeypatch.setenv("PEMD_EMD_BACKEND", "torch")
-    projected_emd(p, q, (9, 9))
-    assert calls == [1]  # the environment variable forces the reference path
+    torch.testing.assert_close(out, ref, rtol=2e-6, atol=0)
