@@ -1,0 +1,237 @@
+"""Choose the step-B weight lambda of each discrepancy on the target *validation* split.
+
+Protocol (the one documented in the README and in :mod:`pemd_tutorial.config`):
+
+1. For each seed ``s``: the training pairs of the main job (source ``s * 1000 + 101``, target
+   ``s * 1000 + 202``, as :func:`pemd_tutorial.experiment.make_data`), the fixed *validation*
+   evaluation sets of both domains (:func:`data_utils.evaluation_pairs` ``split="val"``). The
+   test split is never built here.
+2. A source-only network (``train_source``, ``cfg.source_steps``) per seed.
+3. For every discrepancy and every lambda of a log grid, a copy of that network is adapted
+   (``adapt``, ``cfg.adapt_steps``), then scored: target val label accuracy (the selection
+   criterion) and source val accuracy (to spot a collapse, METHOD.md §7).
+4. Per discrepancy, the lambda with the best mean target val accuracy over seeds is chosen.
+
+Discrepancies are normalised as in :func:`pemd_tutorial.training.discrepancy` (total variation
+for L1, SWD x L/2, projected EMD in label steps), so the same grid fits all three.
+
+Usage::
+
+    python benchmarks/tune_lambda.py --profile quick --seeds 0 --out benchmarks/results/lambda_quick.json
+    python benchmarks/tune_lambda.py --profile full --device cuda --jobs 12
+
+``--jobs`` runs the adaptation grid in that many worker processes (useful on a GPU, whose small
+kernels leave it mostly idle for one process). Results are written after every finished run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pemd_tutorial.config import DISCREPANCY_NAMES, Config  # noqa: E402
+
+DEFAULT_GRID = (0.01, 0.1, 1.0, 10.0)
+
+
+def _data(cfg: Config, seed: int) -> dict:
+    from data_utils import evaluation_pairs, make_pairs
+
+    kw = dict(grid=cfg.grid, control_spacing=cfg.control_spacing, size=cfg.image_size,
+              max_displacement=cfg.max_displacement)
+    return {
+        "source": make_pairs("source", "train", cfg.n_train_pairs, seed=seed * 1000 + 101, **kw),
+        "target": make_pairs("target", "train", cfg.n_train_pairs, seed=seed * 1000 + 202, **kw),
+        "source_val": evaluation_pairs("source", "val", cfg.n_val_pairs, **kw).evaluation_view(),
+        "target_val": evaluation_pairs("target", "val", cfg.n_val_pairs, **kw).evaluation_view(),
+    }
+
+
+def _accuracy(model, pairs) -> float:
+    from pemd_tutorial.training import label_accuracy, predict
+
+    p1, p2 = predict(model, pairs)
+    b = pairs.batch()
+    return label_accuracy(p1 + p2, b["labels"], b["mask"] & b["inside"])
+
+
+_CACHE: dict = {}
+
+
+def _cached_data(cfg: Config, seed: int) -> dict:
+    key = (json.dumps(cfg.to_dict(), sort_keys=True), seed)
+    if key not in _CACHE:
+        _CACHE[key] = _data(cfg, seed)
+    return _CACHE[key]
+
+
+def source_job(cfg_dict: dict, seed: int, state_path: str, threads: int) -> dict:
+    """Train the source-only network of one seed; save its weights; score it."""
+    from pemd_tutorial.model import RegistrationNet
+    from pemd_tutorial.training import train_source
+
+    torch.set_num_threads(threads)
+    cfg = Config.from_dict(cfg_dict).replace(seed=seed)
+    d = _cached_data(cfg, seed)
+    model = RegistrationNet(cfg).to(cfg.device)
+    t0 = time.perf_counter()
+    train_source(model, d["source"], cfg, progress=False)
+    seconds = time.perf_counter() - t0
+    torch.save(model.state_dict(), state_path)
+    return {"seed": seed, "method": "source_only", "target_val_acc": _accuracy(model, d["target_val"]),
+            "source_val_acc": _accuracy(model, d["source_val"]), "seconds": seconds}
+
+
+def oracle_job(cfg_dict: dict, seed: int, threads: int) -> dict:
+    """The oracle of one seed (trained with the target *train* labels), for context only."""
+    from pemd_tutorial.model import RegistrationNet
+    from pemd_tutorial.training import train_oracle
+
+    torch.set_num_threads(threads)
+    cfg = Config.from_dict(cfg_dict).replace(seed=seed)
+    d = _cached_data(cfg, seed)
+    model = RegistrationNet(cfg).to(cfg.device)
+    t0 = time.perf_counter()
+    train_oracle(model, d["target"].evaluation_view(), cfg, progress=False)  # the explicit oracle
+    return {"seed": seed, "method": "oracle", "target_val_acc": _accuracy(model, d["target_val"]),
+            "source_val_acc": _accuracy(model, d["source_val"]), "seconds": time.perf_counter() - t0}
+
+
+def adapt_job(cfg_dict: dict, seed: int, name: str, lam: float, state_path: str, threads: int) -> dict:
+    """Adapt a copy of the seed's source network with one (discrepancy, lambda); score it."""
+    from pemd_tutorial.model import RegistrationNet
+    from pemd_tutorial.training import adapt
+
+    torch.set_num_threads(threads)
+    cfg = Config.from_dict(cfg_dict).replace(seed=seed)
+    d = _cached_data(cfg, seed)
+    model = RegistrationNet(cfg).to(cfg.device)
+    model.load_state_dict(torch.load(state_path, map_location=cfg.device, weights_only=True))
+    t0 = time.perf_counter()
+    net = model
+    log = adapt(net, d["source"], d["target"], cfg, discrepancy=name, lam=lam, val=d["target_val"],
+                progress=False)
+    seconds = time.perf_counter() - t0
+    vals = [r["val_acc"] for r in log if r["val_acc"] is not None]
+    return {
+        "seed": seed, "discrepancy": name, "lam": lam,
+        "target_val_acc": vals[-1], "target_val_acc_max": max(vals),
+        "target_val_curve": vals, "source_val_acc": _accuracy(net, d["source_val"]),
+        "disc_b_last": log[-1]["disc_b"], "disc_c_last": log[-1]["discrepancy"],
+        "source_ce_last": log[-1]["source_ce"], "seconds": seconds,
+    }
+
+
+def choose(rows: list[dict], names, grid) -> dict:
+    """Per discrepancy, the lambda with the highest mean target val accuracy over seeds."""
+    out = {}
+    for name in names:
+        table = {}
+        for lam in grid:
+            accs = [r["target_val_acc"] for r in rows if r["discrepancy"] == name and r["lam"] == lam]
+            if accs:
+                table[lam] = sum(accs) / len(accs)
+        if table:
+            best = max(table, key=lambda k: (table[k], -k))  # ties: the smaller lambda
+            out[name] = {"lam": best, "mean_target_val_acc": table[best],
+                         "grid_mean_target_val_acc": {str(k): v for k, v in table.items()}}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", choices=("quick", "full"), default="quick")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--grid", type=float, nargs="+", default=list(DEFAULT_GRID))
+    ap.add_argument("--discrepancies", nargs="+", default=list(DISCREPANCY_NAMES), choices=DISCREPANCY_NAMES)
+    ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",
+                    help="Config overrides, e.g. adapt_steps=100 lr=0.0005")
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--no-oracle", dest="oracle", action="store_false", help="skip the oracle runs")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+
+    overrides = {}
+    for item in args.set:
+        k, v = item.split("=", 1)
+        overrides[k] = json.loads(v)
+    if args.device:
+        overrides["device"] = args.device
+    cfg = (Config.quick if args.profile == "quick" else Config.full)(**overrides)
+    out = Path(args.out or f"benchmarks/results/lambda_{args.profile}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = out.parent / f".tune_{args.profile}"
+    work.mkdir(exist_ok=True)
+    threads = max(1, (os.cpu_count() or 2) // max(1, args.jobs))
+    on_gpu = cfg.device.startswith("cuda")
+    device_name = torch.cuda.get_device_name(0) if on_gpu else platform.processor() or "cpu"
+    result = {
+        "protocol": __doc__.split("Usage::")[0].strip(),
+        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "machine": f"{device_name}, {os.cpu_count()} CPU cores", "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "config": cfg.to_dict(), "grid": args.grid, "seeds": args.seeds,
+        "source_only": [], "oracle": [], "runs": [], "chosen": {},
+    }
+
+    def write():
+        result["chosen"] = choose(result["runs"], args.discrepancies, args.grid)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, out)
+
+    t0 = time.perf_counter()
+    ctx = torch.multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+        states = {s: str(work / f"source_seed{s}.pt") for s in args.seeds}
+        futs = [pool.submit(source_job, cfg.to_dict(), s, states[s], threads) for s in args.seeds]
+        for f in as_completed(futs):
+            row = f.result()
+            result["source_only"].append(row)
+            print(f"[{time.perf_counter() - t0:7.1f}s] source-only seed {row['seed']}: target val "
+                  f"{row['target_val_acc']:.3f} source val {row['source_val_acc']:.3f} "
+                  f"({row['seconds']:.0f}s)", flush=True)
+            write()
+        jobs = [(s, n, lam) for n in args.discrepancies for lam in args.grid for s in args.seeds]
+        futs = [pool.submit(oracle_job, cfg.to_dict(), s, threads) for s in args.seeds] if args.oracle else []
+        futs += [pool.submit(adapt_job, cfg.to_dict(), s, n, lam, states[s], threads) for s, n, lam in jobs]
+        for f in as_completed(futs):
+            try:
+                row = f.result()
+            except Exception as err:  # one failed run must not lose the others
+                result.setdefault("errors", []).append(repr(err))
+                print(f"[{time.perf_counter() - t0:7.1f}s] a run failed: {err!r}", flush=True)
+                write()
+                continue
+            if row.get("method") == "oracle":
+                result["oracle"].append(row)
+                print(f"[{time.perf_counter() - t0:7.1f}s] oracle seed {row['seed']}: target val "
+                      f"{row['target_val_acc']:.3f} ({row['seconds']:.0f}s)", flush=True)
+                write()
+                continue
+            result["runs"].append(row)
+            print(f"[{time.perf_counter() - t0:7.1f}s] {row['discrepancy']:>4} lam={row['lam']:<6g} seed "
+                  f"{row['seed']}: target val {row['target_val_acc']:.3f} "
+                  f"(max {row['target_val_acc_max']:.3f}) "
+                  f"source val {row['source_val_acc']:.3f} D_b {row['disc_b_last']:.3g} "
+                  f"({row['seconds']:.0f}s)", flush=True)
+            write()
+    result["total_seconds"] = time.perf_counter() - t0
+    write()
+    print(json.dumps(result["chosen"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
