@@ -121,13 +121,12 @@ def _check_histograms(x: torch.Tensor, fn: str, name: str, dims: tuple[int, ...]
         raise ValueError(f"{_fn_name(fn, name)} must not be empty, got shape {tuple(x.shape)}")
     n_bins = math.prod(x.shape[d] for d in dims)
     with torch.no_grad():
-        finite = torch.isfinite(x).all()
-        if not bool(finite):
-            raise ValueError(f"{_fn_name(fn, name)} contains NaN or infinite values")
-        lowest = x.min()
-        sums = x.sum(dim=dims)
-        worst = (sums - 1.0).abs().max()
-        lowest, worst = float(lowest), float(worst)
+        stats = torch.stack(
+            [torch.isfinite(x).all().to(x.dtype), x.min(), (x.sum(dim=dims) - 1.0).abs().max()]
+        )
+        finite, lowest, worst = stats.tolist()  # one device-to-host copy
+    if not finite:
+        raise ValueError(f"{_fn_name(fn, name)} contains NaN or infinite values")
     if lowest < -_neg_tolerance(x.dtype):
         raise ValueError(f"{_fn_name(fn, name)} has negative entries (minimum {lowest:.3g})")
     tol = sum_tolerance(x.dtype, n_bins)
@@ -151,8 +150,8 @@ def _check_grid_shape(grid_shape, fn: str) -> tuple[int, ...]:
     try:
         shape = tuple(grid_shape)
     except TypeError:
-        raise ValueError(f"{fn}() 'grid_shape' must be a tuple (H, W) or (D, H, W), got {grid_shape!r}") \
-            from None
+        msg = f"{fn}() 'grid_shape' must be a tuple (H, W) or (D, H, W), got {grid_shape!r}"
+        raise ValueError(msg) from None
     if len(shape) not in (2, 3) or not all(
         isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape
     ):

@@ -193,6 +193,14 @@ def test_project_histogram_axis_and_diagonal_bins():
     torch.testing.assert_close(m[0], torch.tensor([1, 2, 3, 2, 1], dtype=F64) / 9)
 
 
+def test_project_histogram_3d_axis_is_the_x_marginal():
+    gs = (3, 4, 5)
+    p = rand_hist(2, 60, seed=40)
+    pos, m = project_histogram(p, gs, (1.0, 0.0, 0.0), step=0.5)
+    torch.testing.assert_close(pos, (torch.arange(5, dtype=F64) - 2.0) * 0.5)
+    torch.testing.assert_close(m, p.reshape(2, *gs).sum((1, 2)))
+
+
 def test_reductions_and_batch_shapes():
     gs = (9, 9)
     p, q = rand_hist(2, 3, 81, seed=16), rand_hist(2, 3, 81, seed=17)
