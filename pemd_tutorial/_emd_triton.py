@@ -38,6 +38,8 @@ __all__ = ["projected_emd_rows"]
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 #: bfloat16 pieces of the float32 operand of every matrix product (0 = float32 "ieee" dot).
 SPLITS = int(os.environ.get("PEMD_TRITON_SPLITS", "3"))
+#: The same for the backward's second product ``(sign(D) * w) @ A.T`` (a knob to bisect GPU issues).
+BWD_SPLITS = int(os.environ.get("PEMD_TRITON_BWD_SPLITS", str(SPLITS)))
 #: Programs per streaming multiprocessor of the persistent kernels.
 PROGRAMS_PER_SM = int(os.environ.get("PEMD_TRITON_PROGRAMS_PER_SM", "4"))
 #: Software-pipelining stages; Triton's default (3) multiplies the p/q tiles in shared memory and
@@ -126,7 +128,8 @@ def _pemd_fwd_kernel(p_ptr, q_ptr, a_ptr, w_ptr, out_ptr, N, n_iter, L: tl.const
 @triton.jit
 def _bwd_tile(tile, p_ptr, q_ptr, a_ptr, at_ptr, w, go_ptr, gp_ptr, gq_ptr, N, L: tl.constexpr,
               L_MEM: tl.constexpr, C_PAD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-              SPLITS: tl.constexpr, WRITE_P: tl.constexpr, WRITE_Q: tl.constexpr, EMULATE: tl.constexpr):
+              SPLITS: tl.constexpr, BWD_SPLITS: tl.constexpr, WRITE_P: tl.constexpr, WRITE_Q: tl.constexpr,
+              EMULATE: tl.constexpr):
     rows = tile * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < N
     offs_k = tl.arange(0, BLOCK_K)
@@ -139,7 +142,7 @@ def _bwd_tile(tile, p_ptr, q_ptr, a_ptr, at_ptr, w, go_ptr, gp_ptr, gq_ptr, N, L
     for k0 in tl.static_range(0, L, BLOCK_K):
         cols = k0 + offs_k
         at = tl.load(at_ptr + offs_c[:, None] * L_MEM + cols[None, :])
-        g = _dot_split(s, at, tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32), SPLITS, EMULATE)
+        g = _dot_split(s, at, tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32), BWD_SPLITS, EMULATE)
         g = g * go[:, None]
         m = row_mask[:, None] & (cols[None, :] < L)
         if WRITE_P:
@@ -151,18 +154,18 @@ def _bwd_tile(tile, p_ptr, q_ptr, a_ptr, at_ptr, w, go_ptr, gp_ptr, gq_ptr, N, L
 @triton.jit
 def _pemd_bwd_kernel(p_ptr, q_ptr, a_ptr, at_ptr, w_ptr, go_ptr, gp_ptr, gq_ptr, N, n_iter, L: tl.constexpr,
                      L_MEM: tl.constexpr, C_PAD: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                     SPLITS: tl.constexpr, WRITE_P: tl.constexpr, WRITE_Q: tl.constexpr,
-                     PERSISTENT: tl.constexpr, EMULATE: tl.constexpr):
+                     SPLITS: tl.constexpr, BWD_SPLITS: tl.constexpr, WRITE_P: tl.constexpr,
+                     WRITE_Q: tl.constexpr, PERSISTENT: tl.constexpr, EMULATE: tl.constexpr):
     pid = tl.program_id(0)
     w = tl.load(w_ptr + tl.arange(0, C_PAD))
     if PERSISTENT:
         nprog = tl.num_programs(0)
         for it in range(0, n_iter):
             _bwd_tile(pid + it * nprog, p_ptr, q_ptr, a_ptr, at_ptr, w, go_ptr, gp_ptr, gq_ptr, N, L, L_MEM,
-                      C_PAD, BLOCK_N, BLOCK_K, SPLITS, WRITE_P, WRITE_Q, EMULATE)
+                      C_PAD, BLOCK_N, BLOCK_K, SPLITS, BWD_SPLITS, WRITE_P, WRITE_Q, EMULATE)
     else:
         _bwd_tile(pid, p_ptr, q_ptr, a_ptr, at_ptr, w, go_ptr, gp_ptr, gq_ptr, N, L, L_MEM, C_PAD, BLOCK_N,
-                  BLOCK_K, SPLITS, WRITE_P, WRITE_Q, EMULATE)
+                  BLOCK_K, SPLITS, BWD_SPLITS, WRITE_P, WRITE_Q, EMULATE)
 
 
 def _next_pow2(n: int) -> int:
@@ -250,6 +253,7 @@ class _ProjectedEMDTriton(torch.autograd.Function):
                 p, q, ap, at, wp, grad_out.contiguous(), gp if need_p else p, gq if need_q else q,
                 n_rows, n_iter,
                 L=n_labels, L_MEM=ctx.l_mem, C_PAD=ap.shape[1], BLOCK_N=bn, BLOCK_K=bk, SPLITS=SPLITS,
+                BWD_SPLITS=BWD_SPLITS,
                 WRITE_P=need_p, WRITE_Q=need_q, PERSISTENT=not _INTERPRET, EMULATE=_INTERPRET, num_warps=nw,
                 num_stages=NUM_STAGES,
             )
