@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -171,8 +172,7 @@ def main(argv=None) -> int:
     cfg = (Config.quick if args.profile == "quick" else Config.full)(**overrides)
     out = Path(args.out or f"benchmarks/results/lambda_{args.profile}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = out.parent / f".tune_{args.profile}"
-    work.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="tune_lambda_"))  # source-only weights shared with the workers
     threads = max(1, (os.cpu_count() or 2) // max(1, args.jobs))
     on_gpu = cfg.device.startswith("cuda")
     device_name = torch.cuda.get_device_name(0) if on_gpu else platform.processor() or "cpu"

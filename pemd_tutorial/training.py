@@ -89,8 +89,9 @@ def discrepancy(
     * ``"swd"``: Lee et al.'s sliced Wasserstein discrepancy times ``L / 2`` (for one-hot rows
       at different labels the squared projected difference has expectation ``2 / L``, so this is
       about the share of disagreeing rows, like the total variation);
-    * ``"pemd"``: the projected EMD (4 angles) in **label steps** (pixels / ``grid.step``):
-      1 means "one label apart".
+    * ``"pemd"``: the projected EMD (4 angles) in **label steps** (pixels / ``grid.step``): two
+      peaks one label apart along an axis give ``(1 + 0 + 2 cos 45°) / 4 ≈ 0.60``, and the value
+      grows linearly with the distance (L1 and SWD saturate).
 
     The scaling only makes one λ grid fit all three (METHOD.md §7); it changes no minimiser.
 

@@ -94,7 +94,8 @@ def test_config_round_trip_and_profiles():
         assert Config.from_dict(json.loads(json.dumps(d))) == cfg
     q = Config.quick(seed=5)
     assert q.seed == 5 and q.device == "cpu"
-    assert q.grid.n_labels == 81 and q.control_shape == (16, 16)
+    assert q.grid.n_labels == 81 and q.control_shape == (12, 12)
+    assert Config() == Config.quick()
 
 
 @pytest.mark.parametrize(
