@@ -237,6 +237,10 @@ def _run_loop(
     progress: bool,
 ) -> list[dict]:
     path = Path(checkpoint_dir) / f"{phase}.pt" if checkpoint_dir is not None else None
+    # what must match for a resume: everything but where/how long/how often (and the other lambdas)
+    free = ("device", "checkpoint_every", "val_every", "source_steps", "adapt_steps", "oracle_steps",
+            "lambdas")
+    meta = {**meta, "config": {k: v for k, v in cfg.to_dict().items() if k not in free}}
     log: list[dict] = []
     start = 0
     if resume and path is not None and path.is_file():

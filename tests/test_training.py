@@ -248,6 +248,13 @@ def test_resume_refuses_another_runs_checkpoint(data, tmp_path):
     with pytest.raises(ValueError, match="another run"):
         adapt(net, data["source"], data["target"], cfg, discrepancy="l1", lam=0.25, steps=2,
               checkpoint_dir=tmp_path, resume=True, progress=False)
+    with pytest.raises(ValueError, match="another run"):
+        adapt(net, data["source"], data["target"], tiny(batch_size=2), discrepancy="l1", lam=0.5, steps=2,
+              checkpoint_dir=tmp_path, resume=True, progress=False)
+    # more steps, another device string or other lambdas of other discrepancies may resume
+    log = adapt(net, data["source"], data["target"], tiny(lambdas={"l1": 0.5}), discrepancy="l1", lam=0.5,
+                steps=3, checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert [r["step"] for r in log] == [1, 2, 3]
 
 
 class _Recording(dict):
