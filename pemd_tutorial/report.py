@@ -156,7 +156,7 @@ def plot_examples(
         warped = warp(moving[:n], dense_field(cp, h, w, control_spacing))
         columns.append((names.get(m, m).split(" (")[0], warped, cp))
     fig, axes = plt.subplots(n, len(columns), figsize=(1.55 * len(columns), 1.6 * n + 0.3), squeeze=False)
-    step = max(1, (h // control_spacing) // 8)  # at most ~8x8 arrows per panel
+    step = max(1, math.ceil((h // control_spacing) / 8))  # at most 8x8 arrows per panel
     xy = control_point_coordinates(h, w, control_spacing)[::step, ::step].numpy()  # (hc', wc', 2) pixels
     for r in range(n):
         for c, (title, img, cp) in enumerate(columns):
