@@ -554,8 +554,8 @@ register **T1w to T2w** (target domain) by maximum classifier discrepancy (MCD, 
 with three discrepancies between its two classifier heads: L1, Lee's sliced Wasserstein, and the
 projected EMD of notebooks 01 and 02.
 
-On a CPU this notebook trains a *small* version (48 px images, few steps) in a few minutes; with a
-GPU (e.g. Colab) it runs the full-size profile. The numbers of `make main` (several seeds) are
+On a CPU this notebook trains the main job's *quick* profile (48 px images, a small network, few
+steps) in a few minutes; with a GPU (e.g. Colab) it runs the full-size profile. The numbers of `make main` (several seeds) are
 the reference; here one seed shows the mechanics.
 """,
     )
@@ -577,13 +577,12 @@ from pemd_tutorial.model import RegistrationNet
 from pemd_tutorial.report import plot_examples
 from pemd_tutorial.training import adapt, predict, train_oracle, train_source
 
-if DEVICE == "cuda" and not QUICK:  # GPU: the main job's full-size network and data
-    cfg = Config.full(device=DEVICE, seed=SEED, source_steps=800, adapt_steps=200, oracle_steps=800)
-else:  # CPU: the same method with fewer pixels, channels and steps
-    steps = 60 if QUICK else 150
-    cfg = Config.quick(device=DEVICE, seed=SEED, image_size=48, channels=(8, 16), head_channels=32,
-                       n_train_pairs=64, n_val_pairs=16, n_test_pairs=16, batch_size=8,
-                       source_steps=steps, oracle_steps=steps, adapt_steps=steps // 5, val_every=steps // 5)
+if DEVICE == "cuda" and not QUICK:  # GPU: the main job's full-size profile (128 px)
+    cfg = Config.full(device=DEVICE, seed=SEED)
+elif not QUICK:  # CPU: the main job's quick profile (48 px, small network, few steps)
+    cfg = Config.quick(device=DEVICE, seed=SEED)
+else:  # CI: the same data and network, half the steps
+    cfg = Config.quick(device=DEVICE, seed=SEED, source_steps=50, adapt_steps=20, oracle_steps=50)
 GRID = cfg.grid
 print(f"QUICK={QUICK}, DEVICE={DEVICE}, image {cfg.image_size} px, steps {cfg.source_steps}/{cfg.adapt_steps}")
 """
@@ -769,11 +768,8 @@ assert results["oracle"]["accuracy"] > results["source only"]["accuracy"]  # the
             """
 With one seed and a few hundred CPU steps these numbers are noisy: a difference of a few
 points between the MCD variants is not a result, and the small CPU version trains far too
-briefly for adaptation to show much. For reference, the same cells on a GPU (`Config.full`:
-128 px, 800/200/800 steps, seed 0) on one NVIDIA H100 took about 1.5 minutes and gave these
-target accuracies: identity 3.3 %, MIND 58.4 %, source only 0.8 %, MCD-L1 46.3 %,
-MCD-SWD 11.2 %, MCD-pEMD 50.5 %, oracle 58.1 %. `make main` runs every method over several
-seeds and reports mean ± std; see the README.
+briefly for adaptation to show much. With a GPU this notebook runs the full profile (128 px);
+`make main` runs every method over several seeds and reports mean ± std; see the README.
 
 ## 6. Inside the heads: label distributions before and after adaptation
 
@@ -922,7 +918,7 @@ if FIXED_PATH is None:
         nib.save(nib.Nifti1Image(vol.astype(np.float32), affine=np.eye(4)), OUT / f"{name}.nii.gz")
     FIXED_PATH, MOVING_PATH = OUT / "fixed_T1w.nii.gz", OUT / "moving_T2w.nii.gz"
 img = nib.load(FIXED_PATH)
-print(f"{Path(FIXED_PATH).name}: shape {img.shape}, voxel size {img.header.get_zooms()} mm, "
+print(f"{Path(FIXED_PATH).name}: shape {img.shape}, voxel size {tuple(float(z) for z in img.header.get_zooms())} mm, "
       f"orientation {''.join(nib.aff2axcodes(img.affine))}")
 assert nib.load(MOVING_PATH).shape == img.shape
 """
@@ -943,11 +939,8 @@ CHECKPOINT = Path("results") / "notebook03_mcd_pemd.pt"  # written by notebook 0
 state = load_checkpoint(CHECKPOINT) if CHECKPOINT.is_file() else None
 if state is not None:
     cfg = Config.from_dict(state["config"]).replace(device=DEVICE)
-else:  # notebook 03 has not been run here: the same small CPU configuration
-    steps = 60 if QUICK else 150
-    cfg = Config.quick(device=DEVICE, seed=SEED, image_size=48, channels=(8, 16), head_channels=32,
-                       n_train_pairs=64, n_val_pairs=16, n_test_pairs=16, source_steps=steps,
-                       adapt_steps=steps // 5, val_every=0)
+else:  # notebook 03 has not been run here: train the quick profile's model below
+    cfg = Config.quick(device=DEVICE, seed=SEED, val_every=0)
 slices = load_nifti_pair(FIXED_PATH, MOVING_PATH, axis=2, size=cfg.image_size)
 viz.plot_modalities({"fixed (T1w)": slices.images["t1"][len(slices) // 2],
                      "moving (T2w)": slices.images["t2"][len(slices) // 2]}, title="a loaded slice");
