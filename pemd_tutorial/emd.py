@@ -640,22 +640,26 @@ def exact_emd(
 # --------------------------------------------------------------------------------------------
 
 
-def _l1_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True):
+def _l1_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128):
     return l1_discrepancy(p, q, validate=validate)
 
 
-def _swd_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True):
-    return sliced_wasserstein_discrepancy(p, q, generator=generator, validate=validate)
+def _swd_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128):
+    return sliced_wasserstein_discrepancy(
+        p, q, n_projections=n_projections, generator=generator, validate=validate
+    )
 
 
-def _pemd_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True):
+def _pemd_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128):
     return projected_emd(p, q, grid_shape, step=step, reduction="mean", validate=validate)
 
 
-#: ``DISCREPANCIES[name](p, q, *, grid_shape, step=1.0, generator=None, validate=True)`` -> 0-dim
-#: tensor, for ``p, q`` of shape ``(M, L)`` (all control points of a batch, rows sum to one).
-#: ``"l1"``: :func:`l1_discrepancy`; ``"swd"``: :func:`sliced_wasserstein_discrepancy` (128
-#: directions from ``generator``); ``"pemd"``: :func:`projected_emd` (default angles, mean).
+#: ``DISCREPANCIES[name](p, q, *, grid_shape, step=1.0, generator=None, validate=True,
+#: n_projections=128)`` -> 0-dim tensor, for ``p, q`` of shape ``(M, L)`` (all control points of a
+#: batch, rows sum to one). ``"l1"``: :func:`l1_discrepancy`; ``"swd"``:
+#: :func:`sliced_wasserstein_discrepancy` (``n_projections`` directions from ``generator``);
+#: ``"pemd"``: :func:`projected_emd` (default angles, mean). Keywords an entry does not need are
+#: ignored, so the adaptation loop calls all three alike.
 DISCREPANCIES: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType(
     {"l1": _l1_entry, "swd": _swd_entry, "pemd": _pemd_entry}
 )

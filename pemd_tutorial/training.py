@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 from data_utils.grid import LabelGrid
 from pemd_tutorial.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from pemd_tutorial.config import DISCREPANCY_NAMES, Config
-from pemd_tutorial.emd import l1_discrepancy, projected_emd, sliced_wasserstein_discrepancy
+from pemd_tutorial.emd import DISCREPANCIES
 from pemd_tutorial.model import RegistrationNet
 
 __all__ = [
@@ -105,14 +105,12 @@ def discrepancy(
             f"discrepancy() 'p' and 'q' must both have shape (M, {grid.n_labels}), got "
             f"{tuple(p.shape)} and {tuple(q.shape)}"
         )
-    half_l = grid.n_labels / 2.0
-    if name == "l1":
-        return l1_discrepancy(p, q, validate=False) * half_l
-    if name == "swd":
-        return sliced_wasserstein_discrepancy(
-            p, q, n_projections=n_projections, generator=generator, validate=False
-        ) * half_l
-    return projected_emd(p, q, grid.shape, step=1.0, validate=False)
+    # step=1.0: projected EMD in label steps; L1 and SWD scaled by L / 2 (see above)
+    value = DISCREPANCIES[name](
+        p, q, grid_shape=grid.shape, step=1.0, generator=generator, validate=False,
+        n_projections=n_projections,
+    )
+    return value if name == "pemd" else value * (grid.n_labels / 2.0)
 
 
 def _rows(probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -504,3 +504,19 @@ def test_cuda_matches_cpu(backend):
     torch.testing.assert_close(emd_1d(p.cuda(), q.cuda()).cpu(), emd_1d(p, q), rtol=1e-5, atol=1e-6)
     ex = exact_emd(p[:4].cuda(), q[:4].cuda(), gs)
     assert ex.device.type == "cuda"
+
+
+def test_discrepancies_entries_forward_n_projections_and_ignore_unused_keywords():
+    g = torch.Generator().manual_seed(3)
+    p = torch.softmax(torch.randn(32, 9, generator=g, dtype=torch.float64), dim=1)
+    q = torch.softmax(torch.randn(32, 9, generator=g, dtype=torch.float64), dim=1)
+    via_map = DISCREPANCIES["swd"](p, q, grid_shape=(3, 3), n_projections=4,
+                                   generator=torch.Generator().manual_seed(7))
+    direct = sliced_wasserstein_discrepancy(p, q, n_projections=4, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(via_map, direct)
+    default = DISCREPANCIES["swd"](p, q, grid_shape=(3, 3), generator=torch.Generator().manual_seed(7))
+    assert not torch.equal(via_map, default)  # 128 directions by default, not 4
+    for name in ("l1", "pemd"):
+        a = DISCREPANCIES[name](p, q, grid_shape=(3, 3), n_projections=4)
+        b = DISCREPANCIES[name](p, q, grid_shape=(3, 3))
+        assert torch.equal(a, b)
