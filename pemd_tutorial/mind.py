@@ -162,8 +162,10 @@ def mind_cost(
         raise ValueError(
             f"mind_cost() 'smooth_iterations' must be an integer >= 0, got {smooth_iterations!r}"
         )
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"mind_cost() 'chunk' must be an integer >= 1, got {chunk!r}")
     out = []
-    for start in range(0, fixed.shape[0], max(1, int(chunk))):
+    for start in range(0, fixed.shape[0], chunk):
         f = mind_descriptors(fixed[start : start + chunk], **mind_kwargs)
         m = mind_descriptors(moving[start : start + chunk], **mind_kwargs)
         dense = -cost_volume(f, m, grid, control_spacing=1, metric="ssd")  # (b, L, H, W), >= 0

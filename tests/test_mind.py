@@ -93,3 +93,18 @@ def test_baseline_on_embedded_t1w_t2w_pairs_beats_chance_and_identity():
     assert mind["accuracy"] > 10.0 / grid.n_labels
     assert mind["accuracy"] > ident["accuracy"] + 0.15
     assert mind["epe"] < 0.75 * ident["epe"]
+
+
+@pytest.mark.parametrize("chunk", [0, -2, 1.5, True])
+def test_mind_cost_rejects_bad_chunk(chunk):
+    img = torch.rand(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="'chunk'"):
+        mind_cost(img, img, LabelGrid(radius=1, step=1.0), 4, chunk=chunk)
+
+
+def test_mind_cost_chunking_does_not_change_the_result():
+    g = torch.Generator().manual_seed(1)
+    fixed, moving = torch.rand(3, 1, 16, 16, generator=g), torch.rand(3, 1, 16, 16, generator=g)
+    grid = LabelGrid(radius=1, step=1.0)
+    torch.testing.assert_close(mind_cost(fixed, moving, grid, 4, chunk=1),
+                               mind_cost(fixed, moving, grid, 4, chunk=8), rtol=0, atol=1e-6)
