@@ -66,12 +66,15 @@ class FeatureNet(nn.Module):
                 nn.init.zeros_(m.bias)
         self.out_channels = c_in
         self.stride = 2 ** (len(channels) - 1)
+        # channels-last weights and activations: the convolutions' forward + backward are about
+        # 25 % faster on a CPU (benchmarks/bench_train_step.py); values are the same up to rounding
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         mean = image.mean(dim=(-2, -1), keepdim=True)
         std = image.std(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
-        feat = self.body((image - mean) / std)
-        return F.normalize(feat, dim=1, eps=1e-6)
+        x = ((image - mean) / std).contiguous(memory_format=torch.channels_last)
+        return F.normalize(self.body(x), dim=1, eps=1e-6)
 
 
 class CostHead(nn.Module):

@@ -66,3 +66,37 @@ def test_bad_arguments():
         cost_volume(f, f, grid, 3)
     with pytest.raises(ValueError, match="feature_stride"):
         cost_volume(f, f, grid, 4, feature_stride=0)
+
+
+@pytest.mark.parametrize("metric", ["dot", "ssd"])
+@pytest.mark.parametrize("step, spacing, stride", [(2.0, 4, 2), (1.0, 4, 1), (2.0, 8, 4), (1.5, 3, 1)])
+def test_lattice_path_equals_sampling_every_position(step, spacing, stride, metric):
+    # spacing / step whole: the lattice path (banded matrix product); compare with sampling every
+    # control point + label position directly, values and gradients
+    from pemd_tutorial import correlation
+
+    g = torch.Generator().manual_seed(2)
+    grid = LabelGrid(radius=2, step=step)
+    f = torch.randn(2, 3, 24 // stride, 24 // stride, generator=g, dtype=torch.float64, requires_grad=True)
+    m = torch.randn(2, 3, 24 // stride, 24 // stride, generator=g, dtype=torch.float64, requires_grad=True)
+    fast = cost_volume(f, m, grid, spacing, feature_stride=stride, metric=metric)
+    hc = 24 // spacing
+    size = torch.tensor([24.0, 24.0], dtype=torch.float64)
+    cp = control_point_coordinates(24, 24, spacing, dtype=torch.float64)
+    d = grid.displacements(dtype=torch.float64)
+    pos = cp.reshape(1, hc * hc, 2) + d.reshape(-1, 1, 2)
+    gm = correlation.pixel_to_normalised(pos, size)
+    ref_m = torch.nn.functional.grid_sample(m, gm.expand(2, *gm.shape), mode="bilinear",
+                                            padding_mode="border", align_corners=False)
+    gf = correlation.pixel_to_normalised(cp, size)
+    ref_f = torch.nn.functional.grid_sample(f, gf.expand(2, hc, hc, 2), mode="bilinear",
+                                            padding_mode="border", align_corners=False)
+    ref_f, ref_m = ref_f.unsqueeze(2), ref_m.reshape(2, 3, grid.n_labels, hc, hc)
+    ref = (ref_f * ref_m).mean(dim=1) if metric == "dot" else -(ref_f - ref_m).square().mean(dim=1)
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-12)
+    # gradients agree too
+    w = torch.randn(fast.shape, generator=g, dtype=torch.float64)
+    gf1, gm1 = torch.autograd.grad((fast * w).sum(), (f, m))
+    gf2, gm2 = torch.autograd.grad((ref * w).sum(), (f, m))
+    torch.testing.assert_close(gm1, gm2, rtol=0, atol=1e-12)
+    torch.testing.assert_close(gf1, gf2, rtol=0, atol=1e-12)
