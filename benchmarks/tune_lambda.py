@@ -49,7 +49,7 @@ def _data(cfg: Config, seed: int) -> dict:
     from data_utils import evaluation_pairs, make_pairs
 
     kw = dict(grid=cfg.grid, control_spacing=cfg.control_spacing, size=cfg.image_size,
-              max_displacement=cfg.max_displacement)
+              max_displacement=cfg.max_displacement, smoothness=cfg.smoothness)
     return {
         "source": make_pairs("source", "train", cfg.n_train_pairs, seed=seed * 1000 + 101, **kw),
         "target": make_pairs("target", "train", cfg.n_train_pairs, seed=seed * 1000 + 202, **kw),

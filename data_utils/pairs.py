@@ -170,13 +170,12 @@ def make_pairs(
         size: image side length in pixels.
         seed: seed of the ``torch.Generator`` used for slices, fields and intensities.
         max_displacement: bound on ``|dx|, |dy|`` in pixels; default
-            ``0.75 * grid.max_displacement`` so every true displacement lies inside the grid.
+            ``grid.max_displacement + grid.step / 2``, the largest bound for which every true
+            displacement still lies inside the grid.
         moving_contrast: default ``"t1"`` for the source domain, ``"t2"`` for the target domain.
         fixed_contrast: contrast of the fixed image (``"t1"``).
-        smoothness: node spacing of the random fields in pixels; default ``size / 3`` (with the
-            default bound this gives fields whose largest component is ~3.7 px on average at
-            size 64; fields that would fold are scaled down, see
-            :func:`data_utils.deform.random_deformation`).
+        smoothness: node spacing of the random fields in pixels; default ``size / 2`` (fields
+            that would fold are scaled down, see :func:`data_utils.deform.random_deformation`).
         augment: ``True`` (default intensity changes), ``False`` (none) or a dict of keyword
             arguments for :func:`data_utils.intensity.augment_intensity`.
         data: slices to use instead of the embedded data (e.g. from
@@ -203,7 +202,7 @@ def make_pairs(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"make_pairs() 'seed' must be an integer, got {seed!r}")
     if max_displacement is None:
-        max_displacement = 0.75 * grid.max_displacement
+        max_displacement = grid.max_displacement + grid.step / 2.0
     if not (max_displacement >= 0):
         raise ValueError(f"make_pairs() 'max_displacement' must be >= 0 pixels, got {max_displacement!r}")
     moving_contrast = moving_contrast or ("t1" if domain == "source" else "t2")
@@ -226,7 +225,7 @@ def make_pairs(
 
     g = torch.Generator().manual_seed(seed)
     idx = _slice_order(len(data), n_pairs, g)
-    smooth = size / 3 if smoothness is None else smoothness
+    smooth = size / 2 if smoothness is None else smoothness
     field = random_deformation(n_pairs, size, size, max_displacement, smooth, generator=g)  # (N, 2, H, W)
     fixed = warp(fixed_src[idx, None], field)
     mask = warp(mask_src[idx, None], field)[:, 0] >= 0.5

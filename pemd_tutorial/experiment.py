@@ -91,7 +91,7 @@ class ExperimentData:
 
 def _pair_kwargs(cfg: Config) -> dict[str, Any]:
     return {"grid": cfg.grid, "control_spacing": cfg.control_spacing, "size": cfg.image_size,
-            "max_displacement": cfg.max_displacement}
+            "max_displacement": cfg.max_displacement, "smoothness": cfg.smoothness}
 
 
 def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
