@@ -75,6 +75,8 @@ class Config:
             ``1 / 2**k`` of the image size, so the feature stride is ``2 ** (len(channels) - 1)``.
         head_channels: hidden channels of the classifier heads F1, F2.
         metric: correlation metric of the cost volume, ``"dot"`` or ``"ssd"``.
+        cost_smoothing: 3x3 box-filter passes over neighbouring control points applied to the cost
+            volume before the heads (:func:`pemd_tutorial.correlation.smooth_cost`; 0: none).
 
     Training (see :mod:`pemd_tutorial.training`):
         batch_size: pairs per step (each domain in adaptation).
@@ -102,6 +104,7 @@ class Config:
     channels: tuple[int, ...] = (8, 16)
     head_channels: int = 32
     metric: str = "dot"
+    cost_smoothing: int = 2
     batch_size: int = 8
     lr: float = 1e-3
     source_steps: int = 100
@@ -129,7 +132,7 @@ class Config:
             if not _is_int(v) or v < 1:
                 raise ValueError(f"Config '{name}' must be an integer >= 1, got {v!r}")
         for name in ("n_train_pairs", "n_val_pairs", "n_test_pairs", "source_steps", "adapt_steps",
-                     "oracle_steps", "val_every", "checkpoint_every", "seed"):
+                     "oracle_steps", "val_every", "checkpoint_every", "seed", "cost_smoothing"):
             v = getattr(self, name)
             if not _is_int(v) or v < 0:
                 raise ValueError(f"Config '{name}' must be an integer >= 0, got {v!r}")

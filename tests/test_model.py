@@ -31,17 +31,21 @@ def test_shapes_and_feature_stride(channels, stride):
     assert l1.shape == l2.shape == (3, 25, 8, 8)
 
 
-def test_cost_is_scaled_correlation_of_generator_features():
-    cfg = tiny()
+@pytest.mark.parametrize("passes", [0, 2])
+def test_cost_is_scaled_smoothed_correlation_of_generator_features(passes):
+    cfg = tiny(cost_smoothing=passes)
     net = RegistrationNet(cfg)
     f, m = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
     ref = cost_volume(net.generator(f), net.generator(m), cfg.grid, 4, feature_stride=2) * 8
+    for _ in range(passes):  # 3x3 means over neighbouring control points, borders replicated
+        padded = torch.nn.functional.pad(ref, (1, 1, 1, 1), mode="replicate")
+        ref = sum(padded[..., a : a + 8, b : b + 8] for a in range(3) for b in range(3)) / 9
     torch.testing.assert_close(net.cost(f, m), ref, rtol=0, atol=1e-6)
 
 
 def test_untrained_head_is_near_argmax_of_correlation():
     # the residual tau * V dominates at initialisation: identical images -> zero displacement label
-    cfg = tiny(channels=(8, 16))
+    cfg = tiny(channels=(8, 16), cost_smoothing=0)
     net = RegistrationNet(cfg)
     g = torch.Generator().manual_seed(0)
     x = torch.nn.functional.avg_pool2d(torch.rand(2, 1, 36, 36, generator=g), 5, stride=1)
