@@ -84,7 +84,7 @@ def _split_source_step(model, opts, pairs, cfg, steps: int, repeats: int) -> dic
         marks.append(time.perf_counter())
         if i == 0:
             continue  # warm-up
-        for k, (a, z) in zip(parts, zip(marks[:-1], marks[1:]), strict=True):
+        for k, (a, z) in zip(parts, zip(marks[:-1], marks[1:], strict=False), strict=True):
             parts[k].append((z - a) * 1000.0)
     return {k: statistics.median(v) for k, v in parts.items()}
 
@@ -129,11 +129,11 @@ def _isolated(model, batch, steps: int, repeats: int) -> dict[str, float]:
 
 def _mcd(model, opts, source, target, cfg, name: str, steps: int, repeats: int) -> dict[str, float]:
     from pemd_tutorial.training import (
-        discrepancy,
         _SOURCE_KEYS,
         _TARGET_KEYS,
         _fetch,
         _rows,
+        discrepancy,
         mcd_step_a,
         mcd_step_b,
         mcd_step_c,
@@ -172,7 +172,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10, help="steps per timing round (default 10)")
     p.add_argument("--repeats", type=int, default=5, help="timing rounds; the median is kept (default 5)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--out", default=None, help="JSON file (default benchmarks/results/train_step_<profile>_cpu.json)")
+    p.add_argument("--out", default=None,
+                   help="JSON file (default benchmarks/results/train_step_<profile>_cpu.json)")
     args = p.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)

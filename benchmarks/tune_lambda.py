@@ -8,17 +8,25 @@ Protocol (the one documented in the README and in :mod:`pemd_tutorial.config`):
    test split is never built here.
 2. A source-only network (``train_source``, ``cfg.source_steps``) per seed.
 3. For every discrepancy and every lambda of a log grid, a copy of that network is adapted
-   (``adapt``, ``cfg.adapt_steps``), then scored: target val label accuracy (the selection
-   criterion) and source val accuracy (to spot a collapse, METHOD.md §7).
-4. Per discrepancy, the lambda with the best mean target val accuracy over seeds is chosen.
+   (``adapt``, ``cfg.adapt_steps``), then scored on the validation pairs: target label accuracy
+   (the selection criterion), source label accuracy (the collapse check) and the discrepancy
+   between F1 and F2 on the target pairs (needs no labels).
+4. **Collapse rule**: a lambda whose adaptation lowers the mean source validation accuracy by more
+   than ``--max-source-drop`` (default 0.10, i.e. 10 points) below the source-only network's is
+   not eligible (too large a lambda makes the heads disagree everywhere and training collapses).
+5. Per discrepancy, the eligible lambda with the best mean target validation accuracy over seeds is
+   chosen. This uses target *validation* labels, as is common in domain-adaptation papers, but a
+   user without any target label could not do it; so the sweep also reports what a **label-free
+   rule** would choose: the eligible lambda with the lowest mean target discrepancy after
+   adaptation.
 
 Discrepancies are normalised as in :func:`pemd_tutorial.training.discrepancy` (total variation
 for L1, SWD x L/2, projected EMD in label steps), so the same grid fits all three.
 
 Usage::
 
+    python benchmarks/tune_lambda.py --profile standard --seeds 0 1 --grid 0.1 0.3 1 3
     python benchmarks/tune_lambda.py --profile quick --seeds 0 --out benchmarks/results/lambda_quick.json
-    python benchmarks/tune_lambda.py --profile full --device cuda --jobs 12
 
 ``--jobs`` runs the adaptation grid in that many worker processes (useful on a GPU, whose small
 kernels leave it mostly idle for one process). Results are written after every finished run.
@@ -108,6 +116,17 @@ def oracle_job(cfg_dict: dict, seed: int, threads: int) -> dict:
             "source_val_acc": _accuracy(model, d["source_val"]), "seconds": time.perf_counter() - t0}
 
 
+def _target_discrepancy(model, pairs, cfg: Config, name: str) -> float:
+    """D(F1, F2) on the foreground control points of ``pairs`` (images only: no labels read)."""
+    from pemd_tutorial.training import discrepancy, predict
+
+    p1, p2 = predict(model, pairs)
+    mask = pairs.batch()["mask"]
+    rows = [p.permute(0, 2, 3, 1)[mask] for p in (p1, p2)]
+    gen = torch.Generator().manual_seed(0)  # SWD's directions: the same for every run
+    return float(discrepancy(name, *rows, cfg.grid, n_projections=cfg.n_projections, generator=gen))
+
+
 def adapt_job(cfg_dict: dict, seed: int, name: str, lam: float, state_path: str, threads: int) -> dict:
     """Adapt a copy of the seed's source network with one (discrepancy, lambda); score it."""
     from pemd_tutorial.model import RegistrationNet
@@ -128,38 +147,66 @@ def adapt_job(cfg_dict: dict, seed: int, name: str, lam: float, state_path: str,
         "seed": seed, "discrepancy": name, "lam": lam,
         "target_val_acc": vals[-1], "target_val_acc_max": max(vals),
         "target_val_curve": vals, "source_val_acc": _accuracy(net, d["source_val"]),
+        "target_val_discrepancy": _target_discrepancy(net, d["target_val"], cfg, name),
         "disc_b_last": log[-1]["disc_b"], "disc_c_last": log[-1]["discrepancy"],
         "source_ce_last": log[-1]["source_ce"], "seconds": seconds,
     }
 
 
-def choose(rows: list[dict], names, grid) -> dict:
-    """Per discrepancy, the lambda with the highest mean target val accuracy over seeds."""
+def choose(rows: list[dict], names, grids: dict, source_only: list[dict], max_drop: float) -> dict:
+    """Per discrepancy: the eligible lambda with the best mean target val accuracy ("lam"), and the
+    eligible lambda with the lowest mean target discrepancy after adaptation ("label_free_lam").
+
+    Eligible: the mean source val accuracy after adaptation is at most ``max_drop`` below the mean
+    source val accuracy of the source-only networks of the same seeds.
+    """
+    src = {r["seed"]: r["source_val_acc"] for r in source_only}
     out = {}
     for name in names:
         table = {}
-        for lam in grid:
-            accs = [r["target_val_acc"] for r in rows if r["discrepancy"] == name and r["lam"] == lam]
-            if accs:
-                table[lam] = sum(accs) / len(accs)
-        if table:
-            best = max(table, key=lambda k: (table[k], -k))  # ties: the smaller lambda
-            out[name] = {"lam": best, "mean_target_val_acc": table[best],
-                         "grid_mean_target_val_acc": {str(k): v for k, v in table.items()}}
+        for lam in grids[name]:
+            runs = [r for r in rows if r["discrepancy"] == name and r["lam"] == lam and r["seed"] in src]
+            if not runs:
+                continue
+            mean = lambda key, runs=runs: sum(r[key] for r in runs) / len(runs)  # noqa: E731
+            drop = sum(src[r["seed"]] - r["source_val_acc"] for r in runs) / len(runs)
+            table[lam] = {"target_val_acc": mean("target_val_acc"), "source_val_acc": mean("source_val_acc"),
+                          "source_drop": drop, "eligible": drop <= max_drop,
+                          "target_val_discrepancy": mean("target_val_discrepancy"), "n_seeds": len(runs)}
+        eligible = {k: v for k, v in table.items() if v["eligible"]}
+        entry = {"grid": {str(k): v for k, v in table.items()}}
+        if eligible:
+            best = max(eligible, key=lambda k: (eligible[k]["target_val_acc"], -k))  # ties: the smaller
+            free = min(eligible, key=lambda k: (eligible[k]["target_val_discrepancy"], k))
+            lams = sorted(table)
+            entry.update({
+                "lam": best, "mean_target_val_acc": eligible[best]["target_val_acc"],
+                "interior": lams[0] < best < lams[-1],  # a tested lambda on each side of the choice
+                "label_free_lam": free, "label_free_target_val_acc": eligible[free]["target_val_acc"],
+            })
+        out[name] = entry
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", choices=("quick", "full"), default="quick")
+    ap.add_argument("--profile", choices=("quick", "standard", "full"), default="standard")
     ap.add_argument("--device", default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--grid", type=float, nargs="+", default=list(DEFAULT_GRID))
+    for name in DISCREPANCY_NAMES:
+        ap.add_argument(f"--grid-{name}", type=float, nargs="+", default=None, metavar="LAMBDA",
+                        help=f"the grid of {name} (default: --grid)")
     ap.add_argument("--discrepancies", nargs="+", default=list(DISCREPANCY_NAMES), choices=DISCREPANCY_NAMES)
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",
                     help="Config overrides, e.g. adapt_steps=100 lr=0.0005")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--max-source-drop", type=float, default=0.10,
+                    help="collapse rule: a lambda lowering the mean source val accuracy by more than this "
+                         "(a fraction; default 0.10 = 10 points) is not eligible")
     ap.add_argument("--no-oracle", dest="oracle", action="store_false", help="skip the oracle runs")
+    ap.add_argument("--extend", action="store_true",
+                    help="keep the runs already in --out (same config and seeds) and add the grid's new ones")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
 
@@ -169,7 +216,8 @@ def main(argv=None) -> int:
         overrides[k] = json.loads(v)
     if args.device:
         overrides["device"] = args.device
-    cfg = (Config.quick if args.profile == "quick" else Config.full)(**overrides)
+    cfg = getattr(Config, args.profile)(**overrides)
+    grids = {n: getattr(args, f"grid_{n}") or args.grid for n in DISCREPANCY_NAMES}
     out = Path(args.out or f"benchmarks/results/lambda_{args.profile}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tune_lambda_"))  # source-only weights shared with the workers
@@ -181,15 +229,29 @@ def main(argv=None) -> int:
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "machine": f"{device_name}, {os.cpu_count()} CPU cores", "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "config": cfg.to_dict(), "grid": args.grid, "seeds": args.seeds,
+        "config": cfg.to_dict(), "grid": {n: grids[n] for n in args.discrepancies}, "seeds": args.seeds,
+        "max_source_drop": args.max_source_drop,
         "source_only": [], "oracle": [], "runs": [], "chosen": {},
     }
 
     def write():
-        result["chosen"] = choose(result["runs"], args.discrepancies, args.grid)
+        result["chosen"] = choose(result["runs"], args.discrepancies, grids, result["source_only"],
+                                  args.max_source_drop)
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=1))
         os.replace(tmp, out)
+
+    done: set = set()
+    if args.extend and out.is_file():
+        old = json.loads(out.read_text())
+        if old["config"] != result["config"] or old["seeds"] != result["seeds"]:
+            raise SystemExit(f"--extend: {out} was written for another config or other seeds")
+        result["runs"], result["oracle"] = old["runs"], old["oracle"]
+        result["grid"] = {n: sorted(set(old["grid"].get(n, [])) | set(grids[n])) for n in args.discrepancies}
+        grids = {**grids, **result["grid"]}
+        result["command"] = old["command"] + " && " + result["command"]
+        done = {(r["seed"], r["discrepancy"], r["lam"]) for r in old["runs"]}
+        args.oracle = False  # already there
 
     t0 = time.perf_counter()
     ctx = torch.multiprocessing.get_context("spawn")
@@ -203,7 +265,8 @@ def main(argv=None) -> int:
                   f"{row['target_val_acc']:.3f} source val {row['source_val_acc']:.3f} "
                   f"({row['seconds']:.0f}s)", flush=True)
             write()
-        jobs = [(s, n, lam) for n in args.discrepancies for lam in args.grid for s in args.seeds]
+        jobs = [(s, n, lam) for n in args.discrepancies for lam in grids[n] for s in args.seeds
+                if (s, n, lam) not in done]
         futs = [pool.submit(oracle_job, cfg.to_dict(), s, threads) for s in args.seeds] if args.oracle else []
         futs += [pool.submit(adapt_job, cfg.to_dict(), s, n, lam, states[s], threads) for s, n, lam in jobs]
         for f in as_completed(futs):
@@ -225,6 +288,7 @@ def main(argv=None) -> int:
                   f"{row['seed']}: target val {row['target_val_acc']:.3f} "
                   f"(max {row['target_val_acc_max']:.3f}) "
                   f"source val {row['source_val_acc']:.3f} D_b {row['disc_b_last']:.3g} "
+                  f"D(target val) {row['target_val_discrepancy']:.3g} "
                   f"({row['seconds']:.0f}s)", flush=True)
             write()
     result["total_seconds"] = time.perf_counter() - t0

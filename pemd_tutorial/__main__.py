@@ -3,8 +3,9 @@
 It parses the options into one :class:`~pemd_tutorial.config.Config`, calls
 :func:`pemd_tutorial.experiment.run_experiment` and prints the results table. Examples::
 
-    python -m pemd_tutorial                       # auto: full profile on a GPU, quick profile on a CPU
-    python -m pemd_tutorial --profile quick --seeds 0 --methods mind source mcd_pemd
+    python -m pemd_tutorial                       # the standard profile (CPU or GPU)
+    python -m pemd_tutorial --profile quick --seeds 0 --methods mind source mcd_pemd   # smoke test
+    python -m pemd_tutorial --save-models models  # also write every trained network
     python -m pemd_tutorial --fixed t1.nii.gz --moving t2.nii.gz --out results_mine
     python -m pemd_tutorial --config-json tiny.json --out /tmp/r   # {"image_size": 32, ...} overrides
 """
@@ -17,7 +18,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["build_parser", "config_from_args", "main"]
+__all__ = ["PROFILES", "PROFILE_NOTES", "build_parser", "config_from_args", "main"]
+
+#: Choices of ``--profile`` ("auto" selects "standard" on every device).
+PROFILES = ("auto", "standard", "quick", "full")
+#: What each profile is, printed when the main job starts.
+PROFILE_NOTES = {
+    "standard": "the default: the README's results, about 10 minutes on 2 CPU cores",
+    "quick": "a smoke test for CI: about a minute; too short to show any method's effect",
+    "full": "opt-in GPU profile, never run end to end: its time and results are unmeasured",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
             "writes results.json, results.md and figures."
         ),
     )
-    p.add_argument("--profile", choices=("auto", "quick", "full"), default="auto",
-                   help="sizes and steps: 'quick' (CPU smoke run, minutes on 2 cores), 'full' (GPU); "
-                        "'auto' = full on CUDA, quick on CPU (default)")
+    p.add_argument("--profile", choices=PROFILES, default="auto",
+                   help="sizes and steps: 'standard' (the results of the README: all methods and 3 seeds "
+                        "in about 10 minutes on 2 CPU cores), 'quick' (a smoke test for CI, about a minute; "
+                        "its numbers show nothing), 'full' (a larger GPU profile, opt-in; never run "
+                        "end to end, so its time and results are unmeasured); 'auto' = standard (default)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the networks train; 'auto' = cuda if available, else cpu (default)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED",
@@ -50,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your moving NIfTI volume (e.g. T2w), aligned with --fixed")
     p.add_argument("--checkpoint-dir", metavar="DIR",
                    help="write training checkpoints there (needed for --resume)")
+    p.add_argument("--save-models", metavar="DIR",
+                   help="write every trained network as DIR/seed<S>/<method>.pt (load with "
+                        "pemd_tutorial.load_model)")
     p.add_argument("--resume", action="store_true",
                    help="continue every training phase from its checkpoint in --checkpoint-dir")
     p.add_argument("--config-json", metavar="PATH",
@@ -71,7 +86,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser):
     if args.device == "cuda" and not cuda:
         parser.error("--device cuda: CUDA is not available on this machine (use --device cpu or auto)")
     device = ("cuda" if cuda else "cpu") if args.device == "auto" else args.device
-    profile = ("full" if device == "cuda" else "quick") if args.profile == "auto" else args.profile
+    profile = "standard" if args.profile == "auto" else args.profile
     overrides: dict = {}
     if args.config_json is not None:
         path = Path(args.config_json)
@@ -84,7 +99,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser):
         if not isinstance(overrides, dict):
             parser.error(f"--config-json: {str(path)!r} must hold a JSON object of Config fields")
     overrides = {"device": device, **overrides} if "device" not in overrides else overrides
-    factory = Config.full if profile == "full" else Config.quick
+    factory = getattr(Config, profile)
     try:
         from dataclasses import fields
 
@@ -123,14 +138,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pemd_tutorial.report import results_markdown
 
     argv_list = list(sys.argv[1:] if argv is None else argv)
-    print(f"pemd-tutorial main job: profile {profile!r}, device {cfg.device!r}, seeds {args.seeds}, "
-          f"methods {' '.join(args.methods)}", flush=True)
+    print(f"pemd-tutorial main job: profile {profile!r} ({PROFILE_NOTES[profile]}), device {cfg.device!r}, "
+          f"seeds {args.seeds}, methods {' '.join(args.methods)}", flush=True)
     if args.fixed is not None:
         print(f"target domain = your pair {args.fixed} (fixed) / {args.moving} (moving): "
               "synthetic deformations of your held-out slices are the test pairs", flush=True)
     results = run_experiment(
         cfg, methods=args.methods, seeds=args.seeds, out_dir=args.out, progress=not args.no_progress,
         fixed=args.fixed, moving=args.moving, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+        save_models=args.save_models,
         command=" ".join(["python -m pemd_tutorial", *argv_list]),
     )
     print(results_markdown(results))

@@ -27,6 +27,7 @@ from data_utils.grid import LabelGrid, check_control_spacing
 
 __all__ = [
     "dense_field",
+    "true_label_histogram",
     "evaluate_model",
     "evaluate_probs",
     "identity_probs",
@@ -112,6 +113,40 @@ def label_metrics(
         "within_one": float((cheb <= 1)[valid].float().mean()),
         "epe": float(err[valid].double().mean()),
         "n_points": count,
+    }
+
+
+def true_label_histogram(eval_pairs, grid: LabelGrid) -> dict[str, Any]:
+    """How the true labels of a labelled pair set spread over the label grid (foreground points).
+
+    Args:
+        eval_pairs: an evaluation view (``batch()`` has ``"labels"``, ``"mask"``, ``"inside"``).
+        grid: the label grid.
+
+    Returns:
+        ``{"shares": (2R+1) x (2R+1) nested list (rows along y, columns along x, like a label
+        histogram) of the share of foreground points inside the grid per label, "ring_shares":
+        [share at Chebyshev distance 0, 1, ..., R from the zero label], "identity_within_one":
+        share of rings 0 and 1, "outside": share of foreground points outside the grid,
+        "n_points": foreground points inside the grid}``.
+    """
+    b = eval_pairs.batch()
+    if "labels" not in b:
+        raise ValueError("true_label_histogram() 'eval_pairs' carries no labels (pass an evaluation view)")
+    fg = b["mask"].bool()
+    valid = fg & b["inside"].bool()
+    labels = b["labels"][valid]
+    n = int(labels.numel())
+    counts = torch.bincount(labels, minlength=grid.n_labels).double()
+    shares = counts / max(n, 1)
+    ring = grid.offsets()[labels].abs().amax(dim=-1)
+    ring_shares = torch.bincount(ring, minlength=grid.radius + 1).double() / max(n, 1)
+    return {
+        "shares": shares.reshape(grid.shape).tolist(),
+        "ring_shares": ring_shares.tolist(),
+        "identity_within_one": float(ring_shares[:2].sum()),
+        "outside": float((fg & ~b["inside"].bool()).sum()) / max(int(fg.sum()), 1),
+        "n_points": n,
     }
 
 

@@ -251,6 +251,7 @@ def run_experiment(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     command: str | None = None,
+    save_models: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate every method over several seeds; write ``results.json``, ``results.md`` and figures.
 
@@ -274,6 +275,8 @@ def run_experiment(
             none written.
         resume: continue each training phase from its checkpoint (finished phases only reload).
         command: the command line to record (default: ``sys.argv``).
+        save_models: folder for every trained network (``<dir>/seed<s>/<method>.pt``, written by
+            :func:`pemd_tutorial.save_model` with the method and seed as metadata); ``None``: none.
 
     Returns:
         ``{"config", "seeds", "methods", "per_seed", "summary", "chance", "logs", "machine",
@@ -307,6 +310,7 @@ def run_experiment(
     figures_data: dict[str, Any] = {}
     description = ""
     mind_cache: dict[str, Any] | None = None
+    label_histogram: dict[str, Any] | None = None
     needs_source = any(m in methods for m in ("source", *_MCD))
     n_fig = 4  # example pairs kept for the figures
 
@@ -317,6 +321,10 @@ def run_experiment(
         ck = None if checkpoint_dir is None else Path(checkpoint_dir) / f"seed{seed}"
         train_kw = {"val": data.target_val, "checkpoint_dir": ck, "resume": resume, "progress": progress}
         keep = seed == seeds[0]
+        if keep and "labels" in data.target_test[0]:
+            from pemd_tutorial.evaluate import true_label_histogram
+
+            label_histogram = true_label_histogram(data.target_test, cfg.grid)
         if keep:
             figures_data["test_batch"] = {k: v[:n_fig] for k, v in data.target_test.batch().items()}
             figures_data["probs"] = {}
@@ -344,6 +352,11 @@ def run_experiment(
             row = _score(0.5 * (p1 + p2), data, cfg_s, 0.5 * (q1 + q2))
             per_seed[name].append({"seed": seed, **row, "train_time_s": time.perf_counter() - t0})
             logs.setdefault(name, {})[str(seed)] = log
+            if save_models is not None:
+                from pemd_tutorial.pretrained import save_model
+
+                save_model(model, Path(save_models) / f"seed{seed}" / f"{name}.pt",
+                           metadata={"method": name, "seed": seed, "test_metrics": row})
             if keep:
                 figures_data["probs"][name] = (0.5 * (p1 + p2))[:n_fig]
                 figures_data["heads"][name] = (p1[:1], p2[:1])
@@ -387,6 +400,7 @@ def run_experiment(
             "n_test_pairs": cfg.n_test_pairs,
         },
         "chance": 1.0 / cfg.grid.n_labels,
+        "label_histogram": label_histogram,
         "per_seed": per_seed,
         "summary": summarise(per_seed),
         "logs": logs,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,18 @@ from matplotlib.figure import Figure
 
 from data_utils.grid import LabelGrid
 
-__all__ = ["plot_accuracy", "plot_distributions", "plot_examples", "results_markdown", "write_report"]
+__all__ = [
+    "PAPER_ACCURACY",
+    "PAPER_COUNTERPARTS",
+    "plot_accuracy",
+    "plot_distributions",
+    "plot_examples",
+    "plot_label_histogram",
+    "plot_paper_comparison",
+    "plot_training_curves",
+    "results_markdown",
+    "write_report",
+]
 
 DPI = 90
 # (key, header, scale, decimals)
@@ -86,6 +97,23 @@ def results_markdown(results: Mapping[str, Any]) -> str:
         cells = [_fmt(s.get(k), s.get(k + "_std"), sc, d) for k, _, sc, d in _COLUMNS]
         lines.append(f"| {names.get(method, method)} | " + " | ".join(cells) + " |")
     lines += ["", *[f"- {n}" for n in results.get("notes", [])], ""]
+    hist = results.get("label_histogram")
+    if hist:
+        rings = " / ".join(f"{100 * r:.1f}" for r in hist["ring_shares"])
+        outside = f"; {100 * hist['outside']:.1f} % lie outside the grid" if hist["outside"] else ""
+        lines += [
+            "## True labels of the target test points",
+            "",
+            f"Share of the {hist['n_points']} foreground control points per ring of the label grid "
+            f"(Chebyshev distance 0, 1, ... from the zero displacement): {rings} %; the identity is "
+            f"within one label at {100 * hist['identity_within_one']:.1f} % of them{outside}.",
+            "Per label (%, rows = dy from -R to R, columns = dx from -R to R):",
+            "",
+            "```",
+            *["  ".join(f"{100 * v:4.1f}" for v in row) for row in hist["shares"]],
+            "```",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -97,8 +125,9 @@ def plot_accuracy(results: Mapping[str, Any], metric: str = "accuracy") -> Figur
     fig, ax = plt.subplots(figsize=(1.0 * len(methods) + 1.6, 3.0))
     x = range(len(methods))
     means = [scale * summary[m].get(metric, float("nan")) for m in methods]
-    stds = [scale * summary[m].get(metric + "_std", 0.0) for m in methods]
-    ax.bar(x, means, yerr=stds, color=[f"C{i}" for i in x], alpha=0.75, capsize=3)
+    several = len(results["seeds"]) > 1  # error bars only for a spread over seeds
+    stds = [scale * summary[m].get(metric + "_std", 0.0) for m in methods] if several else None
+    ax.bar(x, means, yerr=stds, color=[f"C{i}" for i in x], alpha=0.75, capsize=3 if several else 0)
     for i, m in enumerate(methods):
         vals = [scale * r[metric] for r in per_seed[m] if r.get(metric) is not None]
         offs = [(k - (len(vals) - 1) / 2) * 0.12 for k in range(len(vals))]
@@ -110,7 +139,89 @@ def plot_accuracy(results: Mapping[str, Any], metric: str = "accuracy") -> Figur
     ax.set_xticks(list(x), [names.get(m, m).split(" (")[0] for m in methods], rotation=30, ha="right",
                   fontsize=8)
     ax.set_ylabel(f"target {metric}" + (" (%)" if scale == 100.0 else ""))
-    ax.set_title(f"target test pairs, {len(results['seeds'])} seed(s)", fontsize=9)
+    n = len(results["seeds"])
+    ax.set_title("target test pairs, " + (f"{n} seeds: mean ± std, dots = seeds" if n > 1 else "one seed"),
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+#: Target label accuracy (%) of the paper's experiment as the authors' MIDL 2020 talk slides report
+#: it (25 displacement classes, 2D patches of canine T1w/T2w MRI from the MICCAI SATA 2013 data).
+PAPER_ACCURACY = {"no registration": 4.0, "no adaptation": 31.9, "MCD-SWD": 33.2, "MCD-pEMD (16) + SWD": 44.1}
+#: Our rows that play the same role as the paper's bars.
+PAPER_COUNTERPARTS = {"no registration": "identity", "no adaptation": "source", "MCD-SWD": "mcd_swd",
+                      "MCD-pEMD (16) + SWD": "mcd_pemd"}
+
+
+def plot_paper_comparison(ours: Mapping[str, float], ours_label: str = "this package") -> Figure:
+    """The paper's bars (:data:`PAPER_ACCURACY`) beside ours, as accuracy in %.
+
+    Args:
+        ours: method key (``"identity"``, ``"source"``, ``"mcd_swd"``, ``"mcd_pemd"``) -> target
+            accuracy in ``[0, 1]``.
+        ours_label: legend of our bars.
+    """
+    missing = [k for k in PAPER_COUNTERPARTS.values() if k not in ours]
+    if missing:
+        raise ValueError(f"plot_paper_comparison() 'ours' lacks {missing}")
+    labels = list(PAPER_ACCURACY)
+    x = range(len(labels))
+    fig, ax = plt.subplots(figsize=(5.2, 2.8))
+    ax.bar([i - 0.2 for i in x], [PAPER_ACCURACY[k] for k in labels], 0.4, color="0.6",
+           label="paper (slides): 25 labels, canine T1w/T2w")
+    ax.bar([i + 0.2 for i in x], [100 * ours[PAPER_COUNTERPARTS[k]] for k in labels], 0.4, color="C3",
+           label=f"{ours_label}: 81 labels, MNI T1w / simulated T2w")
+    ax.set_xticks(list(x), labels, fontsize=8)
+    ax.set_ylabel("target label accuracy (%)")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(
+    curves: Mapping[str, Sequence[tuple[int, float]]], chance: float | None = None
+) -> Figure:
+    """Target validation accuracy over training: supervised phases and adaptation on separate axes.
+
+    Args:
+        curves: method key -> ``[(step, accuracy), ...]``; ``"source"`` and ``"oracle"`` go on the
+            left axes (supervised training from scratch), every other key (the MCD variants,
+            which start from the source-only network) on the right.
+        chance: optional horizontal line (``1 / L``).
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 2.8), sharey=True)
+    for i, (name, pts) in enumerate(curves.items()):
+        if not pts:
+            continue
+        ax = left if name in ("source", "oracle") else right
+        steps, acc = zip(*pts, strict=True)
+        ax.plot(steps, [100 * a for a in acc], "o-", ms=2.5, lw=1.2, color=f"C{i}", label=name)
+    left.set_title("supervised phases (from scratch)", fontsize=9)
+    right.set_title("adaptation (from the source-only network)", fontsize=9)
+    for ax in (left, right):
+        if chance is not None:
+            ax.axhline(100 * chance, color="grey", ls=":", lw=1, label="chance")
+        ax.set_xlabel("training step of the phase")
+        ax.legend(fontsize=7)
+    left.set_ylabel("target validation accuracy (%)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_label_histogram(histogram: Mapping[str, Any], grid: LabelGrid) -> Figure:
+    """The true-label distribution of :func:`pemd_tutorial.evaluate.true_label_histogram`: a map of
+    the label grid and the share per ring (Chebyshev distance from the zero displacement)."""
+    from pemd_tutorial.viz import plot_histogram
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(6.0, 2.6), gridspec_kw={"width_ratios": [1, 1.2]})
+    im = plot_histogram(a, torch.tensor(histogram["shares"]) * 100, grid, title="share of points (%)")
+    fig.colorbar(im, ax=a, fraction=0.046)
+    rings = [100 * r for r in histogram["ring_shares"]]
+    b.bar(range(len(rings)), rings, color="C0")
+    b.set_xlabel("ring (labels from zero displacement)")
+    b.set_ylabel("share of points (%)")
+    b.set_title(f"identity within one label: {100 * histogram['identity_within_one']:.0f} %", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -40,6 +40,36 @@ def test_quick_mode_end_to_end_on_a_tiny_configuration(tmp_path, tiny_json, caps
         assert 0.0 <= acc <= 1.0 and -1.0 <= r["summary"][m]["ncc"] <= 1.0
 
 
+def test_auto_profile_is_standard_and_quick_says_it_is_a_smoke_test(capsys):
+    from pemd_tutorial.__main__ import build_parser, config_from_args
+    from pemd_tutorial.config import Config
+
+    parser = build_parser()
+    for argv in ([], ["--profile", "auto"], ["--profile", "standard"]):
+        cfg, profile = config_from_args(parser.parse_args([*argv, "--device", "cpu"]), parser)
+        assert profile == "standard" and cfg.to_dict() == Config.standard(device="cpu").to_dict()
+    help_text = parser.format_help()
+    assert "smoke test" in help_text and "unmeasured" in help_text
+    with pytest.raises(SystemExit) as err:
+        parser.parse_args(["--profile", "fast"])
+    assert err.value.code == 2 and "--profile" in capsys.readouterr().err
+
+
+def test_save_models_writes_every_trained_network(tmp_path, tiny_json, capsys):
+    from pemd_tutorial.pretrained import load_model
+
+    out = tmp_path / "models"
+    main(["--device", "cpu", "--seeds", "0", "--methods", "mind", "source", "mcd_pemd", "oracle", "--config-json",
+          str(tiny_json), "--no-progress", "--out", str(tmp_path / "res"), "--save-models", str(out)])
+    assert "smoke test" not in capsys.readouterr().out  # the default profile is not the smoke test
+    assert sorted(p.name for p in (out / "seed0").iterdir()) == ["mcd_pemd.pt", "oracle.pt", "source.pt"]
+    r = json.loads((tmp_path / "res" / "results.json").read_text())
+    net = load_model(out / "seed0" / "mcd_pemd.pt")
+    assert net.metadata["method"] == "mcd_pemd" and net.metadata["seed"] == 0
+    assert net.metadata["test_metrics"]["accuracy"] == r["per_seed"]["mcd_pemd"][0]["accuracy"]
+    assert net.config.image_size == 16
+
+
 def test_resume_from_checkpoints_gives_the_same_table(tmp_path, tiny_json):
     args = ["--device", "cpu", "--seeds", "1", "--methods", "source", "mcd_pemd", "--config-json",
             str(tiny_json), "--no-progress", "--checkpoint-dir", str(tmp_path / "ck")]

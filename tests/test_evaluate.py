@@ -148,3 +148,32 @@ def test_evaluate_probs_oracle_on_generated_target_pairs():
     assert perfect["ncc_reference"] == "true dense field"
     with pytest.raises(ValueError, match="does not match"):
         evaluate_probs(truth[:2], pairs, cfg)
+
+
+class _Pairs:
+    def __init__(self, batch):
+        self._b = batch
+
+    def batch(self):
+        return self._b
+
+
+def test_true_label_histogram_counts_foreground_points_inside_the_grid():
+    from pemd_tutorial.evaluate import true_label_histogram
+
+    grid = LabelGrid(radius=2, step=1.0)  # 25 labels, rings 0..2
+    labels = torch.tensor([[[grid.index(0, 0), grid.index(1, 0), grid.index(-2, 1), grid.index(2, 2)]]])
+    mask = torch.tensor([[[True, True, True, False]]])  # the last point is background
+    inside = torch.tensor([[[True, True, True, True]]])
+    h = true_label_histogram(_Pairs({"labels": labels, "mask": mask, "inside": inside}), grid)
+    assert h["n_points"] == 3 and h["outside"] == 0.0
+    assert h["ring_shares"] == pytest.approx([1 / 3, 1 / 3, 1 / 3])
+    assert h["identity_within_one"] == pytest.approx(2 / 3)
+    shares = torch.tensor(h["shares"])
+    assert shares.shape == (5, 5) and float(shares.sum()) == pytest.approx(1.0)
+    assert shares[2 + 1, 2 - 2] == pytest.approx(1 / 3)  # row = dy + R, column = dx + R
+    # a foreground point outside the grid is counted apart
+    h = true_label_histogram(_Pairs({"labels": labels, "mask": mask, "inside": ~mask}), grid)
+    assert h["n_points"] == 0 and h["outside"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no labels"):
+        true_label_histogram(_Pairs({"mask": mask}), grid)

@@ -159,7 +159,7 @@ def test_source_training_overfits_a_few_pairs(data):
     cfg = tiny(lr=1e-2, batch_size=4)
     net = RegistrationNet(cfg)
     few = make_pairs("source", "train", n_pairs=4, grid=cfg.grid, control_spacing=4, size=32, seed=3)
-    log = train_source(net, few, cfg, steps=80, progress=False)
+    log = train_source(net, few, cfg, steps=150, progress=False)  # the smoothed cost needs > 80
     p1, p2 = predict(net, few)
     b = few.batch()
     acc = label_accuracy(p1 + p2, b["labels"], b["mask"] & b["inside"])
@@ -167,7 +167,7 @@ def test_source_training_overfits_a_few_pairs(data):
     assert acc > 0.85, acc
     assert acc > 10 * chance
     assert log[-1]["source_ce"] < log[0]["source_ce"] / 2
-    assert [r["step"] for r in log] == list(range(1, 81))
+    assert [r["step"] for r in log] == list(range(1, 151))
 
 
 def test_same_seed_identical_results_and_logs(data):
