@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 setup:
 	bash scripts/setup_venv.sh
 
-# Runs the main job on the embedded data (full profile on a GPU, quick profile on a CPU).
+# Runs the main job on the embedded data (the standard profile: about 10 minutes on 2 CPU cores).
 main: setup
 	$(PY) -m pemd_tutorial
 

