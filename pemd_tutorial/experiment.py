@@ -287,6 +287,7 @@ def run_experiment(
     """
     from pemd_tutorial.mind import mind_baseline
     from pemd_tutorial.model import RegistrationNet
+    from pemd_tutorial.report import paired_differences
     from pemd_tutorial.training import adapt, predict, train_oracle, train_source
 
     if not isinstance(cfg, Config):
@@ -403,6 +404,8 @@ def run_experiment(
         "label_histogram": label_histogram,
         "per_seed": per_seed,
         "summary": summarise(per_seed),
+        "paired_differences": {k: {**v, "per_seed": {str(s): d for s, d in v["per_seed"].items()}}
+                               for k, v in paired_differences({"per_seed": per_seed}).items()},
         "logs": logs,
         "notes": _notes(methods, user_slices is not None),
         "figures_data": figures_data,

@@ -28,7 +28,9 @@ from data_utils.grid import LabelGrid
 
 __all__ = [
     "PAPER_ACCURACY",
+    "PAIRS",
     "PAPER_COUNTERPARTS",
+    "paired_differences",
     "plot_accuracy",
     "plot_distributions",
     "plot_examples",
@@ -97,6 +99,7 @@ def results_markdown(results: Mapping[str, Any]) -> str:
         cells = [_fmt(s.get(k), s.get(k + "_std"), sc, d) for k, _, sc, d in _COLUMNS]
         lines.append(f"| {names.get(method, method)} | " + " | ".join(cells) + " |")
     lines += ["", *[f"- {n}" for n in results.get("notes", [])], ""]
+    lines += _paired_differences(results)
     hist = results.get("label_histogram")
     if hist:
         rings = " / ".join(f"{100 * r:.1f}" for r in hist["ring_shares"])
@@ -115,6 +118,48 @@ def results_markdown(results: Mapping[str, Any]) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+#: Paired comparisons reported under the table: (method, baseline).
+PAIRS = (("mcd_pemd", "mcd_swd"), ("mcd_pemd", "source"), ("mcd_pemd", "mcd_l1"), ("oracle", "mind"))
+
+
+def paired_differences(results: Mapping[str, Any], metric: str = "accuracy") -> dict[str, dict[str, Any]]:
+    """Per-seed differences ``method - baseline`` of ``metric`` for the pairs of :data:`PAIRS`.
+
+    Seeds are matched (the same seed's data and source-only network), so the spread of the
+    differences is smaller than the spread of either row.
+
+    Returns:
+        ``{"mcd_pemd - mcd_swd": {"per_seed": {seed: diff}, "mean": m, "std": s}, ...}`` for the
+        pairs whose two methods are in ``results``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    per_seed = results.get("per_seed", {})
+    for a, b in PAIRS:
+        if a not in per_seed or b not in per_seed:
+            continue
+        rows_b = {r["seed"]: r[metric] for r in per_seed[b]}
+        diffs = {r["seed"]: r[metric] - rows_b[r["seed"]] for r in per_seed[a] if r["seed"] in rows_b}
+        vals = list(diffs.values())
+        mean = sum(vals) / len(vals)
+        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
+        out[f"{a} - {b}"] = {"per_seed": diffs, "mean": mean, "std": std}
+    return out
+
+
+def _paired_differences(results: Mapping[str, Any]) -> list[str]:
+    diffs = paired_differences(results)
+    if not diffs:
+        return []
+    names = results.get("method_names", {})
+    lines = ["## Paired differences (target accuracy, points; per seed, then mean ± std)", ""]
+    for key, d in diffs.items():
+        a, b = key.split(" - ")
+        seeds = ", ".join(f"seed {s}: {100 * v:+.1f}" for s, v in d["per_seed"].items())
+        label = f"{names.get(a, a).split(' (')[0]} − {names.get(b, b).split(' (')[0]}"
+        lines.append(f"- {label}: {seeds}; mean {100 * d['mean']:+.1f} ± {100 * d['std']:.1f}")
+    return [*lines, ""]
 
 
 def plot_accuracy(results: Mapping[str, Any], metric: str = "accuracy") -> Figure:

@@ -96,6 +96,23 @@ def test_results_markdown_formats_missing_values():
     assert "| identity | 50.0 ± 0.0 | n/a | n/a | n/a | n/a |" in md
 
 
+def test_paired_differences_match_seeds():
+    from pemd_tutorial.report import paired_differences
+
+    rows = {
+        "mcd_pemd": [{"seed": 0, "accuracy": 0.30}, {"seed": 1, "accuracy": 0.40}],
+        "mcd_swd": [{"seed": 1, "accuracy": 0.05}, {"seed": 0, "accuracy": 0.10}],  # other order
+        "source": [{"seed": 0, "accuracy": 0.0}, {"seed": 1, "accuracy": 0.0}],
+    }
+    d = paired_differences({"per_seed": rows})
+    assert set(d) == {"mcd_pemd - mcd_swd", "mcd_pemd - source"}  # pairs with a missing row are left out
+    assert d["mcd_pemd - mcd_swd"]["per_seed"] == pytest.approx({0: 0.20, 1: 0.35})
+    assert d["mcd_pemd - mcd_swd"]["mean"] == pytest.approx(0.275)
+    assert d["mcd_pemd - mcd_swd"]["std"] == pytest.approx(0.075 * 2**0.5)
+    md = results_markdown({"methods": [], "summary": {}, "seeds": [0, 1], "config": {}, "per_seed": rows})
+    assert "mcd_pemd − mcd_swd: seed 0: +20.0, seed 1: +35.0; mean +27.5 ± 10.6" in md
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
