@@ -26,7 +26,7 @@ for L1, SWD x L/2, projected EMD in label steps), so the same grid fits all thre
 Usage::
 
     python benchmarks/tune_lambda.py --profile standard --seeds 0 1 --grid 0.1 0.3 1 3
-    python benchmarks/tune_lambda.py --profile quick --seeds 0 --out benchmarks/results/lambda_quick.json
+    python benchmarks/tune_lambda.py --profile standard --seeds 0 1 --grid-pemd 0.7 --extend
 
 ``--jobs`` runs the adaptation grid in that many worker processes (useful on a GPU, whose small
 kernels leave it mostly idle for one process). Results are written after every finished run.

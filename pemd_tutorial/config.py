@@ -106,9 +106,9 @@ class Config:
     cost_smoothing: int = 2
     batch_size: int = 8
     lr: float = 1e-3
-    source_steps: int = 100
-    adapt_steps: int = 40
-    oracle_steps: int = 100
+    source_steps: int = 60
+    adapt_steps: int = 25
+    oracle_steps: int = 60
     num_k: int = 3
     lambdas: dict[str, float] = field(default_factory=lambda: dict(QUICK_LAMBDAS))
     n_projections: int = 128
@@ -221,7 +221,7 @@ class Config:
         base = dict(
             image_size=48, control_spacing=4, channels=(8, 16), head_channels=32,
             n_train_pairs=96, n_val_pairs=32, n_test_pairs=32,
-            batch_size=8, lr=1e-3, source_steps=100, adapt_steps=40, oracle_steps=100, num_k=3,
+            batch_size=8, lr=1e-3, source_steps=60, adapt_steps=25, oracle_steps=60, num_k=3,
             val_every=10, device="cpu", checkpoint_every=20, lambdas=dict(QUICK_LAMBDAS),
         )
         base.update(overrides)

@@ -31,6 +31,7 @@ __all__ = [
     "PAIRS",
     "PAPER_COUNTERPARTS",
     "paired_differences",
+    "pick_points",
     "plot_accuracy",
     "plot_distributions",
     "plot_examples",
@@ -217,7 +218,9 @@ def plot_paper_comparison(ours: Mapping[str, float], ours_label: str = "this pac
            label="paper (slides): 25 labels, canine T1w/T2w")
     ax.bar([i + 0.2 for i in x], [100 * ours[PAPER_COUNTERPARTS[k]] for k in labels], 0.4, color="C3",
            label=f"{ours_label}: 81 labels, MNI T1w / simulated T2w")
-    ax.set_xticks(list(x), labels, fontsize=8)
+    ours_names = {"no registration": "identity", "no adaptation": "source only", "MCD-SWD": "MCD-SWD",
+                  "MCD-pEMD (16) + SWD": "MCD-pEMD (4)"}
+    ax.set_xticks(list(x), [f"{k}\nours: {ours_names[k]}" for k in labels], fontsize=7)
     ax.set_ylabel("target label accuracy (%)")
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
@@ -372,7 +375,7 @@ def plot_distributions(
     return fig
 
 
-def _pick_points(batch: Mapping[str, torch.Tensor], k: int = 3) -> list[tuple[int, int]]:
+def pick_points(batch: Mapping[str, torch.Tensor], k: int = 3) -> list[tuple[int, int]]:
     """``k`` foreground control points of pair 0 with the largest true displacements (spread out)."""
     valid = (batch["mask"][0] & batch["inside"][0]) if "inside" in batch else batch["mask"][0]
     mag = batch["displacement"][0].norm(dim=0).masked_fill(~valid, -1.0)
@@ -438,7 +441,7 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dict
     after = next((m for m in ("mcd_pemd", "mcd_swd", "mcd_l1") if m in heads), None)
     if "source" in heads and after is not None:
         sel = {"source-only": heads["source"], names.get(after, after): heads[after]}
-        points = _pick_points(fd["test_batch"])
+        points = pick_points(fd["test_batch"])
         if points:
             fig = plot_distributions(sel, grid, points, fd["test_batch"]["displacement"][0])
             save(fig, "distributions.png")

@@ -564,18 +564,17 @@ evaluate in well under a minute on a laptop CPU. Section 7 trains them again, yo
         code(
             CONFIG_COMMON
             + """
-import copy
-
 from ipywidgets import IntSlider, interact
 
 from data_utils import load_embedded, plot_pair_montage
 from pemd_tutorial import viz
 from pemd_tutorial.config import Config
-from pemd_tutorial.evaluate import evaluate_model, evaluate_probs, identity_probs, true_label_histogram
+from pemd_tutorial.evaluate import evaluate_probs, identity_probs, true_label_histogram
 from pemd_tutorial.experiment import METHOD_NAMES, make_data, run_experiment
 from pemd_tutorial.mind import mind_baseline
 from pemd_tutorial.pretrained import PRETRAINED_NAMES, load_pretrained, pretrained_manifest
 from pemd_tutorial.report import (
+    pick_points,
     plot_accuracy,
     plot_distributions,
     plot_examples,
@@ -788,9 +787,7 @@ interact(explorer.show, row=IntSlider(value=hc // 2, min=0, max=hc - 1, descript
         ),
         code(
             """
-from pemd_tutorial.report import _pick_points
-
-points = _pick_points(batch, k=3)
+points = pick_points(batch, k=3)  # the largest true displacements, spread out
 plot_distributions({name: (heads[name][0][:1], heads[name][1][:1]) for name in ("source", "mcd_pemd")}, GRID,
                    points, truth=batch["displacement"][0]);
 """

@@ -59,8 +59,9 @@ def test_save_models_writes_every_trained_network(tmp_path, tiny_json, capsys):
     from pemd_tutorial.pretrained import load_model
 
     out = tmp_path / "models"
-    main(["--device", "cpu", "--seeds", "0", "--methods", "mind", "source", "mcd_pemd", "oracle", "--config-json",
-          str(tiny_json), "--no-progress", "--out", str(tmp_path / "res"), "--save-models", str(out)])
+    main(["--device", "cpu", "--seeds", "0", "--methods", "mind", "source", "mcd_pemd", "oracle",
+          "--config-json", str(tiny_json), "--no-progress", "--out", str(tmp_path / "res"),
+          "--save-models", str(out)])
     assert "smoke test" not in capsys.readouterr().out  # the default profile is not the smoke test
     assert sorted(p.name for p in (out / "seed0").iterdir()) == ["mcd_pemd.pt", "oracle.pt", "source.pt"]
     r = json.loads((tmp_path / "res" / "results.json").read_text())

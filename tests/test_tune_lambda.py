@@ -17,8 +17,8 @@ def tune():
 
 
 def _run(seed, lam, target, source, disc):
-    return {"seed": seed, "discrepancy": "pemd", "lam": lam, "target_val_acc": target, "source_val_acc": source,
-            "target_val_discrepancy": disc}
+    return {"seed": seed, "discrepancy": "pemd", "lam": lam, "target_val_acc": target,
+            "source_val_acc": source, "target_val_discrepancy": disc}
 
 
 def test_collapse_rule_best_eligible_and_label_free_choice(tune):
@@ -33,7 +33,8 @@ def test_collapse_rule_best_eligible_and_label_free_choice(tune):
     ]
     out = tune.choose(rows, ["pemd"], {"pemd": [0.1, 0.5, 1.0]}, source_only, max_drop=0.10)["pemd"]
     assert out["lam"] == 0.5 and out["mean_target_val_acc"] == pytest.approx(0.31)
-    assert out["grid"]["1.0"]["eligible"] is False and out["grid"]["1.0"]["source_drop"] == pytest.approx(0.21)
+    assert out["grid"]["1.0"]["eligible"] is False
+    assert out["grid"]["1.0"]["source_drop"] == pytest.approx(0.21)
     assert out["interior"] is True  # a tested lambda on each side of 0.5
     assert out["label_free_lam"] == 0.1 and out["label_free_target_val_acc"] == pytest.approx(0.11)
     # a stricter rule makes 0.5 ineligible too
@@ -44,4 +45,5 @@ def test_collapse_rule_best_eligible_and_label_free_choice(tune):
 def test_ties_go_to_the_smaller_lambda(tune):
     source_only = [{"seed": 0, "source_val_acc": 0.6}]
     rows = [_run(0, lam, 0.2, 0.6, 0.3) for lam in (0.1, 0.3, 1.0)]
-    assert tune.choose(rows, ["pemd"], {"pemd": [0.1, 0.3, 1.0]}, source_only, max_drop=0.1)["pemd"]["lam"] == 0.1
+    chosen = tune.choose(rows, ["pemd"], {"pemd": [0.1, 0.3, 1.0]}, source_only, max_drop=0.1)["pemd"]
+    assert chosen["lam"] == 0.1
