@@ -45,7 +45,6 @@ References:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from types import MappingProxyType
@@ -414,21 +413,6 @@ class _ProjectedEMDFunction(torch.autograd.Function):
         )
 
 
-def _use_triton(p: torch.Tensor, backend: str) -> bool:
-    """Whether this call runs the fused Triton kernels (opt-in, see :func:`projected_emd`)."""
-    if backend == "auto":
-        backend = os.environ.get("PEMD_EMD_BACKEND", "torch").lower()
-    if backend != "triton":
-        return False
-    if p.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
-        raise ValueError("projected_emd() 'backend'='triton' needs CUDA tensors (or TRITON_INTERPRET=1)")
-    if p.dtype != torch.float32:
-        raise ValueError(f"projected_emd() 'backend'='triton' supports float32 'p' only, got {p.dtype}")
-    from pemd_tutorial import _emd_triton  # noqa: F401  (ImportError without triton)
-
-    return True
-
-
 def projected_emd(
     p: torch.Tensor,
     q: torch.Tensor,
@@ -438,7 +422,6 @@ def projected_emd(
     reduction: str = "mean",
     *,
     validate: bool = True,
-    backend: str = "auto",
 ) -> torch.Tensor:
     r"""Projected (sliced 1-Wasserstein) Earth Mover's distance between histograms on a label grid.
 
@@ -460,11 +443,6 @@ def projected_emd(
         reduction: ``"mean"`` (over histograms), ``"sum"`` or ``"none"`` (shape ``p.shape`` without
             the grid dimensions).
         validate: check the inputs (module docstring); ``False`` for hot loops.
-        backend: ``"auto"`` (the default: the PyTorch path, unless the environment variable
-            ``PEMD_EMD_BACKEND`` says ``triton``), ``"torch"`` (the reference path: a cached
-            matrix product with a closed-form backward, CPU and CUDA) or ``"triton"`` (the
-            experimental fused kernels of :mod:`pemd_tutorial._emd_triton`, CUDA and float32
-            only; not yet validated on a GPU, so never chosen by default).
 
     On CUDA the PyTorch path is a float32 cuBLAS product: if TF32 is switched on
     (``torch.backends.cuda.matmul.allow_tf32 = True``) its relative error grows to ~1e-3.
@@ -484,8 +462,6 @@ def projected_emd(
     shape = _check_grid_shape(grid_shape, fn)
     step = _check_step(step, fn)
     _check_reduction(reduction, fn)
-    if backend not in ("auto", "torch", "triton"):
-        raise ValueError(f"{fn}() 'backend' must be 'auto', 'torch' or 'triton', got {backend!r}")
     dirs = _normalise_directions(angles, shape, fn)
     p2, q2, batch = _flatten(p, q, shape, fn)
     if validate:
@@ -493,12 +469,7 @@ def projected_emd(
         _check_histograms(q2, fn, "q", (1,))
     a, w = _cumulative_operator(shape, dirs, p.dtype, p.device)
     w = w * step
-    if _use_triton(p2, backend):
-        from pemd_tutorial._emd_triton import projected_emd_rows
-
-        values = projected_emd_rows(p2, q2, a, w)
-    else:
-        values = _ProjectedEMDFunction.apply(p2, q2, a, w)
+    values = _ProjectedEMDFunction.apply(p2, q2, a, w)
     return _reduce(values.reshape(batch), reduction)
 
 

@@ -435,23 +435,6 @@ def test_projected_emd_argument_errors():
             projected_emd(p, q, (9, 9), step=step)
     with pytest.raises(ValueError, match="'reduction' must be one of"):
         projected_emd(p, q, (9, 9), reduction="max")
-    with pytest.raises(ValueError, match="'backend' must be"):
-        projected_emd(p, q, (9, 9), backend="cuda")
-
-
-def test_triton_backend_needs_cuda_float32(monkeypatch):
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    p, q = _good(dtype=torch.float32)
-    with pytest.raises(ValueError, match="'backend'='triton' needs CUDA"):
-        projected_emd(p, q, (9, 9), backend="triton")
-    monkeypatch.setenv("PEMD_EMD_BACKEND", "triton")
-    with pytest.raises(ValueError, match="'backend'='triton' needs CUDA"):
-        projected_emd(p, q, (9, 9))
-    monkeypatch.setenv("PEMD_EMD_BACKEND", "torch")
-    projected_emd(p, q, (9, 9))
-    if torch.cuda.is_available():
-        with pytest.raises(ValueError, match="supports float32 'p' only"):
-            projected_emd(p.double().cuda(), q.double().cuda(), (9, 9), backend="triton")
 
 
 def test_other_argument_errors():
@@ -482,12 +465,11 @@ def test_other_argument_errors():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("backend", ["torch", "auto"])
-def test_cuda_matches_cpu(backend):
+def test_cuda_matches_cpu():
     gs = (9, 9)
     p, q = rand_hist(64, 81, seed=35, dtype=torch.float32), rand_hist(64, 81, seed=36, dtype=torch.float32)
     pc, qc = p.cuda().requires_grad_(), q.cuda().requires_grad_()
-    out = projected_emd(pc, qc, gs, step=2.0, backend=backend)
+    out = projected_emd(pc, qc, gs, step=2.0)
     assert out.device.type == "cuda" and out.dtype == torch.float32
     pr, qr = p.clone().requires_grad_(), q.clone().requires_grad_()
     ref = projected_emd(pr, qr, gs, step=2.0)
