@@ -53,7 +53,8 @@ def _median_ms(fn, steps: int, repeats: int) -> float:
 def _split_source_step(model, opts, pairs, cfg, steps: int, repeats: int) -> dict[str, float]:
     """Step A with a timer between its parts (median of each part over all steps)."""
     from pemd_tutorial.correlation import cost_volume
-    from pemd_tutorial.training import _SOURCE_KEYS, _fetch, _masked_ce
+    from pemd_tutorial.evaluate import fetch_batch
+    from pemd_tutorial.training import SOURCE_KEYS, _masked_ce
 
     gen = torch.Generator().manual_seed(0)
     parts: dict[str, list[float]] = {k: [] for k in
@@ -62,7 +63,7 @@ def _split_source_step(model, opts, pairs, cfg, steps: int, repeats: int) -> dic
     for i in range(steps * repeats + 1):
         marks = [time.perf_counter()]
         idx = torch.randint(len(pairs), (cfg.batch_size,), generator=gen).tolist()
-        b = _fetch(pairs, idx, _SOURCE_KEYS, "cpu")
+        b = fetch_batch(pairs, idx, SOURCE_KEYS, "cpu")
         marks.append(time.perf_counter())
         for o in opts.values():
             o.zero_grad(set_to_none=True)
@@ -128,24 +129,17 @@ def _isolated(model, batch, steps: int, repeats: int) -> dict[str, float]:
 
 
 def _mcd(model, opts, source, target, cfg, name: str, steps: int, repeats: int) -> dict[str, float]:
-    from pemd_tutorial.training import (
-        _SOURCE_KEYS,
-        _TARGET_KEYS,
-        _fetch,
-        _rows,
-        discrepancy,
-        mcd_step_a,
-        mcd_step_b,
-        mcd_step_c,
-    )
+    from pemd_tutorial.discrepancies import scaled_discrepancy
+    from pemd_tutorial.evaluate import fetch_batch
+    from pemd_tutorial.training import SOURCE_KEYS, TARGET_KEYS, _rows, mcd_step_a, mcd_step_b, mcd_step_c
 
     gen = torch.Generator().manual_seed(1)
     g_swd = torch.Generator().manual_seed(2)
-    bs = _fetch(source, range(cfg.batch_size), _SOURCE_KEYS, "cpu")
-    bt = _fetch(target, range(cfg.batch_size), _TARGET_KEYS, "cpu")
+    bs = fetch_batch(source, range(cfg.batch_size), SOURCE_KEYS, "cpu")
+    bt = fetch_batch(target, range(cfg.batch_size), TARGET_KEYS, "cpu")
 
     def d_fn(p, q):
-        return discrepancy(name, p, q, cfg.grid, n_projections=cfg.n_projections, generator=gen)
+        return scaled_discrepancy(name, p, q, cfg.grid, n_projections=cfg.n_projections, generator=gen)
 
     with torch.no_grad():
         l1, l2 = model(bt["fixed"], bt["moving"])
@@ -153,7 +147,7 @@ def _mcd(model, opts, source, target, cfg, name: str, steps: int, repeats: int) 
     q = _rows(l2.softmax(1), bt["mask"]).requires_grad_(True)
 
     def disc_fb():
-        discrepancy(name, p, q, cfg.grid, n_projections=cfg.n_projections, generator=g_swd).backward()
+        scaled_discrepancy(name, p, q, cfg.grid, n_projections=cfg.n_projections, generator=g_swd).backward()
 
     lam = cfg.lam(name)
     return {
@@ -179,8 +173,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
 
     from data_utils import make_pairs
+    from pemd_tutorial.loop import make_optimizers
     from pemd_tutorial.model import RegistrationNet
-    from pemd_tutorial.training import make_optimizers
 
     cfg = getattr(Config, args.profile)(device="cpu")
     kw = dict(grid=cfg.grid, control_spacing=cfg.control_spacing, size=cfg.image_size,

@@ -67,7 +67,7 @@ def _data(cfg: Config, seed: int) -> dict:
 
 
 def _accuracy(model, pairs) -> float:
-    from pemd_tutorial.training import label_accuracy, predict
+    from pemd_tutorial.evaluate import label_accuracy, predict
 
     p1, p2 = predict(model, pairs)
     b = pairs.batch()
@@ -118,13 +118,14 @@ def oracle_job(cfg_dict: dict, seed: int, threads: int) -> dict:
 
 def _target_discrepancy(model, pairs, cfg: Config, name: str) -> float:
     """D(F1, F2) on the foreground control points of ``pairs`` (images only: no labels read)."""
-    from pemd_tutorial.training import discrepancy, predict
+    from pemd_tutorial.discrepancies import scaled_discrepancy
+    from pemd_tutorial.evaluate import predict
 
     p1, p2 = predict(model, pairs)
     mask = pairs.batch()["mask"]
     rows = [p.permute(0, 2, 3, 1)[mask] for p in (p1, p2)]
     gen = torch.Generator().manual_seed(0)  # SWD's directions: the same for every run
-    return float(discrepancy(name, *rows, cfg.grid, n_projections=cfg.n_projections, generator=gen))
+    return float(scaled_discrepancy(name, *rows, cfg.grid, n_projections=cfg.n_projections, generator=gen))
 
 
 def adapt_job(cfg_dict: dict, seed: int, name: str, lam: float, state_path: str, threads: int) -> dict:

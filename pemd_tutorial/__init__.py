@@ -1,25 +1,39 @@
 """pemd-tutorial: multimodal registration by domain adaptation with projected EMD discrepancies.
 
-Conventions (label order, ``(dx, dy)``, pixel units) are defined once in :mod:`data_utils.grid`.
-The public API at a glance:
+Conventions (label order, ``(dx, dy)``, pixel units) are defined once in :mod:`data_utils.grid`;
+the method is described in ``docs/method.md``. The public API at a glance, module by module:
 
-* discrepancies (:mod:`pemd_tutorial.emd`): :func:`emd_1d`, :func:`projected_emd`,
+* :mod:`~pemd_tutorial.emd` (pure maths): :func:`emd_1d`, :func:`projected_emd`,
   :func:`sliced_wasserstein_discrepancy`, :func:`l1_discrepancy`, :func:`exact_emd`,
-  :func:`project_histogram`, :data:`DISCREPANCIES`;
-* the correlation layer (:mod:`pemd_tutorial.correlation`): :func:`cost_volume`;
-* configuration and network: :class:`Config`, :class:`RegistrationNet`;
-* training (:mod:`pemd_tutorial.training`): :func:`train_source`, :func:`adapt` (maximum classifier
-  discrepancy), :func:`train_oracle`, :func:`predict`;
-* evaluation: :func:`label_metrics`, :func:`evaluate_model`, :func:`evaluate_probs`,
-  :func:`mind_baseline`, :func:`mind_descriptors`;
-* the main job: :func:`run_experiment` (what ``python -m pemd_tutorial`` and notebook 03 call).
+  :func:`project_histogram`;
+* :mod:`~pemd_tutorial.discrepancies`: :data:`DISCREPANCIES`, :func:`scaled_discrepancy` and the
+  modules :class:`ProjectedEMD`, :class:`SlicedWassersteinDiscrepancy`, :class:`L1Discrepancy`;
+* :mod:`~pemd_tutorial.correlation`: :func:`cost_volume`; :mod:`~pemd_tutorial.model`:
+  :class:`RegistrationNet`; :mod:`~pemd_tutorial.config`: :class:`Config`;
+* :mod:`~pemd_tutorial.training`: :func:`train_source`, :func:`adapt` (maximum classifier
+  discrepancy), :func:`train_oracle`; the generic loop and its checkpoints in
+  :mod:`~pemd_tutorial.loop`;
+* :mod:`~pemd_tutorial.evaluate`: :func:`predict`, :func:`label_metrics`, :func:`evaluate_model`,
+  :func:`evaluate_probs`; :mod:`~pemd_tutorial.mind`: :func:`mind_baseline`,
+  :func:`mind_descriptors`;
+* :mod:`~pemd_tutorial.pretrained`: :func:`save_model`, :func:`load_model`,
+  :func:`load_pretrained`;
+* :mod:`~pemd_tutorial.experiment`: :func:`run_experiment` (``python -m pemd_tutorial``);
+  :mod:`~pemd_tutorial.report`: its files; :mod:`~pemd_tutorial.figures` and
+  :mod:`~pemd_tutorial.widgets`: the figures and sliders of the report and the notebooks.
 """
 
 from data_utils.grid import LabelGrid
 from pemd_tutorial.config import DISCREPANCY_NAMES, Config
 from pemd_tutorial.correlation import cost_volume
-from pemd_tutorial.emd import (
+from pemd_tutorial.discrepancies import (
     DISCREPANCIES,
+    L1Discrepancy,
+    ProjectedEMD,
+    SlicedWassersteinDiscrepancy,
+    scaled_discrepancy,
+)
+from pemd_tutorial.emd import (
     emd_1d,
     exact_emd,
     l1_discrepancy,
@@ -28,11 +42,12 @@ from pemd_tutorial.emd import (
     sliced_wasserstein_discrepancy,
     sum_tolerance,
 )
-from pemd_tutorial.evaluate import evaluate_model, evaluate_probs, label_metrics
+from pemd_tutorial.evaluate import evaluate_model, evaluate_probs, label_metrics, predict
 from pemd_tutorial.experiment import METHODS, run_experiment
 from pemd_tutorial.mind import mind_baseline, mind_descriptors
 from pemd_tutorial.model import RegistrationNet
-from pemd_tutorial.training import adapt, predict, train_oracle, train_source
+from pemd_tutorial.pretrained import load_model, load_pretrained, save_model
+from pemd_tutorial.training import adapt, train_oracle, train_source
 
 __version__ = "0.1.0"
 
@@ -41,25 +56,32 @@ __all__ = [
     "DISCREPANCY_NAMES",
     "METHODS",
     "Config",
+    "L1Discrepancy",
     "LabelGrid",
+    "ProjectedEMD",
     "RegistrationNet",
+    "SlicedWassersteinDiscrepancy",
+    "__version__",
     "adapt",
+    "cost_volume",
+    "emd_1d",
     "evaluate_model",
     "evaluate_probs",
+    "exact_emd",
+    "l1_discrepancy",
     "label_metrics",
+    "load_model",
+    "load_pretrained",
     "mind_baseline",
     "mind_descriptors",
     "predict",
-    "run_experiment",
-    "train_oracle",
-    "train_source",
-    "__version__",
-    "cost_volume",
-    "emd_1d",
-    "exact_emd",
-    "l1_discrepancy",
     "project_histogram",
     "projected_emd",
+    "run_experiment",
+    "save_model",
+    "scaled_discrepancy",
     "sliced_wasserstein_discrepancy",
     "sum_tolerance",
+    "train_oracle",
+    "train_source",
 ]

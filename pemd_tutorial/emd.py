@@ -45,14 +45,12 @@ References:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
-from types import MappingProxyType
 
 import torch
 
 __all__ = [
-    "DISCREPANCIES",
     "emd_1d",
     "exact_emd",
     "l1_discrepancy",
@@ -478,25 +476,32 @@ def projected_emd(
 # --------------------------------------------------------------------------------------------
 
 
-def l1_discrepancy(p: torch.Tensor, q: torch.Tensor, *, validate: bool = True) -> torch.Tensor:
+def l1_discrepancy(
+    p: torch.Tensor, q: torch.Tensor, *, validate: bool = True, reduction: str = "mean"
+) -> torch.Tensor:
     r"""Saito et al.'s classifier discrepancy, :math:`\frac{1}{ML} \sum_{m, l} |p_{ml} - q_{ml}|`.
 
     Args:
         p: probability vectors, histograms along the last dimension, e.g. ``(M, L)``.
         q: same shape, dtype and device.
         validate: check the inputs; ``False`` for hot loops.
+        reduction: ``"mean"`` (the formula above), ``"sum"`` (of the per-row means over ``L``) or
+            ``"none"`` (the per-row means, shape ``p.shape[:-1]``).
 
     Returns:
-        0-dim tensor: the mean absolute difference over all entries.
+        0-dim tensor (``"mean"``, ``"sum"``) or one value per histogram (``"none"``).
     """
     fn = "l1_discrepancy"
     _check_pair(p, q, fn)
     if p.dim() == 0:
         raise ValueError(f"{fn}() 'p' must have at least one dimension (the labels)")
+    _check_reduction(reduction, fn)
     if validate:
         _check_histograms(p, fn, "p", (p.dim() - 1,))
         _check_histograms(q, fn, "q", (q.dim() - 1,))
-    return (p - q).abs().mean()
+    if reduction == "mean":
+        return (p - q).abs().mean()
+    return _reduce((p - q).abs().mean(dim=-1), reduction)
 
 
 def sliced_wasserstein_discrepancy(
@@ -506,6 +511,7 @@ def sliced_wasserstein_discrepancy(
     generator: torch.Generator | None = None,
     *,
     validate: bool = True,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Lee et al.'s sliced Wasserstein discrepancy between two point clouds of probability vectors.
 
@@ -527,9 +533,11 @@ def sliced_wasserstein_discrepancy(
         generator: random source of the directions (CPU generator or one on ``p``'s device);
             the same seed gives the same result.
         validate: check the inputs; ``False`` for hot loops.
+        reduction: ``"mean"`` (the formula above), ``"sum"`` (of the per-direction means) or
+            ``"none"`` (one mean per direction, shape ``(K,)``).
 
     Returns:
-        0-dim tensor.
+        0-dim tensor, or ``(K,)`` for ``reduction="none"``.
     """
     fn = "sliced_wasserstein_discrepancy"
     _check_pair(p, q, fn)
@@ -541,6 +549,7 @@ def sliced_wasserstein_discrepancy(
         raise ValueError(
             f"{fn}() 'generator' must be a torch.Generator or None, got {type(generator).__name__}"
         )
+    _check_reduction(reduction, fn)
     if validate:
         _check_histograms(p, fn, "p", (1,))
         _check_histograms(q, fn, "q", (1,))
@@ -550,7 +559,9 @@ def sliced_wasserstein_discrepancy(
     # projections as rows (K, M): sorting along the contiguous last axis is faster on a CPU
     sp = torch.sort(theta.T @ p.T, dim=1).values
     sq = torch.sort(theta.T @ q.T, dim=1).values
-    return (sp - sq).square().mean()
+    if reduction == "mean":
+        return (sp - sq).square().mean()
+    return _reduce((sp - sq).square().mean(dim=1), reduction)
 
 
 # --------------------------------------------------------------------------------------------
@@ -605,33 +616,3 @@ def exact_emd(
     q64 = q64 * (p64.sum(1, keepdim=True) / q64.sum(1, keepdim=True).clamp_min(1e-300))
     values = torch.stack([ot.emd2(p64[i], q64[i], cost) for i in range(p64.shape[0])])
     return values.to(device=p.device, dtype=p.dtype).reshape(batch)
-
-
-# --------------------------------------------------------------------------------------------
-# The common interface of the adaptation loop
-# --------------------------------------------------------------------------------------------
-
-
-def _l1_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128):
-    return l1_discrepancy(p, q, validate=validate)
-
-
-def _swd_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128):
-    return sliced_wasserstein_discrepancy(
-        p, q, n_projections=n_projections, generator=generator, validate=validate
-    )
-
-
-def _pemd_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128):
-    return projected_emd(p, q, grid_shape, step=step, reduction="mean", validate=validate)
-
-
-#: ``DISCREPANCIES[name](p, q, *, grid_shape, step=1.0, generator=None, validate=True,
-#: n_projections=128)`` -> 0-dim tensor, for ``p, q`` of shape ``(M, L)`` (all control points of a
-#: batch, rows sum to one). ``"l1"``: :func:`l1_discrepancy`; ``"swd"``:
-#: :func:`sliced_wasserstein_discrepancy` (``n_projections`` directions from ``generator``);
-#: ``"pemd"``: :func:`projected_emd` (default angles, mean). Keywords an entry does not need are
-#: ignored, so the adaptation loop calls all three alike.
-DISCREPANCIES: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType(
-    {"l1": _l1_entry, "swd": _swd_entry, "pemd": _pemd_entry}
-)

@@ -19,6 +19,7 @@ backward warping) are those of :mod:`data_utils.grid`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -27,6 +28,9 @@ from data_utils.grid import LabelGrid, check_control_spacing
 
 __all__ = [
     "dense_field",
+    "fetch_batch",
+    "label_accuracy",
+    "predict",
     "true_label_histogram",
     "evaluate_model",
     "evaluate_probs",
@@ -317,7 +321,58 @@ def evaluate_model(model: torch.nn.Module, eval_pairs, cfg, *, batch_size: int =
     Returns:
         The dict of :func:`evaluate_probs` for ``(p1 + p2) / 2``.
     """
-    from pemd_tutorial.training import predict
-
     p1, p2 = predict(model, eval_pairs, batch_size=batch_size)
     return evaluate_probs(0.5 * (p1 + p2), eval_pairs, cfg)
+
+
+def label_accuracy(probs: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> float:
+    """Share of valid control points whose argmax label is the true label.
+
+    Args:
+        probs: ``(B, L, Hc, Wc)`` probabilities or logits.
+        labels: ``(B, Hc, Wc)`` int64.
+        valid: ``(B, Hc, Wc)`` bool (e.g. ``mask & inside``).
+    """
+    hit = (probs.argmax(dim=1) == labels) & valid
+    return float(hit.sum()) / max(int(valid.sum()), 1)
+
+
+def fetch_batch(pairs, indices: Sequence[int], keys: Sequence[str], device) -> dict[str, torch.Tensor]:
+    """Stacked tensors of ``keys`` for ``indices``, via ``pairs.batch`` or ``pairs[i]``, on ``device``."""
+    indices = [int(i) for i in indices]
+    if hasattr(pairs, "batch"):
+        b = pairs.batch(indices=indices)
+        out = {k: b[k] for k in keys}
+    else:
+        items = [pairs[i] for i in indices]
+        out = {k: torch.stack([it[k] for it in items]) for k in keys}
+    return {k: v.to(device) for k, v in out.items()}
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, pairs, *, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities of F1 and F2 for every pair, each ``(N, L, Hc, Wc)``, on the CPU.
+
+    Args:
+        model: the network (its device is used; its train/eval mode is restored afterwards).
+        pairs: any pair dataset or evaluation view; only ``"fixed"`` and ``"moving"`` are read.
+        batch_size: pairs per forward pass.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"predict() 'batch_size' must be an integer >= 1, got {batch_size!r}")
+    n = len(pairs)
+    if n < 1:
+        raise ValueError("predict() 'pairs' is empty")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        p1, p2 = [], []
+        for start in range(0, n, batch_size):
+            b = fetch_batch(pairs, range(start, min(n, start + batch_size)), ("fixed", "moving"), device)
+            l1, l2 = model(b["fixed"], b["moving"])
+            p1.append(torch.softmax(l1, dim=1).cpu())
+            p2.append(torch.softmax(l2, dim=1).cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(p1), torch.cat(p2)

@@ -285,10 +285,11 @@ def run_experiment(
         Figures' data (example predictions, label distributions) is in ``"figures_data"`` and is
         not written to JSON.
     """
+    from pemd_tutorial.evaluate import predict
     from pemd_tutorial.mind import mind_baseline
     from pemd_tutorial.model import RegistrationNet
     from pemd_tutorial.report import paired_differences
-    from pemd_tutorial.training import adapt, predict, train_oracle, train_source
+    from pemd_tutorial.training import adapt, train_oracle, train_source
 
     if not isinstance(cfg, Config):
         raise ValueError(f"run_experiment() 'cfg' must be a Config, got {type(cfg).__name__}")

@@ -3,7 +3,7 @@
 A model file holds the weights of a :class:`~pemd_tutorial.model.RegistrationNet` together with
 the :class:`~pemd_tutorial.config.Config` it was built and trained with (as JSON), in one
 ``torch.save`` file that loads with ``weights_only=True`` (no arbitrary pickles). It is written
-atomically (:func:`pemd_tutorial.checkpoint.save_checkpoint`).
+atomically (:func:`pemd_tutorial.loop.save_checkpoint`).
 
 The package ships the standard profile's seed-0 networks of the main job (source only, MCD-L1,
 MCD-SWD, MCD-pEMD, oracle) in ``pemd_tutorial/pretrained/`` with a ``manifest.json`` (the
@@ -32,8 +32,8 @@ from typing import Any
 
 import torch
 
-from pemd_tutorial.checkpoint import save_checkpoint
 from pemd_tutorial.config import Config
+from pemd_tutorial.loop import save_checkpoint
 from pemd_tutorial.model import RegistrationNet
 
 __all__ = [

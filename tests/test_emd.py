@@ -12,7 +12,6 @@ import torch
 
 from pemd_tutorial.emd import (
     DEFAULT_DIRECTIONS_3D,
-    DISCREPANCIES,
     emd_1d,
     exact_emd,
     l1_discrepancy,
@@ -329,31 +328,6 @@ def test_exact_emd_without_pot(monkeypatch):
         exact_emd(p, p, (9, 9))
 
 
-# --------------------------------------------------------------------------------- DISCREPANCIES
-
-
-def test_discrepancies_mapping_common_signature():
-    assert set(DISCREPANCIES) == {"l1", "swd", "pemd"}
-    p, q = rand_hist(40, 81, seed=31, dtype=torch.float32), rand_hist(40, 81, seed=32, dtype=torch.float32)
-    expected = {
-        "l1": l1_discrepancy(p, q),
-        "swd": sliced_wasserstein_discrepancy(p, q, generator=torch.Generator().manual_seed(2)),
-        "pemd": projected_emd(p, q, (9, 9), step=2.0),
-    }
-    for name, fn in DISCREPANCIES.items():
-        pg, qg = p.clone().requires_grad_(), q.clone().requires_grad_()
-        out = fn(pg, qg, grid_shape=(9, 9), step=2.0, generator=torch.Generator().manual_seed(2))
-        assert out.shape == () and out.dtype == torch.float32
-        torch.testing.assert_close(out, expected[name])
-        out.backward()
-        assert pg.grad is not None and qg.grad is not None
-        gen = torch.Generator().manual_seed(2)
-        fast = fn(p, q, grid_shape=(9, 9), step=2.0, generator=gen, validate=False)
-        torch.testing.assert_close(fast, expected[name])
-    with pytest.raises(TypeError):
-        DISCREPANCIES["l2"] = l1_discrepancy  # read-only
-
-
 # ------------------------------------------------------------------------------ ValueError paths
 
 
@@ -479,26 +453,8 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(pc.grad.cpu(), pr.grad, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(qc.grad.cpu(), qr.grad, rtol=1e-5, atol=1e-7)
     g = torch.Generator(device="cuda").manual_seed(0)
-    for name, fn in DISCREPANCIES.items():
-        val = fn(p.cuda(), q.cuda(), grid_shape=gs, step=2.0, generator=g)
-        assert val.device.type == "cuda", name
+    assert sliced_wasserstein_discrepancy(p.cuda(), q.cuda(), generator=g).device.type == "cuda"
     torch.testing.assert_close(l1_discrepancy(p.cuda(), q.cuda()).cpu(), l1_discrepancy(p, q))
     torch.testing.assert_close(emd_1d(p.cuda(), q.cuda()).cpu(), emd_1d(p, q), rtol=1e-5, atol=1e-6)
     ex = exact_emd(p[:4].cuda(), q[:4].cuda(), gs)
     assert ex.device.type == "cuda"
-
-
-def test_discrepancies_entries_forward_n_projections_and_ignore_unused_keywords():
-    g = torch.Generator().manual_seed(3)
-    p = torch.softmax(torch.randn(32, 9, generator=g, dtype=torch.float64), dim=1)
-    q = torch.softmax(torch.randn(32, 9, generator=g, dtype=torch.float64), dim=1)
-    via_map = DISCREPANCIES["swd"](p, q, grid_shape=(3, 3), n_projections=4,
-                                   generator=torch.Generator().manual_seed(7))
-    direct = sliced_wasserstein_discrepancy(p, q, n_projections=4, generator=torch.Generator().manual_seed(7))
-    assert torch.equal(via_map, direct)
-    default = DISCREPANCIES["swd"](p, q, grid_shape=(3, 3), generator=torch.Generator().manual_seed(7))
-    assert not torch.equal(via_map, default)  # 128 directions by default, not 4
-    for name in ("l1", "pemd"):
-        a = DISCREPANCIES[name](p, q, grid_shape=(3, 3), n_projections=4)
-        b = DISCREPANCIES[name](p, q, grid_shape=(3, 3))
-        assert torch.equal(a, b)

@@ -7,18 +7,10 @@ from data_utils import make_pairs
 from data_utils.grid import LabelGrid
 from pemd_tutorial.config import Config
 from pemd_tutorial.model import RegistrationNet
-from pemd_tutorial.training import (
-    adapt,
-    discrepancy,
-    label_accuracy,
-    make_optimizers,
-    mcd_step_a,
-    mcd_step_b,
-    mcd_step_c,
-    predict,
-    train_oracle,
-    train_source,
-)
+from pemd_tutorial.discrepancies import scaled_discrepancy
+from pemd_tutorial.evaluate import label_accuracy, predict
+from pemd_tutorial.loop import make_optimizers
+from pemd_tutorial.training import adapt, mcd_step_a, mcd_step_b, mcd_step_c, train_oracle, train_source
 
 
 def tiny(**kw) -> Config:
@@ -61,13 +53,13 @@ def test_discrepancy_normalisation():
     eye = torch.eye(grid.n_labels)
     centre = eye[grid.index(0, 0)].expand(3, -1)
     for name in ("l1", "swd", "pemd"):
-        assert float(discrepancy(name, centre, centre, grid)) == pytest.approx(0.0, abs=1e-7)
+        assert float(scaled_discrepancy(name, centre, centre, grid)) == pytest.approx(0.0, abs=1e-7)
     # total variation of disjoint one-hot rows is 1
-    assert float(discrepancy("l1", centre, eye[grid.index(1, 0)].expand(3, -1), grid)) == pytest.approx(1.0)
+    assert float(scaled_discrepancy("l1", centre, eye[grid.index(1, 0)].expand(3, -1), grid)) == pytest.approx(1.0)
     # projected EMD in label steps grows with the distance between the peaks; L1 does not
     far = [eye[grid.index(k, 0)].expand(3, -1) for k in (1, 2)]
-    pemd = [float(discrepancy("pemd", centre, f, grid)) for f in far]
-    l1 = [float(discrepancy("l1", centre, f, grid)) for f in far]
+    pemd = [float(scaled_discrepancy("pemd", centre, f, grid)) for f in far]
+    l1 = [float(scaled_discrepancy("l1", centre, f, grid)) for f in far]
     assert pemd[1] == pytest.approx(2 * pemd[0]) and pemd[0] > 0.5
     assert l1[0] == pytest.approx(l1[1])
 
@@ -75,10 +67,10 @@ def test_discrepancy_normalisation():
 def test_discrepancy_errors():
     grid = LabelGrid(2, 2.0)
     p = torch.full((3, 25), 1 / 25)
-    with pytest.raises(ValueError, match="'discrepancy'"):
-        discrepancy("kl", p, p, grid)
+    with pytest.raises(ValueError, match=r"scaled_discrepancy\(\) 'name'"):
+        scaled_discrepancy("kl", p, p, grid)
     with pytest.raises(ValueError, match=r"\(M, 25\)"):
-        discrepancy("l1", p[:, :9], p[:, :9], grid)
+        scaled_discrepancy("l1", p[:, :9], p[:, :9], grid)
 
 
 def test_label_accuracy_counts_only_valid_points():
@@ -118,7 +110,7 @@ def test_step_b_freezes_generator_and_step_c_freezes_heads(data):
     grid = cfg.grid
 
     def d_fn(p, q):
-        return discrepancy("pemd", p, q, grid)
+        return scaled_discrepancy("pemd", p, q, grid)
 
     mcd_step_a(net, opts, bs)  # Adam state for every parameter
     g0, h0 = _params(net.generator), _params(net.head1) + _params(net.head2)
@@ -141,7 +133,7 @@ def test_step_b_raises_the_discrepancy_and_step_c_lowers_it(data):
     bt = _batch(data["target"], ("fixed", "moving", "mask"))
 
     def d_fn(p, q):
-        return discrepancy("l1", p, q, cfg.grid)
+        return scaled_discrepancy("l1", p, q, cfg.grid)
 
     _, d0 = mcd_step_b(net, opts, bs, bt, d_fn, lam=10.0)
     for _ in range(5):
@@ -314,7 +306,7 @@ def test_bad_options_raise(data):
     cfg = tiny()
     net = RegistrationNet(cfg)
     src, tgt = data["source"], data["target"]
-    with pytest.raises(ValueError, match="'discrepancy'"):
+    with pytest.raises(ValueError, match=r"adapt\(\) 'discrepancy'"):
         adapt(net, src, tgt, cfg, discrepancy="kl", progress=False)
     with pytest.raises(ValueError, match="'lam'"):
         adapt(net, src, tgt, cfg, lam=-1.0, progress=False)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pemd_tutorial import checkpoint
-from pemd_tutorial.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from pemd_tutorial import loop
+from pemd_tutorial.loop import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 
 
 def test_round_trip_with_weights_only_load(tmp_path):
@@ -35,7 +35,7 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         fh.write(b"partial garbage")
         raise KeyboardInterrupt  # killed in the middle of writing
 
-    monkeypatch.setattr(checkpoint.torch, "save", broken_save)
+    monkeypatch.setattr(loop.torch, "save", broken_save)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {"step": 2})
     monkeypatch.undo()
