@@ -238,21 +238,10 @@ def identity_probs(
     return p
 
 
-def _dense_mask(batch: dict[str, torch.Tensor], height: int, width: int, spacing: int) -> torch.Tensor:
-    """Foreground for NCC: the dense mask if the pairs carry one, else the control mask upsampled."""
-    for key in ("dense_mask", "mask_dense", "foreground"):
-        if key in batch and tuple(batch[key].shape[-2:]) == (height, width):
-            return batch[key].reshape(-1, height, width).bool()
+def _dense_mask(batch: dict[str, torch.Tensor], spacing: int) -> torch.Tensor:
+    """Foreground for NCC: the control-point mask upsampled to the pixels it stands for."""
     m = batch["mask"]
     return m.repeat_interleave(spacing, dim=-2).repeat_interleave(spacing, dim=-1).bool()
-
-
-def _true_dense_field(batch: dict[str, torch.Tensor], height: int, width: int, spacing: int):
-    """The true dense field if the evaluation view carries one (``(N, 2, H, W)``), else ``None``."""
-    for key in ("field", "dense_field", "true_field"):
-        if key in batch and tuple(batch[key].shape[-3:]) == (2, height, width):
-            return batch[key], "true dense field"
-    return None, None
 
 
 def evaluate_probs(probs: torch.Tensor, eval_pairs, cfg) -> dict[str, Any]:
@@ -293,16 +282,10 @@ def evaluate_probs(probs: torch.Tensor, eval_pairs, cfg) -> dict[str, Any]:
 
     pred_field = dense_field(grid.expected_displacement(probs), h, w, s)
     warped = warp(moving, pred_field)
-    fg = _dense_mask(batch, h, w, s)
-    true_field, ref = _true_dense_field(batch, h, w, s)
-    if true_field is not None:
-        target = warp(moving, true_field.to(probs.dtype))
-    elif "displacement" in batch:
-        # interpolated from the true control-point displacements (smooth fields: a close approximation)
-        target = warp(moving, dense_field(batch["displacement"].to(probs.dtype), h, w, s))
-        ref = "true control-point displacements, interpolated"
-    else:
-        # no truth at all (users' own images): compare with the fixed image itself
+    fg = _dense_mask(batch, s)
+    if "field" in batch:  # evaluation views carry the true dense field of their synthetic deformation
+        target, ref = warp(moving, batch["field"].to(probs.dtype)), "true dense field"
+    else:  # no truth at all: compare with the fixed image itself
         target, ref = fixed, "fixed image"
     out["ncc"] = float(masked_ncc(warped, target, fg).mean())
     out["ncc_reference"] = ref

@@ -35,7 +35,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,23 +45,9 @@ import torch
 from pemd_tutorial.config import Config
 from pemd_tutorial.evaluate import evaluate_probs, identity_probs
 
-__all__ = ["METHODS", "METHOD_NAMES", "DEFAULT_METHODS", "ExperimentData", "load_user_slices", "make_data",
-           "run_experiment", "summarise"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "METHOD_NAMES", "METHOD_TABLE", "ExperimentData", "Method",
+           "MethodResult", "SeedRun", "load_user_slices", "make_data", "run_experiment", "summarise"]
 
-#: Display names of the methods, in table order.
-METHOD_NAMES = {
-    "identity": "identity (no registration)",
-    "mind": "MIND baseline (no training)",
-    "source": "source only",
-    "mcd_l1": "MCD-L1",
-    "mcd_swd": "MCD-SWD",
-    "mcd_pemd": "MCD-pEMD",
-    "oracle": "oracle (target labels)",
-}
-#: Methods ``run_experiment`` accepts (``identity`` is always added as a reference row).
-METHODS = tuple(k for k in METHOD_NAMES if k != "identity")
-DEFAULT_METHODS = METHODS
-_MCD = {"mcd_l1": "l1", "mcd_swd": "swd", "mcd_pemd": "pemd"}
 #: Metrics summarised over seeds (higher is better except ``epe``).
 METRICS = ("accuracy", "within_one", "epe", "ncc", "source_accuracy")
 # offsets that make the per-seed training seeds of the two domains differ
@@ -174,15 +160,15 @@ def _machine(device: str) -> dict[str, Any]:
     return info
 
 
-def _score(probs: torch.Tensor, data: ExperimentData, cfg: Config, probs_source: torch.Tensor | None):
-    row = evaluate_probs(probs, data.target_test, cfg)
-    if probs_source is not None:
-        from pemd_tutorial.evaluate import label_metrics
+def _score(target_probs: torch.Tensor, source_probs: torch.Tensor, data: ExperimentData, cfg: Config):
+    """All metrics on the target test pairs, plus the accuracy on the source test pairs (collapse check)."""
+    from pemd_tutorial.evaluate import label_metrics
 
-        b = data.source_test.batch()
-        valid = b["mask"] & b["inside"]
-        row["source_accuracy"] = label_metrics(probs_source, b["labels"], b["displacement"], valid,
-                                               cfg.grid)["accuracy"]
+    row = evaluate_probs(target_probs, data.target_test, cfg)
+    b = data.source_test.batch()
+    valid = b["mask"] & b["inside"]
+    source = label_metrics(source_probs, b["labels"], b["displacement"], valid, cfg.grid)
+    row["source_accuracy"] = source["accuracy"]
     return row
 
 
@@ -240,6 +226,142 @@ def load_user_slices(fixed, moving, cfg: Config):
     return parts["train"], parts["val"], parts["test"]
 
 
+@dataclass
+class SeedRun:
+    """What every method of one seed shares (the argument of a :data:`METHOD_TABLE` function).
+
+    Attributes:
+        cfg: the configuration with ``seed`` set to this seed.
+        seed: the seed.
+        data: the pairs of this seed (:func:`make_data`).
+        device: where networks train.
+        train_kw: keyword arguments for the training phases (validation view, checkpoints,
+            resume, progress).
+        cache: state shared between methods of this seed (the source-only network) and, under
+            ``"across_seeds"``, between seeds (the deterministic MIND baseline).
+    """
+
+    cfg: Config
+    seed: int
+    data: ExperimentData
+    device: torch.device
+    train_kw: dict[str, Any]
+    cache: dict[str, Any]
+
+
+@dataclass
+class MethodResult:
+    """What a method returns: probabilities on the target and source test pairs.
+
+    Attributes:
+        target_probs, source_probs: ``(N, L, Hc, Wc)`` on CPU (networks: the mean of both heads).
+        model: the trained network (``None`` for training-free methods); saved with ``--save-models``.
+        log: the training log (``None`` when nothing was trained).
+        heads: F1's and F2's probabilities of the first test pair (figures), or ``None``.
+        extra_time_s: training time spent before the call that belongs to this method (the shared
+            source-only training of the MCD rows).
+        inference_time_s: seconds a training-free method took (``None`` for networks).
+    """
+
+    target_probs: torch.Tensor
+    source_probs: torch.Tensor
+    model: torch.nn.Module | None = None
+    log: list[dict] | None = None
+    heads: tuple[torch.Tensor, torch.Tensor] | None = None
+    extra_time_s: float = 0.0
+    inference_time_s: float | None = None
+
+
+def _network_result(model, run: SeedRun, log, extra_time_s: float = 0.0) -> MethodResult:
+    from pemd_tutorial.evaluate import predict
+
+    p1, p2 = predict(model, run.data.target_test)
+    q1, q2 = predict(model, run.data.source_test)
+    return MethodResult(0.5 * (p1 + p2), 0.5 * (q1 + q2), model, log, (p1[:1], p2[:1]), extra_time_s)
+
+
+def _run_mind(run: SeedRun) -> MethodResult:
+    from pemd_tutorial.mind import mind_baseline
+
+    shared = run.cache["across_seeds"]
+    if "mind" not in shared:  # deterministic and seed-free: computed once
+        t0 = time.perf_counter()
+        target = mind_baseline(run.data.target_test, run.cfg)
+        shared["mind"] = (target, mind_baseline(run.data.source_test, run.cfg), time.perf_counter() - t0)
+    target, source, seconds = shared["mind"]
+    return MethodResult(target, source, inference_time_s=seconds)
+
+
+def _source_model(run: SeedRun):
+    """The seed's source-only network, trained on first use and shared by the rows that start from it."""
+    if "source" not in run.cache:
+        from pemd_tutorial.model import RegistrationNet
+        from pemd_tutorial.training import train_source
+
+        t0 = time.perf_counter()
+        model = RegistrationNet(run.cfg).to(run.device)
+        log = train_source(model, run.data.source_train, run.cfg, **run.train_kw)
+        run.cache["source"] = (model, log, time.perf_counter() - t0)
+    return run.cache["source"]
+
+
+def _run_source(run: SeedRun) -> MethodResult:
+    model, log, _ = _source_model(run)  # trained in this call: its time is measured by the caller
+    return _network_result(model, run, log)
+
+
+def _mcd(discrepancy: str) -> Callable[[SeedRun], MethodResult]:
+    def run_mcd(run: SeedRun) -> MethodResult:
+        from pemd_tutorial.training import adapt
+
+        trained_before = "source" in run.cache
+        source, _, seconds = _source_model(run)
+        model = copy.deepcopy(source)  # every discrepancy starts from the same network
+        log = adapt(model, run.data.source_train, run.data.target_train, run.cfg, discrepancy=discrepancy,
+                    **run.train_kw)
+        # the adaptation's time includes the shared source training (already measured if it ran before)
+        return _network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
+
+    run_mcd.__name__ = f"run_mcd_{discrepancy}"
+    run_mcd.__doc__ = f"MCD with the {discrepancy!r} discrepancy from the seed's source-only network."
+    return run_mcd
+
+
+def _run_oracle(run: SeedRun) -> MethodResult:
+    from pemd_tutorial.model import RegistrationNet
+    from pemd_tutorial.training import train_oracle
+
+    model = RegistrationNet(run.cfg).to(run.device)
+    # the one place that trains on target labels: the explicitly named oracle
+    log = train_oracle(model, run.data.target_train.evaluation_view(), run.cfg, **run.train_kw)
+    return _network_result(model, run, log)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the main job: its display name and the function that produces its probabilities."""
+
+    label: str
+    run: Callable[[SeedRun], MethodResult]
+
+
+#: The main job's rows (besides the identity reference), in table and execution order. Adding a
+#: row is one entry here and one function ``SeedRun -> MethodResult``.
+METHOD_TABLE: dict[str, Method] = {
+    "mind": Method("MIND baseline (no training)", _run_mind),
+    "source": Method("source only", _run_source),
+    "mcd_l1": Method("MCD-L1", _mcd("l1")),
+    "mcd_swd": Method("MCD-SWD", _mcd("swd")),
+    "mcd_pemd": Method("MCD-pEMD", _mcd("pemd")),
+    "oracle": Method("oracle (target labels)", _run_oracle),
+}
+#: Display names of the methods, in table order.
+METHOD_NAMES = {"identity": "identity (no registration)", **{k: m.label for k, m in METHOD_TABLE.items()}}
+#: Methods ``run_experiment`` accepts (``identity`` is always added as a reference row).
+METHODS = tuple(METHOD_TABLE)
+DEFAULT_METHODS = METHODS
+
+
 def run_experiment(
     cfg: Config,
     methods: Sequence[str] = DEFAULT_METHODS,
@@ -255,6 +377,10 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Train and evaluate every method over several seeds; write ``results.json``, ``results.md`` and figures.
 
+    Per seed: build the pairs (:func:`make_data`), score the identity, then run each method of
+    :data:`METHOD_TABLE` in table order and score its probabilities on the target test pairs
+    (:func:`~pemd_tutorial.evaluate.evaluate_probs`) and the source test pairs (accuracy only).
+
     Args:
         cfg: the configuration (``cfg.seed`` is replaced by each entry of ``seeds``; ``cfg.device``
             is where the networks train).
@@ -269,8 +395,8 @@ def run_experiment(
             train block makes the unlabelled target training pairs. The source domain stays the
             embedded T1w->T1w data. Because the volumes are aligned, the test pairs are made with
             known synthetic deformations exactly like the embedded ones, so the same metrics are
-            reported; they measure recovery of synthetic deformations of *your* images (no real
-            misalignment between your two volumes is estimated).
+            reported; they measure recovery of synthetic deformations of *your* images (to register
+            a pair that is not aligned, use :func:`pemd_tutorial.register.register`).
         checkpoint_dir: folder for training checkpoints (``<dir>/seed<s>/<phase>.pt``); ``None``:
             none written.
         resume: continue each training phase from its checkpoint (finished phases only reload).
@@ -285,14 +411,11 @@ def run_experiment(
         Figures' data (example predictions, label distributions) is in ``"figures_data"`` and is
         not written to JSON.
     """
-    from pemd_tutorial.evaluate import predict
-    from pemd_tutorial.mind import mind_baseline
-    from pemd_tutorial.model import RegistrationNet
+    from pemd_tutorial.evaluate import true_label_histogram
     from pemd_tutorial.report import paired_differences
-    from pemd_tutorial.training import adapt, train_oracle, train_source
 
     if not isinstance(cfg, Config):
-        raise ValueError(f"run_experiment() 'cfg' must be a Config, got {type(cfg).__name__}")
+        raise TypeError(f"run_experiment() 'cfg' must be a Config, got {type(cfg).__name__}")
     methods = _check_methods(methods)
     seeds = _check_seeds(seeds)
     try:
@@ -301,89 +424,55 @@ def run_experiment(
         raise ValueError(f"run_experiment() cfg.device is not a torch device: {cfg.device!r}") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"run_experiment() cfg.device={cfg.device!r} but CUDA is not available")
-    user_slices = None
-    if fixed is not None or moving is not None:
-        user_slices = load_user_slices(fixed, moving, cfg)
+    user_slices = None if fixed is None and moving is None else load_user_slices(fixed, moving, cfg)
 
     t_start = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc)
     per_seed: dict[str, list[dict[str, Any]]] = {m: [] for m in ("identity", *methods)}
     logs: dict[str, dict[str, list[dict]]] = {}
-    figures_data: dict[str, Any] = {}
-    description = ""
-    mind_cache: dict[str, Any] | None = None
-    label_histogram: dict[str, Any] | None = None
-    needs_source = any(m in methods for m in ("source", *_MCD))
+    figures_data: dict[str, Any] = {"probs": {}, "heads": {}}
+    across_seeds: dict[str, Any] = {}
     n_fig = 4  # example pairs kept for the figures
+    label_histogram = None
+    hc, wc = cfg.control_shape
 
     for seed in seeds:
         cfg_s = cfg.replace(seed=seed)
         data = make_data(cfg_s, seed, user_slices)
-        description = data.description
         ck = None if checkpoint_dir is None else Path(checkpoint_dir) / f"seed{seed}"
-        train_kw = {"val": data.target_val, "checkpoint_dir": ck, "resume": resume, "progress": progress}
-        keep = seed == seeds[0]
-        if keep and "labels" in data.target_test[0]:
-            from pemd_tutorial.evaluate import true_label_histogram
-
-            label_histogram = true_label_histogram(data.target_test, cfg.grid)
-        if keep:
+        run = SeedRun(cfg_s, seed, data, device,
+                      {"val": data.target_val, "checkpoint_dir": ck, "resume": resume, "progress": progress},
+                      {"across_seeds": across_seeds})
+        first = seed == seeds[0]
+        if first:
             figures_data["test_batch"] = {k: v[:n_fig] for k, v in data.target_test.batch().items()}
-            figures_data["probs"] = {}
-            figures_data["heads"] = {}
+            if "labels" in figures_data["test_batch"]:
+                label_histogram = true_label_histogram(data.target_test, cfg.grid)
 
-        # reference rows: identity (and the deterministic MIND baseline, computed once)
-        n, (hc, wc) = len(data.target_test), cfg.control_shape
-        ident = identity_probs(n, cfg.grid, hc, wc)
-        row = _score(ident, data, cfg_s, identity_probs(len(data.source_test), cfg.grid, hc, wc))
-        per_seed["identity"].append({"seed": seed, **row})
-        if "mind" in methods:
-            if mind_cache is None:
-                t0 = time.perf_counter()
-                p = mind_baseline(data.target_test, cfg_s)
-                row = _score(p, data, cfg_s, mind_baseline(data.source_test, cfg_s))
-                mind_cache = {"probs": p, "row": row, "time": time.perf_counter() - t0}
-            per_seed["mind"].append({"seed": seed, **mind_cache["row"], "train_time_s": 0.0,
-                                     "inference_time_s": mind_cache["time"]})
-            if keep:
-                figures_data["probs"]["mind"] = mind_cache["probs"][:n_fig]
-
-        def finish(name: str, model, log, t0, seed=seed, data=data, cfg_s=cfg_s, keep=keep) -> None:
-            p1, p2 = predict(model, data.target_test)
-            q1, q2 = predict(model, data.source_test)
-            row = _score(0.5 * (p1 + p2), data, cfg_s, 0.5 * (q1 + q2))
-            per_seed[name].append({"seed": seed, **row, "train_time_s": time.perf_counter() - t0})
-            logs.setdefault(name, {})[str(seed)] = log
-            if save_models is not None:
+        ident = (identity_probs(len(data.target_test), cfg.grid, hc, wc),
+                 identity_probs(len(data.source_test), cfg.grid, hc, wc))
+        per_seed["identity"].append({"seed": seed, **_score(*ident, data, cfg_s)})
+        for name in methods:
+            t0 = time.perf_counter()
+            result = METHOD_TABLE[name].run(run)
+            seconds = time.perf_counter() - t0 + result.extra_time_s
+            row = _score(result.target_probs, result.source_probs, data, cfg_s)
+            if result.model is None:
+                row.update(train_time_s=0.0, inference_time_s=result.inference_time_s)
+            else:
+                row["train_time_s"] = seconds
+            per_seed[name].append({"seed": seed, **row})
+            if result.log is not None:
+                logs.setdefault(name, {})[str(seed)] = result.log
+            if save_models is not None and result.model is not None:
                 from pemd_tutorial.pretrained import save_model
 
-                save_model(model, Path(save_models) / f"seed{seed}" / f"{name}.pt",
+                save_model(result.model, Path(save_models) / f"seed{seed}" / f"{name}.pt",
                            metadata={"method": name, "seed": seed, "test_metrics": row})
-            if keep:
-                figures_data["probs"][name] = (0.5 * (p1 + p2))[:n_fig]
-                figures_data["heads"][name] = (p1[:1], p2[:1])
-
-        if needs_source:
-            t0 = time.perf_counter()
-            source_model = RegistrationNet(cfg_s).to(device)
-            log = train_source(source_model, data.source_train, cfg_s, **train_kw)
-            t_source = time.perf_counter() - t0
-            if "source" in methods:
-                finish("source", source_model, log, t0)
-            for name, disc in _MCD.items():
-                if name not in methods:
-                    continue
-                t0 = time.perf_counter() - t_source  # adaptation time includes the shared source training
-                model = copy.deepcopy(source_model)
-                log = adapt(model, data.source_train, data.target_train, cfg_s, discrepancy=disc, **train_kw)
-                finish(name, model, log, t0)
-                del model
-        if "oracle" in methods:
-            t0 = time.perf_counter()
-            model = RegistrationNet(cfg_s).to(device)
-            # the one place that trains on target labels: the explicitly named oracle
-            log = train_oracle(model, data.target_train.evaluation_view(), cfg_s, **train_kw)
-            finish("oracle", model, log, t0)
+            if first:
+                figures_data["probs"][name] = result.target_probs[:n_fig]
+                if result.heads is not None:
+                    figures_data["heads"][name] = result.heads
 
     results: dict[str, Any] = {
         "title": "pemd-tutorial main job",
@@ -396,7 +485,7 @@ def run_experiment(
         "methods": ["identity", *methods],
         "method_names": {m: METHOD_NAMES[m] for m in ("identity", *methods)},
         "data": {
-            "target": description,
+            "target": data.description,
             "user_files": None if user_slices is None else {"fixed": str(fixed), "moving": str(moving)},
             "n_train_pairs": cfg.n_train_pairs, "n_val_pairs": cfg.n_val_pairs,
             "n_test_pairs": cfg.n_test_pairs,

@@ -131,10 +131,32 @@ def test_run_experiment_bad_arguments(kwargs, match, tmp_path):
 
 
 def test_run_experiment_bad_config_and_missing_file(tmp_path):
-    with pytest.raises(ValueError, match="cfg"):
+    with pytest.raises(TypeError, match=r"run_experiment\(\) 'cfg'"):
         run_experiment({"image_size": 16}, out_dir=None)
     with pytest.raises(FileNotFoundError, match="nope.nii"):
         run_experiment(tiny_config(), out_dir=None, fixed=tmp_path / "nope.nii", moving=tmp_path / "nope.nii")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             run_experiment(tiny_config(device="cuda"), out_dir=None)
+
+
+def test_method_table_adds_a_row_with_one_entry(tmp_path, monkeypatch):
+    """A new row is one METHOD_TABLE entry: its probabilities are scored like every other row."""
+    from pemd_tutorial import experiment
+    from pemd_tutorial.evaluate import identity_probs
+
+    def run_zero_shift(run):
+        hc, wc = run.cfg.control_shape
+        n_t, n_s = len(run.data.target_test), len(run.data.source_test)
+        return experiment.MethodResult(identity_probs(n_t, run.cfg.grid, hc, wc),
+                                       identity_probs(n_s, run.cfg.grid, hc, wc))
+
+    table = {**experiment.METHOD_TABLE, "zero": experiment.Method("zero shift", run_zero_shift)}
+    monkeypatch.setattr(experiment, "METHOD_TABLE", table)
+    monkeypatch.setattr(experiment, "METHODS", tuple(table))
+    monkeypatch.setattr(experiment, "METHOD_NAMES", {**experiment.METHOD_NAMES, "zero": "zero shift"})
+    r = run_experiment(tiny_config(), methods=("zero",), seeds=(0,), out_dir=tmp_path, progress=False)
+    assert r["methods"] == ["identity", "zero"]
+    for key in ("accuracy", "within_one", "epe", "source_accuracy"):
+        assert r["per_seed"]["zero"][0][key] == pytest.approx(r["per_seed"]["identity"][0][key])
+    assert "| zero shift |" in (tmp_path / "results.md").read_text()
