@@ -1,8 +1,13 @@
-# The two commands of the README. Each one creates .venv (if needed) and installs everything first.
+# The two commands of the README are `make main` and `make test`. Each one creates .venv (if
+# needed) and installs everything first.
 VENV := .venv
 PY := $(VENV)/bin/python
+# the pytest options of the notebooks under nbval
+NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tutorials/nbval_sanitize.cfg
+# `make notebooks NB=tutorials/02_cumsum_emd.py` re-executes one notebook
+NB ?= tutorials/*.py
 
-.PHONY: setup main test lint browser-deps
+.PHONY: setup main test check lint notebooks browser-deps
 
 setup:
 	bash scripts/setup_venv.sh
@@ -11,11 +16,28 @@ setup:
 main: setup
 	$(PY) -m pemd_tutorial
 
-# Lint, unit tests, notebooks under nbval and the JupyterLab browser walkthrough.
+# Everything CI runs: lint, unit tests and docstring examples, the notebooks under nbval and the
+# JupyterLab browser walkthrough (skipped with one line outside CI when no browser can be installed).
 test: setup browser-deps
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests tutorials --nbval-lax --nbval-current-env \
-		--nbval-sanitize-with tutorials/nbval_sanitize.cfg -p no:cacheprovider
+	$(PY) -m pytest tests tutorials pemd_tutorial data_utils --doctest-modules $(NBVAL) -p no:cacheprovider
+
+# The inner loop: lint and the unit tests without the slow and browser ones (about 1 minute).
+check: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest tests pemd_tutorial data_utils --doctest-modules -m "not slow and not browser" \
+		-p no:cacheprovider -q
+
+# Sync every notebook with its py:percent twin (the newer file wins), then execute it in place.
+notebooks: setup
+	@for twin in $(NB); do \
+		nb=$${twin%.py}.ipynb; \
+		$(PY) -m jupytext --sync "$$twin" || exit 1; \
+		echo "== executing $$nb"; \
+		$(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=900 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+		$(PY) -m jupytext --sync "$$twin" >/dev/null || exit 1; \
+	done
 
 browser-deps:
 	bash scripts/install_browser.sh

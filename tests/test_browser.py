@@ -322,19 +322,26 @@ def test_install_browser_script_is_quick_when_chromium_is_there() -> None:
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to drop to nobody")
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
-def test_install_browser_script_without_root_explains_and_fails(tmp_path: Path) -> None:
+def test_install_browser_script_without_root_explains_and_skips_but_fails_under_ci(tmp_path: Path) -> None:
     # Run as "nobody" (the script is fed on stdin: pytest's temporary folders are private to root).
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PEMD_CHROMIUM": str(tmp_path / "no-chromium")}
-    done = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", "-s"],
-        input=(ROOT / "scripts/install_browser.sh").read_text(),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd="/",
-    )
-    assert done.returncode == 1
-    assert "needs root" in done.stderr and "apt-get install" in done.stderr
+    def run(**extra: str) -> subprocess.CompletedProcess:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PEMD_CHROMIUM": str(tmp_path / "none"),
+               **extra}
+        return subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bash", "-s"],
+            input=(ROOT / "scripts/install_browser.sh").read_text(),
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd="/",
+        )
+
+    laptop = run()  # no root, not CI: one clear line, and `make test` goes on
+    assert laptop.returncode == 0
+    assert "needs root" in laptop.stderr and "will be skipped" in laptop.stderr
+    assert "apt-get install" in laptop.stderr
+    ci = run(CI="true")  # under CI a browser that cannot be installed is a failure
+    assert ci.returncode == 1 and "needs root" in ci.stderr
 
 
 def _alive(proc: Any) -> bool:

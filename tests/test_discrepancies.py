@@ -78,7 +78,8 @@ def test_modules_equal_their_functions(reduction):
     pe = ProjectedEMD((9, 9), step=2.0, reduction=reduction)(p, q)
     torch.testing.assert_close(pe, projected_emd(p, q, (9, 9), step=2.0, reduction=reduction))
     swd = SlicedWassersteinDiscrepancy(16, reduction, generator=torch.Generator().manual_seed(3))(p, q)
-    per_direction = sliced_wasserstein_discrepancy(p, q, 16, torch.Generator().manual_seed(3), reduction="none")
+    gen = torch.Generator().manual_seed(3)
+    per_direction = sliced_wasserstein_discrepancy(p, q, 16, gen, reduction="none")
     assert per_direction.shape == (16,)
     want_swd = {"mean": per_direction.mean(), "sum": per_direction.sum(), "none": per_direction}[reduction]
     torch.testing.assert_close(swd, want_swd)

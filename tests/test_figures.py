@@ -14,11 +14,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from data_utils.grid import LabelGrid  # noqa: E402
-from data_utils.grid import peak_histogram  # noqa: E402
+from data_utils.grid import (
+    LabelGrid,  # noqa: E402
+    peak_histogram,  # noqa: E402
+)
 from pemd_tutorial import discrepancies, figures, widgets  # noqa: E402
-from pemd_tutorial.figures import _project  # noqa: E402
 from pemd_tutorial.emd import emd_1d  # noqa: E402
+from pemd_tutorial.figures import _project  # noqa: E402
 
 GRID = LabelGrid(radius=3, step=2.0)
 
@@ -268,4 +270,5 @@ def test_plot_accuracy_bars_are_the_means_and_no_error_bars_for_one_seed():
     assert len(ax.lines) >= 2 and any(len(c.get_segments()) for c in ax.collections)  # dots and error bars
     one = {**res, "seeds": [0], "per_seed": {m: r[:1] for m, r in rows.items()}}
     ax1 = figures.plot_accuracy(one).axes[0]
-    assert not any(len(c.get_segments()) for c in ax1.collections if hasattr(c, "get_segments"))  # no error bars
+    # one seed: no error bars
+    assert not any(len(c.get_segments()) for c in ax1.collections if hasattr(c, "get_segments"))

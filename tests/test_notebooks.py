@@ -96,3 +96,31 @@ def test_notebook_01_opens_with_an_angle_slider():
     cells = _load("01_projections.ipynb")["cells"]
     first_interact = next(_src(c) for c in cells if c["cell_type"] == "code" and "interact(" in _src(c))
     assert re.search(r"IntSlider\([^)]*description=\"angle", first_interact)
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_paired_text_twin_is_in_sync(name):
+    """The .ipynb and its py:percent twin hold the same cells (edit either, then `make notebooks`)."""
+    jupytext = pytest.importorskip("jupytext")
+    twin = ROOT / "tutorials" / name.replace(".ipynb", ".py")
+    assert twin.is_file(), f"{twin.name} is missing: run `make notebooks`"
+    ipynb = jupytext.read(ROOT / "tutorials" / name)
+    text = jupytext.read(twin)
+    assert ipynb.metadata["jupytext"]["formats"] == "ipynb,py:percent"
+    pairs = [(a.cell_type, a.source) for a in ipynb.cells]
+    twins = [(b.cell_type, b.source) for b in text.cells]
+    for k, (a, b) in enumerate(zip(pairs, twins, strict=False)):
+        assert a == b, f"{name} cell {k} differs from {twin.name}: run `make notebooks` (jupytext --sync)"
+    assert len(pairs) == len(twins), f"{name} has {len(pairs)} cells, {twin.name} {len(twins)}"
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_every_widget_has_a_static_figure_after_it(name):
+    """Readers on GitHub or nbviewer see no live widget: the next code cell draws a figure."""
+    cells = [c for c in _load(name)["cells"] if c["cell_type"] == "code"]
+    for k, c in enumerate(cells):
+        if "interact(" in _src(c):
+            assert k + 1 < len(cells), f"{name}: a widget closes the notebook"
+            assert any(o.get("data", {}).get("image/png") for o in cells[k + 1]["outputs"]), (
+                f"{name}: the cell after the widget `{_src(c).splitlines()[0]}` draws no static figure"
+            )

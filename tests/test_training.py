@@ -6,10 +6,10 @@ import torch
 from data_utils import make_pairs
 from data_utils.grid import LabelGrid
 from pemd_tutorial.config import Config
-from pemd_tutorial.model import RegistrationNet
 from pemd_tutorial.discrepancies import scaled_discrepancy
 from pemd_tutorial.evaluate import label_accuracy, predict
 from pemd_tutorial.loop import make_optimizers
+from pemd_tutorial.model import RegistrationNet
 from pemd_tutorial.training import adapt, mcd_step_a, mcd_step_b, mcd_step_c, train_oracle, train_source
 
 
@@ -55,7 +55,8 @@ def test_discrepancy_normalisation():
     for name in ("l1", "swd", "pemd"):
         assert float(scaled_discrepancy(name, centre, centre, grid)) == pytest.approx(0.0, abs=1e-7)
     # total variation of disjoint one-hot rows is 1
-    assert float(scaled_discrepancy("l1", centre, eye[grid.index(1, 0)].expand(3, -1), grid)) == pytest.approx(1.0)
+    neighbour = eye[grid.index(1, 0)].expand(3, -1)
+    assert float(scaled_discrepancy("l1", centre, neighbour, grid)) == pytest.approx(1.0)
     # projected EMD in label steps grows with the distance between the peaks; L1 does not
     far = [eye[grid.index(k, 0)].expand(3, -1) for k in (1, 2)]
     pemd = [float(scaled_discrepancy("pemd", centre, f, grid)) for f in far]
@@ -314,7 +315,7 @@ def test_bad_options_raise(data):
         train_source(net, src, cfg, steps=-3, progress=False)
     with pytest.raises(ValueError, match="'source'"):
         train_source(net, [], cfg, progress=False)
-    with pytest.raises(ValueError, match="'model'"):
+    with pytest.raises(TypeError, match=r"train_source\(\) 'model' must be a RegistrationNet"):
         train_source(torch.nn.Linear(2, 2), src, cfg, progress=False)
     with pytest.raises(ValueError, match="label grid"):
         train_source(RegistrationNet(tiny(radius=3)), src, cfg, progress=False)

@@ -1,0 +1,273 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 1 · Displacement label histograms and their 1D projections
+#
+# [![Binder](https://mybinder.org/badge_logo.svg)](https://mybinder.org/v2/gh/pemd-tutorial/pemd-tutorial/main?labpath=tutorials%2F01_projections.ipynb) [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/pemd-tutorial/pemd-tutorial/blob/main/tutorials/01_projections.ipynb)
+#
+# A registration network in this tutorial does not regress a displacement: for every **control
+# point** of the fixed image it outputs a probability for each of `L = (2R+1)²` candidate
+# displacements (the **label grid**). One control point's output is therefore a small **2D
+# histogram** over displacements. Comparing two such histograms well is the heart of the method of
+# Heinrich & Hansen (MIDL 2020): they project each histogram onto a few lines and compare the
+# resulting 1D distributions.
+#
+# This notebook shows what those projections are: what they keep, what they lose, and why a few
+# angles together are enough. Notebook 02 turns them into a distance.
+
+# %%
+# Colab only: install this repository (Colab's own CUDA torch is kept). Does nothing elsewhere.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/pemd-tutorial/pemd-tutorial"], check=True)
+
+# %%
+# Configuration: every size below derives from these lines.
+import os
+
+import matplotlib.pyplot as plt
+import torch
+
+QUICK = bool(os.environ.get("CI") or os.environ.get("PEMD_QUICK"))  # smaller runs for CI
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+SEED = 0
+torch.manual_seed(SEED)
+# %matplotlib inline
+# %config InlineBackend.figure_format = "png"
+plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100})
+
+import numpy as np
+from ipywidgets import IntSlider, interact
+
+from data_utils.grid import LabelGrid, peak_histogram
+from pemd_tutorial import figures, widgets
+from pemd_tutorial.emd import exact_emd, project_histogram, projected_emd
+
+GRID = LabelGrid(radius=4, step=2.0)  # 9 x 9 = 81 labels, 2 px apart: displacements -8..8 px
+print(f"QUICK={QUICK}, DEVICE={DEVICE}, {GRID.n_labels} labels, step {GRID.step} px")
+
+# %% [markdown]
+# ## 1. A network output is a 2D histogram over displacements
+#
+# The labels are the displacements `d = step · (i, j)` with `i, j ∈ -R..R` (`i` along x, `j` along
+# y, in pixels; see `data_utils/grid.py` for the one definition of order and units). A histogram of
+# shape `(L,)` reshapes to `(2R+1, 2R+1)` like an image patch: x to the right, **y down**.
+#
+# Three typical outputs: a confident peak, a broad (uncertain) one, and a bimodal one (two
+# plausible matches, e.g. a repeated structure).
+
+# %%
+peak = peak_histogram(GRID, center=(4.0, -2.0), width=2.5)             # confident
+broad = peak_histogram(GRID, center=(-2.0, 2.0), width=4.0, kind="gaussian")  # uncertain
+bimodal = 0.6 * peak_histogram(GRID, (-4.0, -4.0), 2.5) + 0.4 * peak_histogram(GRID, (4.0, 4.0), 2.5)
+
+fig, axes = plt.subplots(1, 3, figsize=(8.4, 2.8))
+for ax, (name, h) in zip(axes, {"peak": peak, "broad": broad, "bimodal": bimodal}.items(), strict=True):
+    figures.plot_histogram(ax, h, GRID, title=name)
+fig.tight_layout()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+d = GRID.displacements(dtype=torch.float64)  # (L, 2): (dx, dy) of every label
+for name, h in {"peak": peak, "broad": broad, "bimodal": bimodal}.items():
+    mean = h @ d
+    print(f"{name:8s} sum={float(h.sum()):.3f}  most likely d={d[h.argmax()].tolist()}  mean d={mean.numpy().round(2).tolist()}")
+assert all(abs(float(h.sum()) - 1) < 1e-12 for h in (peak, broad, bimodal))
+assert d[peak.argmax()].tolist() == [4.0, -2.0]
+
+# %% [markdown]
+# ## 2. Projecting onto a line at angle θ
+#
+# Pick a direction `u = (cos θ, sin θ)` (θ = 0 is +x, θ = 90° is +y, which points **down** in the
+# plots). Every label `d_k` lands at the position `t_k = ⟨d_k, u⟩` on that line and brings its mass
+# `p_k` with it; labels that land on the same position add up:
+#
+# $$ (P_\theta\, p)(t) = \sum_{k:\ \langle d_k, u\rangle = t} p_k . $$
+#
+# This is `pemd_tutorial.emd.project_histogram`. Move the slider: at 0°, 45°, 90° and 135° the
+# lattice points fall onto few, equally spaced positions (9 or 17 bins); at other angles nearly
+# every label gets its own position.
+
+# %%
+explorer = widgets.ProjectionExplorer(bimodal, GRID)
+interact(explorer.show, angle=IntSlider(value=30, min=0, max=180, step=5, description="angle θ (deg)",
+                                   continuous_update=False));
+
+# %%
+figures.plot_projection(bimodal, GRID, 30.0);  # the slider's start as a static figure (GitHub, nbviewer)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for angle in (0, 30, 45, 90, 135):
+    positions, masses = project_histogram(bimodal, GRID.shape, float(angle), GRID.step)
+    print(f"θ = {angle:3d}°: {positions.numel():2d} distinct positions, total mass {float(masses.sum()):.3f}")
+pos_slider, mass_slider = explorer.last_projection
+assert abs(mass_slider.sum() - 1.0) < 1e-9 and np.all(np.diff(pos_slider) > 0)
+assert project_histogram(bimodal, GRID.shape, 45.0, GRID.step)[0].numel() == 4 * GRID.radius + 1
+
+# %% [markdown]
+# ## 3. What a projection keeps and what it loses
+#
+# It **keeps** the total mass and everything *along* the line: the mean position
+# `⟨E[d], u⟩`, the spread along `u`, how many modes are separated along `u`.
+#
+# It **loses** everything *across* the line. Mirror a histogram about the x axis (`dy → -dy`): its
+# projection at 0° (onto x) does not change at all, although it now predicts a different
+# displacement. At 90° (onto y) the two are clearly different.
+
+# %%
+mirrored = peak.reshape(GRID.shape).flip(0).reshape(-1)  # dy -> -dy
+figures.plot_projection_pair(peak, mirrored, GRID, 0.0)
+figures.plot_projection_pair(peak, mirrored, GRID, 90.0);
+
+# %%
+# NBVAL_CHECK_OUTPUT
+_, m0_p = project_histogram(peak, GRID.shape, 0.0, GRID.step)
+_, m0_q = project_histogram(mirrored, GRID.shape, 0.0, GRID.step)
+pos90, m90_p = project_histogram(peak, GRID.shape, 90.0, GRID.step)
+_, m90_q = project_histogram(mirrored, GRID.shape, 90.0, GRID.step)
+u = torch.tensor([np.cos(np.radians(30)), np.sin(np.radians(30))], dtype=torch.float64)
+pos30, m30 = project_histogram(peak, GRID.shape, 30.0, GRID.step)
+print(f"0°: max |difference| = {float((m0_p - m0_q).abs().max()):.3f}")
+print(f"90°: max |difference| = {float((m90_p - m90_q).abs().max()):.3f}")
+print(f"mean along 30°: projection {float(pos30 @ m30):.3f} px, 2D mean · u {float(peak @ d @ u):.3f} px")
+assert torch.equal(m0_p, m0_q) and not torch.allclose(m90_p, m90_q)
+assert abs(float(pos30 @ m30) - float(peak @ d @ u)) < 1e-9  # the mean along the line is kept
+
+# %% [markdown]
+# ## 4. Several angles together
+#
+# One line is blind to one direction; a few lines together are not. A distribution on the plane
+# is determined by all its 1D projections (the Cramér–Wold theorem, the idea behind the Radon
+# transform and CT), and on a small lattice four lines already see almost everything: the two axes
+# and the two diagonals, the angles at which lattice points fall into exact, equally spaced bins.
+# Each projection of the bimodal histogram tells a different part of the story:
+
+# %%
+ANGLES = (0.0, 45.0, 90.0, 135.0)  # the paper's (and this package's default) angles
+figures.plot_projection_angles(bimodal, GRID, ANGLES);
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for angles in [(0.0,), (90.0,), ANGLES]:
+    value = projected_emd(peak, mirrored, GRID.shape, angles=angles, step=GRID.step)
+    print(f"projected EMD(peak, mirrored) with angles {angles}: {float(value):.3f} px")
+assert float(projected_emd(peak, mirrored, GRID.shape, angles=(0.0,), step=GRID.step)) < 1e-12
+assert float(projected_emd(peak, mirrored, GRID.shape, angles=ANGLES, step=GRID.step)) > 1.0
+
+# %% [markdown]
+# With the x axis alone the two histograms look identical (distance 0); with four angles the
+# mirrored prediction is clearly told apart. `projected_emd` is introduced properly in
+# notebook 02.
+#
+# ## 5. Four angles see a lot, but not everything
+#
+# Projecting is linear: stack the four projections of a 9x9 histogram into one vector and it is
+# `A p` for a fixed matrix `A` with 9 + 17 + 9 + 17 = 52 rows and 81 columns. Two histograms with
+# the same total mass differ by a vector of the 80-dimensional space of zero-sum vectors; if
+# `A` cannot see every direction of that space, some `p ≠ q` have identical projections at all four
+# angles, and then the projected EMD is **0** although the exact EMD is not. With four angles the
+# projected EMD is a *pseudo*-metric. The rank of `A` says how much is invisible:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def projection_matrix(angles):
+    """The stacked projections as a matrix: row block k is the projection at angles[k]."""
+    eye = torch.eye(GRID.n_labels, dtype=torch.float64)
+    return torch.cat([project_histogram(eye, GRID.shape, a, GRID.step)[1].T for a in angles])
+
+
+for k in (2, 4, 6, 8):
+    angles_k = tuple(float(a) for a in np.arange(k) * 180.0 / k)  # evenly spaced in [0°, 180°)
+    A = projection_matrix(angles_k)
+    print(f"{k} angles {angles_k}: A is {A.shape[0]} x {A.shape[1]}, rank {int(torch.linalg.matrix_rank(A))}")
+A4 = projection_matrix(ANGLES)
+assert int(torch.linalg.matrix_rank(A4)) == 45  # 45 - 1 = 44 of the 80 zero-sum directions are seen
+assert int(torch.linalg.matrix_rank(projection_matrix((0.0, 30.0, 60.0, 90.0, 120.0, 150.0)))) == GRID.n_labels
+
+# %% [markdown]
+# Four angles leave 80 − 44 = 36 zero-sum directions unseen. Take one of them (a vector of the null
+# space of `A`, from its SVD), add it to a smooth histogram `p` as far as positivity allows, and the
+# result `q` is a different prediction with exactly the same four projections:
+
+# %%
+p_smooth = peak_histogram(GRID, center=(0.0, 0.0), width=6.0, kind="gaussian")
+_, _, vh = torch.linalg.svd(A4)
+invisible = vh[-1]  # A4 @ invisible = 0 (and its entries sum to 0)
+q_twin = p_smooth + float((p_smooth / invisible.abs().clamp_min(1e-12)).min()) * invisible
+fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.0))
+vmax = float(torch.maximum(p_smooth, q_twin).max())
+figures.plot_histogram(axes[0], p_smooth, GRID, title="p", vmax=vmax)
+im_q = figures.plot_histogram(axes[1], q_twin, GRID, title="q: same 4 projections", vmax=vmax)
+fig.colorbar(im_q, ax=axes[1], shrink=0.8)  # p and q share this colour scale
+diff, E = (q_twin - p_smooth).reshape(GRID.shape), GRID.max_displacement + GRID.step / 2
+im = axes[2].imshow(diff, cmap="RdBu_r", vmin=-float(diff.abs().max()), vmax=float(diff.abs().max()),
+                    extent=(-E, E, E, -E))  # the label grid in px, y down
+axes[2].set_title("q − p", fontsize=9)
+axes[2].set_xlabel("dx (px)")
+fig.colorbar(im, ax=axes[2], shrink=0.8)
+fig.tight_layout()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"q is a histogram: min {float(q_twin.min()):.1e}, sum {float(q_twin.sum()):.6f}; "
+      f"max |q - p| = {float((q_twin - p_smooth).abs().max()):.4f}")
+for angles in (ANGLES, (0.0, 30.0, 60.0, 90.0, 120.0, 150.0), tuple(np.linspace(0.0, 180.0, 16, endpoint=False))):
+    value = float(projected_emd(p_smooth, q_twin, GRID.shape, angles=angles, step=GRID.step))
+    print(f"projected EMD with {len(angles):2d} angles: {value:.2e} px")
+emd_twin = float(exact_emd(p_smooth[None], q_twin[None], GRID.shape, step=GRID.step)[0])
+print(f"exact 2D EMD: {emd_twin:.3f} px")
+assert float(q_twin.min()) >= -1e-12 and abs(float(q_twin.sum()) - 1) < 1e-9
+assert float(projected_emd(p_smooth, q_twin, GRID.shape, angles=ANGLES, step=GRID.step)) < 1e-9
+assert float(projected_emd(p_smooth, q_twin, GRID.shape, angles=(0.0, 30.0, 60.0, 90.0, 120.0, 150.0),
+                           step=GRID.step)) > 1e-4 and emd_twin > 1e-3
+
+# %% [markdown]
+# Such twins differ by a rough pattern of small positive and negative entries (right panel) that a
+# smooth network output does not contain on its own, and they are rare among the predictions that training produces, which is why
+# four angles work well in practice (notebook 02 measures how closely the four-angle projected EMD
+# ranks random predictions like the exact EMD). Six or more angles that are not all lattice
+# directions make `A` injective (rank 81), so the projected EMD becomes a metric on the histograms
+# at the price of more, finer bins per line.
+#
+# ## 6. Two different distributions side by side
+#
+# The comparison the method makes, one line at a time: the confident peak against the broad
+# prediction. Along 45° their projections overlap only partly; how far the mass of one has to
+# travel to become the other is the 1D Earth Mover's distance of notebook 02.
+
+# %%
+figures.plot_projection_pair(peak, broad, GRID, 45.0);
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for angle in ANGLES:
+    pos, mp = project_histogram(peak, GRID.shape, angle, GRID.step)
+    _, mq = project_histogram(broad, GRID.shape, angle, GRID.step)
+    shift = float(pos @ (mq - mp))
+    print(f"θ = {angle:5.1f}°: mean of broad − mean of peak along the line = {shift:+.2f} px")
+pos, mp = project_histogram(peak, GRID.shape, 45.0, GRID.step)
+_, mq = project_histogram(broad, GRID.shape, 45.0, GRID.step)
+assert abs(float(pos @ (mq - mp)) - float((broad - peak) @ d @ torch.tensor([1.0, 1.0], dtype=torch.float64)) / 2**0.5) < 1e-9
+
+# %% [markdown]
+# **Summary.** A projection keeps the mass and the geometry *along* its line and forgets the
+# geometry across it; four lines at 0°, 45°, 90° and 135° see a 2D label histogram from enough
+# sides to compare two of them. Next: [02 · The cumulative-sum L1 distance](02_cumsum_emd.ipynb).
