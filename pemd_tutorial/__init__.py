@@ -19,6 +19,8 @@ the method is described in ``docs/method.md``. The public API at a glance, modul
 * :mod:`~pemd_tutorial.pretrained`: :func:`save_model`, :func:`load_model`,
   :func:`load_pretrained`;
 * :mod:`~pemd_tutorial.experiment`: :func:`run_experiment` (``python -m pemd_tutorial``);
+  :mod:`~pemd_tutorial.register`: :func:`register` (``python -m pemd_tutorial register``), a
+  user's own NIfTI pair on any grids;
   :mod:`~pemd_tutorial.report`: its files; :mod:`~pemd_tutorial.figures` and
   :mod:`~pemd_tutorial.widgets`: the figures and sliders of the report and the notebooks.
 """
@@ -47,6 +49,7 @@ from pemd_tutorial.experiment import METHODS, run_experiment
 from pemd_tutorial.mind import mind_baseline, mind_descriptors
 from pemd_tutorial.model import RegistrationNet
 from pemd_tutorial.pretrained import load_model, load_pretrained, save_model
+from pemd_tutorial.register import register
 from pemd_tutorial.training import adapt, train_oracle, train_source
 
 __version__ = "0.1.0"
@@ -77,6 +80,7 @@ __all__ = [
     "predict",
     "project_histogram",
     "projected_emd",
+    "register",
     "run_experiment",
     "save_model",
     "scaled_discrepancy",

@@ -242,17 +242,23 @@ def plot_cumsums(
         )
     if np.any(np.diff(x) < 0):
         raise ValueError("plot_cumsums() 'positions' must be sorted")
-    ca, cb = np.cumsum(a), np.cumsum(b)
+    gap = float(np.min(np.diff(x))) if x.size > 1 else 1.0
+    # one more position right of the support, so that both cumulative sums visibly reach 1
+    xe = np.append(x, x[-1] + gap)
+    ca, cb = np.append(np.cumsum(a), a.sum()), np.append(np.cumsum(b), b.sum())
     fig, axes = _new_figure(2, size=3.2)
-    w = 0.35 * (np.min(np.diff(x)) if x.size > 1 else 1.0)
+    w = 0.35 * gap
     axes[0, 0].bar(x - w / 2, a, width=w, label=labels[0])
     axes[0, 0].bar(x + w / 2, b, width=w, label=labels[1])
     axes[0, 0].set_title("masses", fontsize=9)
+    axes[0, 0].set_ylabel("mass")
     axes[0, 0].legend(fontsize=8)
-    axes[0, 1].step(x, ca, where="post", label=f"C_{labels[0]}")
-    axes[0, 1].step(x, cb, where="post", label=f"C_{labels[1]}")
-    axes[0, 1].fill_between(x, ca, cb, step="post", color="grey", alpha=0.35, label="|C_a − C_b|")
+    axes[0, 1].step(xe, ca, where="post", label=f"C_{labels[0]}")
+    axes[0, 1].step(xe, cb, where="post", label=f"C_{labels[1]}")
+    axes[0, 1].fill_between(xe, ca, cb, step="post", color="grey", alpha=0.35, label="|C_a − C_b|")
     axes[0, 1].set_title("cumulative sums; area = EMD", fontsize=9)
+    axes[0, 1].set_ylabel("cumulative mass")
+    axes[0, 1].set_ylim(0.0, 1.05 * max(float(ca[-1]), float(cb[-1]), 1e-12))
     axes[0, 1].legend(fontsize=8)
     for ax in axes[0]:
         ax.set_xlabel("position (px)")
@@ -337,6 +343,7 @@ def plot_correlation(
         ax.scatter(ref, v, s=6, alpha=0.6)
         ax.set_title(f"{name}\nSpearman ρ = {float(spearmanr(ref, v).statistic):.3f}", fontsize=9)
         ax.set_xlabel(reference_name)
+        ax.set_ylabel(name)
     fig.tight_layout()
     return fig
 
@@ -705,3 +712,48 @@ def pick_points(batch: Mapping[str, torch.Tensor], k: int = 3) -> list[tuple[int
         if len(chosen) == k:
             break
     return chosen
+
+
+# ----------------------------------------------------------------------------------------------
+# registering a user's pair (pemd_tutorial.register, notebook 04)
+# ----------------------------------------------------------------------------------------------
+
+
+def _edges(image: np.ndarray, quantile: float = 0.85) -> np.ndarray:
+    """Strong edges of an image: gradient magnitude above its ``quantile`` inside the image."""
+    gy, gx = np.gradient(np.asarray(image, float))
+    mag = np.hypot(gx, gy)
+    positive = mag[mag > 0]
+    return mag > (np.quantile(positive, quantile) if positive.size else np.inf)
+
+
+def plot_registration_montage(
+    fixed: np.ndarray | torch.Tensor,
+    moving: np.ndarray | torch.Tensor,
+    moved: np.ndarray | torch.Tensor,
+    title: str | None = None,
+) -> Figure:
+    """One registered slice: fixed, moving before, moving after; the fixed image's edges drawn on both.
+
+    All three images are ``(rows, columns)`` in display orientation, on the same pixel grid. Where
+    the registration helped, the edges of the fixed image (red) follow the structures of the
+    moving image after registration better than before.
+    """
+    images = [_img(fixed), _img(moving), _img(moved)]
+    if len({im.shape for im in images}) != 1:
+        raise ValueError(
+            f"plot_registration_montage() 'fixed', 'moving', 'moved' must have one shape, got "
+            f"{[im.shape for im in images]}"
+        )
+    edges = np.ma.masked_where(~_edges(images[0]), np.ones_like(images[0]))
+    fig, axes = _new_figure(3, size=2.8)
+    for ax, im, name in zip(axes[0], images, ("fixed", "moving, before", "moving, after"), strict=True):
+        ax.imshow(im, cmap="gray", vmin=0.0, vmax=max(float(np.percentile(im, 99.5)), 1e-6))
+        if name != "fixed":
+            ax.imshow(edges, cmap="autumn", alpha=0.6, interpolation="nearest")
+        ax.set_title(name + (" (edges: fixed)" if name != "fixed" else ""), fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,681 @@
+"""Register a real pair of NIfTI volumes with a trained network: ``python -m pemd_tutorial register``.
+
+:func:`register` is what the command calls. For a fixed volume (e.g. a T1w scan) and a moving
+volume (e.g. a T2w scan of the same subject, on any voxel grid):
+
+1. **Read** both with nibabel (a 4D file needs ``volume_index``; a 2D file, NaN or infinite voxels
+   are refused). When the grids differ (shape or affine: orientation, voxel size, field of view),
+   the moving volume is **resampled onto the fixed grid** with
+   :func:`nibabel.processing.resample_from_to` (trilinear; needs SciPy), and the result says so.
+2. **Foreground**: the given mask (on the fixed grid), or an estimate: the fixed volume's
+   normalised intensity above 0.1, holes filled (:func:`scipy.ndimage.binary_fill_holes`).
+3. **Normalise** each volume by robust percentiles (the 1st and 99th percentile of its voxels
+   above the minimum map to 0 and 1, clipped).
+4. **Slices** along ``axis`` of the canonical (RAS+) volume (0 sagittal, 1 coronal, 2 axial; by
+   default every slice with at least 2 % foreground). Each slice is resampled **in millimetres**
+   to the model's square image: a square field of view around the foreground of all chosen slices
+   (its larger side plus 15 %), so anisotropic voxels keep their true aspect instead of being
+   stretched, and the brain fills the image about as much as in the training data.
+5. **Predict** label probabilities with the model (mean of F1 and F2), or with the MIND baseline
+   (``model="mind"``: no network). The expected displacement at the control points is
+   interpolated to every model pixel (:func:`pemd_tutorial.evaluate.dense_field`) and mapped back
+   to the fixed grid in millimetres.
+6. **Write**, in the fixed image's voxel grid and affine: ``moved.nii.gz`` (the moving volume warped
+   at its own resolution; slices not registered keep the resampled moving image),
+   ``field.nii.gz`` (the displacement in millimetres along the world axes of the NIfTI affine, a
+   5D vector image ``(X, Y, Z, 1, 3)``; zero outside the registered slices),
+   ``uncertainty.nii.gz`` (the entropy, in nats, of the label probabilities at each control point,
+   interpolated; ``log L`` is a uniform guess), ``montage/slice_<k>.png`` (fixed, moving before,
+   moving after, with the fixed image's edges drawn on the moving images) and ``metrics.json``.
+   Everything is written to a staging folder first and moved into ``out`` only when all of it
+   succeeded, so an error leaves nothing half-written.
+
+What can be measured without ground truth is printed and stored in ``metrics.json``: the
+normalised mutual information (NMI, 32 bins) and the MIND-SSD (mean squared difference of MIND
+descriptors) between the fixed image and the moving image before and after registration, over
+the foreground of the registered slices. NMI should go up and MIND-SSD down when registration
+helps. A warning: the world axes of NIfTI are RAS+; ITK and ANTs store displacement fields in
+LPS+, i.e. with the first two components negated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "RegistrationResult",
+    "display_orientation",
+    "load_registration_model",
+    "mind_ssd",
+    "normalised_mutual_information",
+    "parse_slices",
+    "register",
+    "resample_moving",
+]
+
+_FOREGROUND_THRESHOLD = 0.1  # normalised fixed intensity above which a voxel counts as foreground
+_MIN_FOREGROUND = 0.02  # default slices: at least this share of the slice is foreground
+_FOV_MARGIN = 1.15  # square field of view = larger side of the foreground's bounding box x margin
+_CANONICAL = np.array([[0, 1], [1, 1], [2, 1]])
+
+
+@dataclass
+class RegistrationResult:
+    """What :func:`register` computed (all arrays in the fixed volume's original voxel order).
+
+    Attributes:
+        moved: the moving volume warped onto the fixed grid, ``(X, Y, Z)`` float32, normalised.
+        field_mm: displacement in millimetres along the world axes, ``(X, Y, Z, 3)``.
+        uncertainty: label entropy in nats, ``(X, Y, Z)`` (0 outside the registered slices).
+        metrics: the dict written to ``metrics.json``.
+        files: name -> path of every file written (empty without ``out``).
+        slices: indices of the registered slices along ``axis`` of the canonical volume.
+        resampled: whether the moving volume had to be resampled onto the fixed grid.
+        model_space: per registered slice, the model-resolution images and predictions:
+            ``"fixed"``, ``"moving"``, ``"moved"`` ``(N, 1, S, S)``, ``"probs"`` ``(N, L, Hc, Wc)``,
+            ``"mask"`` ``(N, S, S)``, ``"pixel_mm"`` (mm per model pixel) and ``"config"``.
+    """
+
+    moved: np.ndarray
+    field_mm: np.ndarray
+    uncertainty: np.ndarray
+    metrics: dict[str, Any]
+    files: dict[str, Path]
+    slices: list[int]
+    resampled: bool
+    model_space: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+
+def display_orientation(slice_ab: np.ndarray) -> np.ndarray:
+    """A canonical slice ``(na, nb)`` (first in-plane axis to the right, second up) as an image.
+
+    Rows run downwards along ``-b`` and columns along ``+a``: an axial slice is seen from the feet
+    with the subject's right on the right of the image, as in the embedded data.
+    """
+    return np.ascontiguousarray(np.asarray(slice_ab).T[::-1])
+
+
+def _read(path: str | os.PathLike, role: str, volume_index: int | None):
+    """Read a 3D volume (or one volume of a 4D file) with its image; strict checks, named errors."""
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"register() {role} file not found: '{path}'")
+    try:
+        img = nib.load(str(path))
+    except Exception as err:  # nibabel raises several types for unreadable files
+        raise ValueError(f"register() {role} file '{path}' is not a readable NIfTI file ({err})") from None
+    shape = img.shape
+    if len(shape) < 3:
+        raise ValueError(f"register() {role} file '{path}' is {len(shape)}D {shape}; a 3D volume is needed")
+    if len(shape) == 4 and shape[3] > 1:
+        if volume_index is None:
+            raise ValueError(
+                f"register() {role} file '{path}' is 4D with {shape[3]} volumes: choose one with "
+                f"--volume-index (volume_index=)"
+            )
+        if not 0 <= volume_index < shape[3]:
+            raise ValueError(
+                f"register() volume_index={volume_index} is out of range for {role} file '{path}' "
+                f"with {shape[3]} volumes"
+            )
+        img = img.slicer[..., volume_index]
+    elif len(shape) == 4:
+        img = img.slicer[..., 0]
+    elif len(shape) > 4:
+        raise ValueError(f"register() {role} file '{path}' has shape {shape}; a 3D volume is needed")
+    data = np.asarray(img.dataobj, dtype=np.float64)
+    bad = int((~np.isfinite(data)).sum())
+    if bad:
+        raise ValueError(f"register() {role} file '{path}' has {bad} NaN or infinite voxels")
+    if role != "mask" and data.max() == data.min():
+        raise ValueError(f"register() {role} file '{path}' is constant (every voxel is {data.max():g})")
+    return data, img
+
+
+def _same_grid(a, b, atol: float = 1e-3) -> bool:
+    return a.shape[:3] == b.shape[:3] and np.allclose(a.affine, b.affine, rtol=0, atol=atol)
+
+
+def _normalise(data: np.ndarray) -> np.ndarray:
+    """1st and 99th percentile of the voxels above the minimum -> 0 and 1, clipped."""
+    above = data[data > data.min()]
+    lo, hi = np.percentile(above if above.size else data, (1.0, 99.0))
+    if not hi > lo:
+        lo, hi = float(data.min()), float(data.max())
+    return np.clip((data - lo) / (hi - lo), 0.0, 1.0)
+
+
+def parse_slices(text: str | None, n: int) -> list[int] | None:
+    """``"a:b"`` (end exclusive, like Python), ``"a:"``, ``":b"`` or ``"k"`` -> slice indices in ``[0, n)``.
+
+    Raises:
+        ValueError: not of that form, or outside ``[0, n)``, or empty.
+    """
+    if text is None:
+        return None
+    text = str(text).strip()
+    try:
+        if ":" in text:
+            lo_s, hi_s = text.split(":", 1)
+            lo = int(lo_s) if lo_s.strip() else 0
+            hi = int(hi_s) if hi_s.strip() else n
+        else:
+            lo = int(text)
+            hi = lo + 1
+    except ValueError:
+        raise ValueError(f"register() 'slices' must look like 40:90, 40: or 42, got {text!r}") from None
+    if not (0 <= lo < hi <= n):
+        raise ValueError(
+            f"register() 'slices' {text!r} is outside the volume: {n} slices along the axis (0:{n})"
+        )
+    return list(range(lo, hi))
+
+
+def load_registration_model(spec: str | os.PathLike, device: str | torch.device = "cpu", config=None):
+    """``"pretrained:<name>"``, ``"mind"`` or the path of a :func:`pemd_tutorial.save_model` file.
+
+    Returns:
+        ``(model or None, Config)``: ``None`` for the MIND baseline, whose grid and image size are
+        the standard profile's.
+
+    Raises:
+        ValueError: an unknown pretrained name, or a file that is not a model file, or one written
+            for another network than ``config`` (when given).
+        FileNotFoundError: the file does not exist.
+    """
+    from pemd_tutorial.config import Config
+    from pemd_tutorial.pretrained import load_model, load_pretrained
+
+    spec = str(spec)
+    if spec == "mind":
+        return None, (config or Config.standard(device=str(device)))
+    if spec.startswith("pretrained:"):
+        model = load_pretrained(spec.split(":", 1)[1], device=device)
+        if config is not None:
+            from pemd_tutorial.pretrained import _architecture_mismatch
+
+            bad = _architecture_mismatch(model.config, config)
+            if bad:
+                raise ValueError(f"register() model {spec!r} does not fit 'config': " + ", ".join(bad))
+        return model, model.config
+    model = load_model(spec, config, device=device)
+    return model, model.config
+
+
+def resample_moving(
+    fixed: str | os.PathLike,
+    moving: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    volume_index: int | None = None,
+) -> Path:
+    """Write the moving volume resampled onto the fixed volume's grid (trilinear), as :func:`register` does.
+
+    The result is on the fixed grid but still misaligned; together with the fixed file it can be
+    loaded with :func:`data_utils.load_nifti_pair` to make *unlabelled* target pairs for adapting a
+    network to this contrast (notebook 04). Returns ``out_path``.
+    """
+    import nibabel as nib
+    from nibabel.processing import resample_from_to
+
+    data_f, img_f = _read(fixed, "fixed", volume_index)
+    data_m, img_m = _read(moving, "moving", volume_index)
+    if not _same_grid(img_f, img_m):
+        src = nib.Nifti1Image(data_m, img_m.affine)
+        data_m = np.asarray(
+            resample_from_to(src, (img_f.shape[:3], img_f.affine), order=1, mode="constant",
+                             cval=float(data_m.min())).dataobj,
+            dtype=np.float64,
+        )
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    img = nib.Nifti1Image(data_m.astype(np.float32), img_f.affine)
+    img.set_qform(img_f.affine, code=1)
+    img.set_sform(img_f.affine, code=1)
+    nib.save(img, str(out_path))
+    return out_path
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry of the model images
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SliceFrame:
+    """The square field of view of every slice, in the canonical in-plane voxel axes ``(a, b)``.
+
+    Model pixel ``(row r, column c)`` has its centre at the in-plane point (mm, relative to voxel
+    ``(0, 0)``): ``a = a0 + (c + 0.5) * pixel``, ``b = b0 - (r + 0.5) * pixel``; columns run along
+    ``+a`` and rows along ``-b``, like the embedded data.
+    """
+
+    a0: float
+    b0: float
+    pixel: float  # mm per model pixel
+    size: int
+    spacing_a: float  # mm per voxel along a
+    spacing_b: float
+
+    def voxel_coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """In-plane voxel coordinates ``(a, b)`` of every model pixel centre, each ``(S, S)``."""
+        c = (np.arange(self.size) + 0.5) * self.pixel
+        a_mm = self.a0 + c[None, :].repeat(self.size, 0)
+        b_mm = self.b0 - c[:, None].repeat(self.size, 1)
+        return a_mm / self.spacing_a, b_mm / self.spacing_b
+
+    def model_coordinates(self, na: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
+        """Model-pixel coordinates ``(column x, row y)`` of every in-plane voxel, each ``(na, nb)``."""
+        a_mm = np.arange(na)[:, None] * self.spacing_a
+        b_mm = np.arange(nb)[None, :] * self.spacing_b
+        x = (a_mm - self.a0) / self.pixel - 0.5
+        y = (self.b0 - b_mm) / self.pixel - 0.5
+        return np.broadcast_to(x, (na, nb)), np.broadcast_to(y, (na, nb))
+
+
+def _frame(mask_slices: np.ndarray, spacing_a: float, spacing_b: float, size: int) -> _SliceFrame:
+    """A square field of view around the foreground of ``mask_slices`` ``(N, na, nb)``."""
+    fg = mask_slices.any(axis=0)
+    if not fg.any():
+        fg = np.ones_like(fg)
+    ia, ib = np.nonzero(fg)
+    lo_a, hi_a = ia.min() * spacing_a, ia.max() * spacing_a
+    lo_b, hi_b = ib.min() * spacing_b, ib.max() * spacing_b
+    side = max(hi_a - lo_a + spacing_a, hi_b - lo_b + spacing_b) * _FOV_MARGIN
+    ca, cb = (lo_a + hi_a) / 2, (lo_b + hi_b) / 2
+    return _SliceFrame(
+        a0=ca - side / 2,
+        b0=cb + side / 2,
+        pixel=side / size,
+        size=size,
+        spacing_a=spacing_a,
+        spacing_b=spacing_b,
+    )
+
+
+def _sample(slices: np.ndarray, a: np.ndarray, b: np.ndarray, order: int = 1) -> np.ndarray:
+    """Bilinear samples of ``slices (N, na, nb)`` at voxel coordinates ``a, b`` (borders: 0)."""
+    from scipy.ndimage import map_coordinates
+
+    return np.stack([map_coordinates(s, [a, b], order=order, mode="constant", cval=0.0) for s in slices])
+
+
+# --------------------------------------------------------------------------------------------
+# Similarity without ground truth
+# --------------------------------------------------------------------------------------------
+
+
+def normalised_mutual_information(a: np.ndarray, b: np.ndarray, mask: np.ndarray, bins: int = 32) -> float:
+    """``(H(a) + H(b)) / H(a, b)`` over ``mask`` with ``bins`` equal bins on ``[0, 1]`` (1 to 2)."""
+    x, y = a[mask], b[mask]
+    if x.size == 0:
+        return float("nan")
+    joint, _, _ = np.histogram2d(x, y, bins=bins, range=[[0.0, 1.0], [0.0, 1.0]])
+    p = joint / joint.sum()
+
+    def entropy(q: np.ndarray) -> float:
+        q = q[q > 0]
+        return float(-(q * np.log(q)).sum())
+
+    return (entropy(p.sum(1)) + entropy(p.sum(0))) / entropy(p)
+
+
+def mind_ssd(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Mean squared difference of MIND-SSC descriptors of two ``(N, H, W)`` stacks over ``mask``."""
+    from pemd_tutorial.mind import mind_descriptors
+
+    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[:, None]
+    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))[:, None]
+    d = (mind_descriptors(ta) - mind_descriptors(tb)).square().mean(dim=1).numpy()
+    return float(d[mask].mean()) if mask.any() else float("nan")
+
+
+# --------------------------------------------------------------------------------------------
+# The registration
+# --------------------------------------------------------------------------------------------
+
+
+def register(
+    fixed: str | os.PathLike,
+    moving: str | os.PathLike,
+    model: str | os.PathLike = "pretrained:mcd_pemd",
+    out: str | os.PathLike | None = None,
+    *,
+    mask: str | os.PathLike | None = None,
+    axis: int = 2,
+    slices: str | list[int] | None = None,
+    volume_index: int | None = None,
+    device: str = "cpu",
+    config=None,
+    montage: bool = True,
+) -> RegistrationResult:
+    """Register ``moving`` to ``fixed`` slice by slice and write the results (module docstring).
+
+    Args:
+        fixed, moving: NIfTI files (3D, or 4D with ``volume_index``).
+        model: ``"pretrained:<name>"`` (a shipped network, e.g. ``"pretrained:mcd_pemd"``), the path
+            of a :func:`pemd_tutorial.save_model` file, or ``"mind"`` (the training-free baseline).
+        out: output folder (created); ``None`` writes nothing.
+        mask: optional NIfTI foreground mask on the fixed grid (non-zero = foreground).
+        axis: slicing axis of the canonical (RAS+) volume: 0 sagittal, 1 coronal, 2 axial.
+        slices: ``"a:b"`` (end exclusive) or a list of indices along ``axis``; default every slice
+            with at least 2 % foreground.
+        volume_index: the volume of 4D inputs (for both files).
+        device: where the network runs.
+        config: optional :class:`~pemd_tutorial.config.Config` the model file must fit.
+        montage: write the PNG montages (with ``out``).
+
+    Returns:
+        A :class:`RegistrationResult`.
+
+    Raises:
+        FileNotFoundError: an input or the model file does not exist.
+        ValueError: a bad input (the message names the file or argument and the problem): 2D or
+            4D without ``volume_index``, NaN or infinite voxels, an empty mask or one on another
+            grid, a slice range outside the volume, a model file for another network, an
+            unwritable output folder.
+    """
+    import nibabel as nib
+    from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
+    from scipy.ndimage import binary_fill_holes
+
+    from pemd_tutorial.evaluate import dense_field
+
+    if axis not in (0, 1, 2) or isinstance(axis, bool):
+        raise ValueError(f"register() 'axis' must be 0, 1 or 2, got {axis!r}")
+    if volume_index is not None and (isinstance(volume_index, bool) or not isinstance(volume_index, int)):
+        raise TypeError(
+            f"register() 'volume_index' must be an int or None, got {type(volume_index).__name__}"
+        )
+    staging = _prepare_out(out)
+    try:
+        if Path(fixed).resolve() == Path(moving).resolve():
+            warnings.warn(f"register() 'fixed' and 'moving' are the same file '{fixed}'", stacklevel=2)
+        net, cfg = load_registration_model(model, device=device, config=config)
+        data_f, img_f = _read(fixed, "fixed", volume_index)
+        data_m, img_m = _read(moving, "moving", volume_index)
+        resampled = not _same_grid(img_f, img_m)
+        if resampled:
+            from nibabel.processing import resample_from_to
+
+            src = nib.Nifti1Image(data_m, img_m.affine)
+            data_m = np.asarray(
+                resample_from_to(
+                    src, (img_f.shape[:3], img_f.affine), order=1, mode="constant", cval=float(data_m.min())
+                ).dataobj,
+                dtype=np.float64,
+            )
+        norm_f, norm_m = _normalise(data_f), _normalise(data_m)
+        if mask is not None:
+            data_k, img_k = _read_mask(mask, img_f)
+            fg = data_k > 0
+        else:
+            fg = binary_fill_holes(norm_f > _FOREGROUND_THRESHOLD)
+
+        # canonical (RAS+) orientation; slices along `axis`; in-plane axes (a, b)
+        to_ras = ornt_transform(io_orientation(img_f.affine), _CANONICAL)
+        back = ornt_transform(_CANONICAL, io_orientation(img_f.affine))
+        cf, cm, ck = (apply_orientation(v, to_ras) for v in (norm_f, norm_m, fg.astype(np.float64)))
+        ck = ck > 0.5
+        can_affine = img_f.affine @ _inv_ornt_aff(to_ras, data_f.shape)
+        zooms = np.sqrt((can_affine[:3, :3] ** 2).sum(axis=0))
+        a_ax, b_ax = [i for i in range(3) if i != axis]
+        n_along = cf.shape[axis]
+        chosen = parse_slices(slices, n_along) if isinstance(slices, (str, type(None))) else list(slices)
+        if isinstance(slices, (list, tuple)):
+            if not chosen or min(chosen) < 0 or max(chosen) >= n_along:
+                raise ValueError(f"register() 'slices' must be indices in [0, {n_along}), got {slices!r}")
+        if chosen is None:
+            share = np.moveaxis(ck, axis, 0).reshape(n_along, -1).mean(axis=1)
+            chosen = np.nonzero(share >= _MIN_FOREGROUND)[0].tolist()
+            if not chosen:
+                raise ValueError(f"register() no slice of '{fixed}' along axis {axis} has >= 2 % foreground")
+        sl_f = np.moveaxis(cf, axis, 0)[chosen]  # (N, na, nb)
+        sl_m = np.moveaxis(cm, axis, 0)[chosen]
+        sl_k = np.moveaxis(ck, axis, 0)[chosen]
+        if not sl_k.any():
+            raise ValueError("register() the foreground is empty in the chosen slices")
+        frame = _frame(sl_k, float(zooms[a_ax]), float(zooms[b_ax]), cfg.image_size)
+
+        # model images and predictions
+        va, vb = frame.voxel_coordinates()
+        img_fixed = torch.from_numpy(_sample(sl_f, va, vb)).float()[:, None]
+        img_moving = torch.from_numpy(_sample(sl_m, va, vb)).float()[:, None]
+        model_mask = torch.from_numpy(_sample(sl_k.astype(np.float64), va, vb) >= 0.5)
+        probs = _predict(net, cfg, img_fixed, img_moving, device)
+        ctrl = cfg.grid.expected_displacement(probs)  # (N, 2, Hc, Wc) model pixels
+        dense = dense_field(ctrl, cfg.image_size, cfg.image_size, cfg.control_spacing)  # (N, 2, S, S)
+        entropy = -(probs.clamp_min(1e-12).log() * probs).sum(dim=1, keepdim=True)  # (N, 1, Hc, Wc)
+        entropy_dense = F.interpolate(
+            entropy, size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False
+        )
+        from data_utils import warp
+
+        moved_model = warp(img_moving, dense)
+
+        # back to the native in-plane grid of every slice
+        na, nb = sl_f.shape[1:]
+        mx, my = frame.model_coordinates(na, nb)
+        inside = (mx >= -0.5) & (mx <= cfg.image_size - 0.5) & (my >= -0.5) & (my <= cfg.image_size - 0.5)
+        dx = _sample_model(dense[:, 0], mx, my) * inside  # model pixels, (N, na, nb)
+        dy = _sample_model(dense[:, 1], mx, my) * inside
+        ent = _sample_model(entropy_dense[:, 0], mx, my) * inside
+        da = dx * frame.pixel / frame.spacing_a  # voxels along +a (columns run along +a)
+        db = -dy * frame.pixel / frame.spacing_b  # rows run along -b
+        grid_a, grid_b = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
+        moved_sl = np.stack(
+            [_sample(sl_m[i : i + 1], grid_a + da[i], grid_b + db[i])[0] for i in range(len(chosen))]
+        )
+
+        # assemble canonical volumes, then back to the fixed file's orientation
+        moved_c = cm.copy()
+        np.moveaxis(moved_c, axis, 0)[chosen] = moved_sl
+        disp_vox = np.zeros((*cf.shape, 3))
+        for comp, values in ((a_ax, da), (b_ax, db)):
+            full = np.zeros(cf.shape)
+            np.moveaxis(full, axis, 0)[chosen] = values
+            disp_vox[..., comp] = full
+        field_world = disp_vox @ can_affine[:3, :3].T  # mm along the world axes
+        unc_c = np.zeros(cf.shape)
+        np.moveaxis(unc_c, axis, 0)[chosen] = ent
+        moved_vol = apply_orientation(moved_c, back).astype(np.float32)
+        field_vol = np.stack([apply_orientation(field_world[..., c], back) for c in range(3)], axis=-1)
+        unc_vol = apply_orientation(unc_c, back).astype(np.float32)
+
+        metrics = _metrics(sl_f, sl_m, moved_sl, sl_k, chosen, fixed, moving, model, resampled, cfg, axis,
+                           img_f.shape[:3])
+        result = RegistrationResult(
+            moved=moved_vol,
+            field_mm=field_vol.astype(np.float32),
+            uncertainty=unc_vol,
+            metrics=metrics,
+            files={},
+            slices=[int(i) for i in chosen],
+            resampled=resampled,
+            model_space={
+                "fixed": img_fixed,
+                "moving": img_moving,
+                "moved": moved_model,
+                "probs": probs,
+                "mask": model_mask,
+                "pixel_mm": frame.pixel,
+                "config": cfg,
+                "native": {"fixed": sl_f, "moving": sl_m, "moved": moved_sl, "mask": sl_k},
+            },
+        )
+        if staging is not None:
+            _write(staging, result, img_f, montage)
+            result.files = _publish(staging, Path(out))
+        return result
+    finally:
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _inv_ornt_aff(ornt, shape):
+    from nibabel.orientations import inv_ornt_aff
+
+    return inv_ornt_aff(ornt, shape)
+
+
+def _read_mask(path, img_f):
+    data, img = _read(path, "mask", None)
+    if not _same_grid(img, img_f):
+        raise ValueError(
+            f"register() mask file '{path}' is on another grid than the fixed image "
+            f"(shape {img.shape[:3]} vs "
+            f"{img_f.shape[:3]}, or a different affine); give a mask in the fixed image's space"
+        )
+    if not (data > 0).any():
+        raise ValueError(f"register() mask file '{path}' is empty (no voxel > 0)")
+    return data, img
+
+
+def _sample_model(maps: torch.Tensor, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``maps (N, S, S)`` (model pixels) at column ``x`` and row ``y`` ``(na, nb)``."""
+    from scipy.ndimage import map_coordinates
+
+    arr = maps.detach().cpu().double().numpy()
+    return np.stack([map_coordinates(m, [y, x], order=1, mode="nearest") for m in arr])
+
+
+@torch.no_grad()
+def _predict(net, cfg, fixed: torch.Tensor, moving: torch.Tensor, device) -> torch.Tensor:
+    """Label probabilities ``(N, L, Hc, Wc)`` on the CPU: the network's mean of F1 and F2, or MIND."""
+    if net is None:
+        from pemd_tutorial.mind import mind_probs
+
+        return mind_probs(fixed, moving, cfg.grid, cfg.control_spacing)
+    net = net.to(device).eval()
+    out = []
+    for start in range(0, fixed.shape[0], 32):
+        f, m = fixed[start : start + 32].to(device), moving[start : start + 32].to(device)
+        l1, l2 = net(f, m)
+        out.append((0.5 * (l1.softmax(1) + l2.softmax(1))).cpu())
+    return torch.cat(out)
+
+
+def _metrics(
+    sl_f, sl_m, moved, mask, chosen, fixed, moving, model, resampled, cfg, axis, fixed_shape
+) -> dict[str, Any]:
+    per_slice = []
+    for i, k in enumerate(chosen):
+        m = mask[i]
+        per_slice.append(
+            {
+                "slice": int(k),
+                "nmi_before": normalised_mutual_information(sl_f[i], sl_m[i], m),
+                "nmi_after": normalised_mutual_information(sl_f[i], moved[i], m),
+            }
+        )
+    return {
+        "fixed": str(fixed),
+        "moving": str(moving),
+        "model": str(model),
+        "axis": axis,
+        "slices": [int(k) for k in chosen],
+        "moving_resampled_to_fixed_grid": resampled,
+        "fixed_shape": [int(v) for v in fixed_shape],
+        "image_size": cfg.image_size,
+        "labels": cfg.n_labels,
+        "nmi_before": normalised_mutual_information(sl_f, sl_m, mask),
+        "nmi_after": normalised_mutual_information(sl_f, moved, mask),
+        "mind_ssd_before": mind_ssd(sl_f, sl_m, mask),
+        "mind_ssd_after": mind_ssd(sl_f, moved, mask),
+        "per_slice": per_slice,
+        "notes": "over the foreground of the registered slices at the fixed image's resolution; "
+        "NMI in [1, 2] "
+        "(higher = more similar), MIND-SSD >= 0 (lower = more similar)",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+
+
+def _prepare_out(out) -> Path | None:
+    """Create ``out`` and a staging folder beside it; a clear error when that is not possible."""
+    if out is None:
+        return None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"register() output folder '{out}' exists and is not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
+    except OSError as err:
+        raise ValueError(f"register() cannot write to the output folder '{out}' ({err.strerror})") from None
+
+
+def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> None:
+    import nibabel as nib
+
+    def save(data: np.ndarray, name: str, vector: bool = False) -> None:
+        img = nib.Nifti1Image(data, img_f.affine)
+        img.set_qform(img_f.affine, code=1)
+        img.set_sform(img_f.affine, code=1)
+        if vector:
+            img.header.set_intent("vector")
+        nib.save(img, str(folder / name))
+
+    save(result.moved, "moved.nii.gz")
+    save(result.field_mm[:, :, :, None, :], "field.nii.gz", vector=True)
+    save(result.uncertainty, "uncertainty.nii.gz")
+    (folder / "metrics.json").write_text(json.dumps(_finite(result.metrics), indent=1) + "\n")
+    if montage:
+        import matplotlib.pyplot as plt
+
+        from pemd_tutorial.figures import plot_registration_montage
+
+        (folder / "montage").mkdir()
+        nat = result.model_space["native"]
+        for i, k in enumerate(result.slices):
+            shown = (display_orientation(nat[key][i]) for key in ("fixed", "moving", "moved"))
+            fig = plot_registration_montage(*shown, title=f"slice {k} along axis {result.metrics['axis']}")
+            fig.savefig(folder / "montage" / f"slice_{k:03d}.png", dpi=100)
+            plt.close(fig)
+
+
+def _finite(x):
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _publish(staging: Path, out: Path) -> dict[str, Path]:
+    """Move everything from ``staging`` into ``out`` (created), replacing files of the same name."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for src in sorted(staging.rglob("*")):
+        if src.is_dir():
+            continue
+        rel = src.relative_to(staging)
+        dst = out / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        files[str(rel)] = dst
+    return files
