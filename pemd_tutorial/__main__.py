@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="To register a pair of your own NIfTI volumes with a trained network: "
                "python -m pemd_tutorial register --help",
     )
+    p.add_argument("--experiment", choices=("main", "paper"), default="main",
+                   help="'main': the dense registration experiment (default); 'paper': the paper's own "
+                        "patch-based experiment (25 classes, concatenation network, pEMD with 2 and 16 "
+                        "angles, pEMD + SWD) on a T2w and a PD-weighted target, written as paper_results.*")
     p.add_argument("--profile", choices=PROFILES, default="auto",
                    help="sizes and steps: 'standard' (the results of the README: all methods and 3 seeds "
                         "in about 10 minutes on 2 CPU cores), 'quick' (a smoke test for CI, about a minute; "
@@ -190,6 +194,45 @@ def register_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def _paper_main(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    """``--experiment paper``: the patch-based experiment of :mod:`pemd_tutorial.paper`."""
+    from pemd_tutorial.paper import PaperConfig, paper_markdown, run_paper_experiment, write_paper_report
+
+    if args.profile == "full":
+        parser.error("--experiment paper has the profiles 'standard' and 'quick'")
+    if args.fixed is not None or args.save_models or args.checkpoint_dir:
+        parser.error("--experiment paper runs on the embedded data only (no --fixed/--moving, "
+                     "--save-models or --checkpoint-dir)")
+    overrides: dict = {}
+    if args.config_json is not None:
+        path = Path(args.config_json)
+        if not path.is_file():
+            parser.error(f"--config-json: file not found: {str(path)!r}")
+        try:
+            overrides = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            parser.error(f"--config-json: {str(path)!r} is not valid JSON ({err})")
+        if not isinstance(overrides, dict):
+            parser.error(f"--config-json: {str(path)!r} must hold a JSON object of PaperConfig fields")
+    for key in ("extractor_channels", "classifier_channels", "target_contrasts"):
+        if isinstance(overrides.get(key), list):
+            overrides[key] = tuple(overrides[key])
+    try:
+        factory = PaperConfig.quick if args.profile == "quick" else PaperConfig.standard
+        cfg = factory(**overrides)
+    except (TypeError, ValueError) as err:
+        parser.error(f"--config-json: {err}")
+    print(f"pemd-tutorial paper experiment: profile {'quick' if args.profile == 'quick' else 'standard'}, "
+          f"seeds {args.seeds}, targets {', '.join(cfg.target_contrasts)}", flush=True)
+    results = run_paper_experiment(cfg, seeds=args.seeds, progress=not args.no_progress)
+    results["command"] = " ".join(["python -m pemd_tutorial", *argv])
+    write_paper_report(results, args.out)
+    print(paper_markdown(results))
+    print(f"wrote {Path(args.out) / 'paper_results.json'}, paper_results.md and paper_accuracy.png "
+          f"(wall time {results['wall_time_s']:.0f} s)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the main job (or ``register``); returns the exit status (argparse exits with 2 on bad options)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -206,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--resume needs --checkpoint-dir")
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         parser.error(f"--seeds must be distinct integers >= 0, got {args.seeds}")
+    if args.experiment == "paper":
+        return _paper_main(args, parser, list(sys.argv[1:] if argv is None else argv))
     cfg, profile = config_from_args(args, parser)
     if args.fixed is not None:
         from pemd_tutorial.experiment import load_user_slices

@@ -757,3 +757,41 @@ def plot_registration_montage(
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+#: The paper experiment's rows that stand beside the slides' bars.
+PAPER_EXPERIMENT_COUNTERPARTS = {
+    "no registration": "identity",
+    "no adaptation": "source",
+    "MCD-SWD": "mcd_swd",
+    "MCD-pEMD (16) + SWD": "mcd_pemd16_swd",
+}
+
+
+def plot_paper_experiment(results: Mapping[str, Any]) -> Figure:
+    """The slides' bars beside the paper experiment's (:func:`pemd_tutorial.paper.run_paper_experiment`).
+
+    One grey bar per slide value, then one bar per target contrast of ours (mean, with the sample
+    standard deviation over seeds as an error bar), in target label accuracy (%).
+    """
+    columns = results["columns"]
+    labels = list(PAPER_ACCURACY)
+    n = 1 + len(columns)
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(6.4, 3.0))
+    xs = np.arange(len(labels))
+    ax.bar(xs - 0.4 + width / 2, [PAPER_ACCURACY[k] for k in labels], width, color="0.6",
+           label="paper (slides): canine T1w → T2w")
+    names = {"t2": "ours: MNI T1w → simulated T2w", "pd": "ours: MNI T1w → simulated PD"}
+    for c, (contrast, col) in enumerate(columns.items()):
+        keys = [PAPER_EXPERIMENT_COUNTERPARTS[k] for k in labels]
+        means = [100 * col["summary"][k]["accuracy"] if k in col["summary"] else np.nan for k in keys]
+        stds = [100 * col["summary"][k]["accuracy_std"] if k in col["summary"] else 0.0 for k in keys]
+        ax.bar(xs - 0.4 + width * (c + 1.5), means, width, yerr=stds, capsize=2, color=f"C{c + 3}",
+               label=names.get(contrast, contrast))
+    ax.axhline(100 * results["chance"], color="k", ls=":", lw=1)
+    ax.set_xticks(xs, labels, fontsize=8)
+    ax.set_ylabel("target label accuracy (%)")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -19,6 +19,7 @@ NOTEBOOKS = {
     "02_cumsum_emd.ipynb",
     "03_mono_to_multimodal.ipynb",
     "04_your_own_data.ipynb",
+    "05_paper_experiment.ipynb",
 }
 REPO = "pemd-tutorial/pemd-tutorial"
 
