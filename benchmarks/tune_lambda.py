@@ -20,7 +20,7 @@ Protocol (the one documented in the README and in :mod:`pemd_tutorial.config`):
    rule** would choose: the eligible lambda with the lowest mean target discrepancy after
    adaptation.
 
-Discrepancies are normalised as in :func:`pemd_tutorial.training.discrepancy` (total variation
+Discrepancies are normalised as in :func:`pemd_tutorial.discrepancies.scaled_discrepancy` (total variation
 for L1, SWD x L/2, projected EMD in label steps), so the same grid fits all three.
 
 Usage::

@@ -86,6 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _config_overrides(args: argparse.Namespace, parser: argparse.ArgumentParser, kind: str) -> dict:
+    """The JSON object of ``--config-json`` (``{}`` without it); bad files end in ``parser.error``."""
+    if args.config_json is None:
+        return {}
+    path = Path(args.config_json)
+    if not path.is_file():
+        parser.error(f"--config-json: file not found: {str(path)!r}")
+    try:
+        overrides = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        parser.error(f"--config-json: {str(path)!r} is not valid JSON ({err})")
+    if not isinstance(overrides, dict):
+        parser.error(f"--config-json: {str(path)!r} must hold a JSON object of {kind} fields")
+    return overrides
+
+
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser):
     """Resolve ``--device``, ``--profile`` and ``--config-json`` into ``(Config, profile)``.
 
@@ -100,17 +116,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser):
         parser.error("--device cuda: CUDA is not available on this machine (use --device cpu or auto)")
     device = ("cuda" if cuda else "cpu") if args.device == "auto" else args.device
     profile = "standard" if args.profile == "auto" else args.profile
-    overrides: dict = {}
-    if args.config_json is not None:
-        path = Path(args.config_json)
-        if not path.is_file():
-            parser.error(f"--config-json: file not found: {str(path)!r}")
-        try:
-            overrides = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            parser.error(f"--config-json: {str(path)!r} is not valid JSON ({err})")
-        if not isinstance(overrides, dict):
-            parser.error(f"--config-json: {str(path)!r} must hold a JSON object of Config fields")
+    overrides = _config_overrides(args, parser, "Config")
     overrides = {"device": device, **overrides} if "device" not in overrides else overrides
     factory = getattr(Config, profile)
     try:
@@ -203,17 +209,7 @@ def _paper_main(args: argparse.Namespace, parser: argparse.ArgumentParser, argv:
     if args.fixed is not None or args.save_models or args.checkpoint_dir:
         parser.error("--experiment paper runs on the embedded data only (no --fixed/--moving, "
                      "--save-models or --checkpoint-dir)")
-    overrides: dict = {}
-    if args.config_json is not None:
-        path = Path(args.config_json)
-        if not path.is_file():
-            parser.error(f"--config-json: file not found: {str(path)!r}")
-        try:
-            overrides = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            parser.error(f"--config-json: {str(path)!r} is not valid JSON ({err})")
-        if not isinstance(overrides, dict):
-            parser.error(f"--config-json: {str(path)!r} must hold a JSON object of PaperConfig fields")
+    overrides = _config_overrides(args, parser, "PaperConfig")
     for key in ("extractor_channels", "classifier_channels", "target_contrasts"):
         if isinstance(overrides.get(key), list):
             overrides[key] = tuple(overrides[key])

@@ -17,7 +17,7 @@ The dataclass defaults are the quick profile's values.
 The weights ``lambdas`` of step B of maximum classifier discrepancy are **per discrepancy**, chosen
 on the target *validation* split by ``benchmarks/tune_lambda.py`` (protocol in its docstring,
 measured grids in ``benchmarks/results/lambda_*.json``; never the test split). The discrepancies
-are normalised as described in :func:`pemd_tutorial.training.discrepancy` (L1 as a total
+are normalised as described in :func:`pemd_tutorial.discrepancies.scaled_discrepancy` (L1 as a total
 variation in [0, 1], SWD x L/2, projected EMD in label steps).
 """
 

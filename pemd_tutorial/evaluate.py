@@ -296,7 +296,7 @@ def evaluate_model(model: torch.nn.Module, eval_pairs, cfg, *, batch_size: int =
     """Evaluate a trained :class:`~pemd_tutorial.model.RegistrationNet`: F1 and F2 probabilities averaged.
 
     Args:
-        model: the network (any device; :func:`pemd_tutorial.training.predict` returns CPU tensors).
+        model: the network (any device; :func:`predict` returns CPU tensors).
         eval_pairs: evaluation view of the test pairs (see :func:`evaluate_probs`).
         cfg: the configuration.
         batch_size: prediction batch size.

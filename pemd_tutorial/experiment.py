@@ -134,7 +134,7 @@ def summarise(per_seed: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, 
 
     Returns:
         ``{method: {metric: mean, metric + "_std": std, "n_seeds": n}}`` (the format of
-        :func:`pemd_tutorial.viz.plot_results`).
+        :func:`pemd_tutorial.figures.plot_accuracy`).
     """
     out: dict[str, dict[str, float]] = {}
     for method, rows in per_seed.items():
