@@ -404,12 +404,6 @@ def mind_patch_baseline(pairs, margin: int | None = None) -> torch.Tensor:
 # ----------------------------------------------------------------------------------------------
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    return mean, (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0)
-
-
 def run_paper_experiment(
     cfg: PaperConfig,
     seeds: Sequence[int] = (0, 1, 2),
@@ -423,6 +417,7 @@ def run_paper_experiment(
     sample standard deviations, ``"curves"`` the target validation accuracy during adaptation.
     """
     from data_utils.patches import make_patch_pairs
+    from pemd_tutorial.experiment import _mean_std  # the main job's mean and sample std
 
     if not isinstance(cfg, PaperConfig):
         raise TypeError(f"run_paper_experiment() 'cfg' must be a PaperConfig, got {type(cfg).__name__}")

@@ -395,7 +395,7 @@ def register(
             unwritable output folder.
     """
     import nibabel as nib
-    from nibabel.orientations import apply_orientation, io_orientation, ornt_transform
+    from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
     from scipy.ndimage import binary_fill_holes
 
     from pemd_tutorial.evaluate import dense_field
@@ -436,7 +436,7 @@ def register(
         back = ornt_transform(_CANONICAL, io_orientation(img_f.affine))
         cf, cm, ck = (apply_orientation(v, to_ras) for v in (norm_f, norm_m, fg.astype(np.float64)))
         ck = ck > 0.5
-        can_affine = img_f.affine @ _inv_ornt_aff(to_ras, data_f.shape)
+        can_affine = img_f.affine @ inv_ornt_aff(to_ras, data_f.shape)
         zooms = np.sqrt((can_affine[:3, :3] ** 2).sum(axis=0))
         a_ax, b_ax = [i for i in range(3) if i != axis]
         n_along = cf.shape[axis]
@@ -529,12 +529,6 @@ def register(
     finally:
         if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def _inv_ornt_aff(ornt, shape):
-    from nibabel.orientations import inv_ornt_aff
-
-    return inv_ornt_aff(ornt, shape)
 
 
 def _read_mask(path, img_f):
