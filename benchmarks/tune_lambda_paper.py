@@ -1,13 +1,17 @@
 """Choose λ for the paper experiment on the target *validation* patches, with the collapse rule.
 
 For each discrepancy row of :data:`pemd_tutorial.paper.PAPER_METHODS` and each λ of the grid, the
-seed's source-only network is adapted (``PaperConfig.standard``) and scored on the T2w validation
-patches (target accuracy) and on the T1w validation patches (source accuracy). A λ whose
+seed's source-only network is adapted (``PaperConfig.standard``) and scored on the validation
+patches of the target contrast (``--contrast``, target accuracy) and on the T1w validation patches
+(source accuracy). A λ whose
 adaptation lowers the source validation accuracy by more than 10 points below the source-only
 network's is not eligible; among the eligible ones the best target validation accuracy wins. The
 test patches are not touched.
 
-    python benchmarks/tune_lambda_paper.py --lambdas 0.03 0.1 0.3 --seed 0
+    python benchmarks/tune_lambda_paper.py --lambdas 0.03 0.1 0.3 --seed 0 --contrast t2
+
+The chosen values are per row (``mcd_swd``, ..., ``mcd_pemd16_swd``): written into
+``PaperConfig.standard``'s ``lambdas`` as ``"<contrast>/<row>"`` keys.
 """
 
 from __future__ import annotations
@@ -39,9 +43,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lambdas", type=float, nargs="+", default=[0.03, 0.1, 0.3])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--contrast", choices=("t2", "pd"), default="t2")
-    p.add_argument("--out", default=str(RESULTS / "lambda_paper.json"))
+    p.add_argument("--contrast", choices=("t2", "pd", "inter"), default="t2")
+    p.add_argument("--out", default=None,
+                   help="default: results/lambda_paper.json (t2) or results/lambda_paper_<contrast>.json")
     args = p.parse_args()
+    if args.out is None:
+        name = "lambda_paper.json" if args.contrast == "t2" else f"lambda_paper_{args.contrast}.json"
+        args.out = str(RESULTS / name)
     torch.set_flush_denormal(True)
     cfg = PaperConfig.standard()
     kw = {"patch": cfg.patch, "step": cfg.step, "deform": cfg.deform}
@@ -71,7 +79,8 @@ def main() -> None:
             print(f"{label:22s} λ {lam:<5g} target val {100 * tv:5.1f} %  source val {100 * sv:5.1f} %"
                   f"{'' if eligible else '  (collapse: not eligible)'}", flush=True)
         ok = {lam: r for lam, r in grid.items() if r["eligible"]}
-        chosen = max(ok, key=lambda lam: ok[lam]["target_val"]) if ok else None
+        # ascending λ, so that a tie goes to the smaller weight
+        chosen = max(sorted(ok, key=float), key=lambda lam: ok[lam]["target_val"]) if ok else None
         rows[method] = {"label": label, "grid": grid, "chosen": None if chosen is None else float(chosen)}
     out = {
         "command": "python benchmarks/tune_lambda_paper.py " + " ".join(

@@ -11,10 +11,16 @@ that is displaced by one of the 25 labels ``{-2s, -s, 0, s, 2s}^2``; a network c
 * the **label** ``(i, j)`` is drawn so that every one of the 25 classes occurs equally often (the
   pairs are then shuffled), so "no registration" (always the zero label) scores exactly 1/25;
 * the **moving patch** is cut from the undeformed moving slice (T1w in the source domain, the
-  simulated T2w or PD-weighted image in the target domain, with its own intensity changes) around
-  ``c - d`` with ``d = s (i, j)``, so that the fixed patch at ``x`` shows what the moving patch
-  shows at ``x + d`` (the backward-warping convention of :mod:`data_utils.grid`), up to the mild
-  deformation.
+  simulated T2w, intermediate-weighted or PD-weighted image in the target domain, with its own
+  intensity changes) around ``c - d`` with ``d = s (i, j)``, so that the fixed patch at ``x``
+  shows what the moving patch shows at ``x + d`` (the backward-warping convention of
+  :mod:`data_utils.grid`), up to the mild deformation.
+
+Moving contrasts (:data:`CONTRASTS`): ``"t1"`` the real T1w template (source domain); ``"t2"``
+(spin echo TR/TE 4000/100 ms: CSF > GM > WM, the T1w order reversed), ``"pd"`` (4000/15 ms:
+CSF > GM > WM with little contrast) and ``"inter"``, an intermediate-weighted spin echo
+(1500/20 ms: GM and WM almost equal, CSF darker), the mildest of the three: a network trained on
+T1w still finds about half of the displacements it finds on T1w (docs/paper.md).
 
 Labels are indices of :class:`data_utils.grid.LabelGrid` ``(radius=2, step=s)``.
 """
@@ -30,9 +36,17 @@ from data_utils.embedded import load_embedded
 from data_utils.grid import LabelGrid
 from data_utils.intensity import augment_intensity
 
-__all__ = ["PatchPairs", "make_patch_pairs", "patch_grid"]
+__all__ = ["CONTRASTS", "SEQUENCES", "PatchPairs", "make_patch_pairs", "patch_grid"]
 
-CONTRASTS = ("t1", "t2", "pd")
+CONTRASTS = ("t1", "t2", "pd", "inter")
+
+#: Spin-echo ``(TR, TE)`` in ms of the simulated moving contrasts, and which simulation of
+#: :func:`data_utils.embedded.load_embedded` carries it.
+SEQUENCES: dict[str, tuple[str, tuple[float, float]]] = {
+    "t2": ("t2", (4000.0, 100.0)),
+    "pd": ("pd", (4000.0, 15.0)),
+    "inter": ("pd", (1500.0, 20.0)),
+}
 
 
 def patch_grid(step: int) -> LabelGrid:
@@ -84,7 +98,8 @@ def make_patch_pairs(
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"`` of the embedded slices.
-        moving_contrast: ``"t1"`` (source domain), ``"t2"`` or ``"pd"`` (target domains).
+        moving_contrast: ``"t1"`` (source domain), ``"t2"``, ``"pd"`` or ``"inter"`` (target
+            domains, :data:`SEQUENCES`).
         n_pairs: number of pairs (a multiple of 25 gives exactly balanced classes).
         patch: patch side in pixels (of the 128x128 slices, 1.44 mm each).
         step: label spacing ``s`` in pixels.
@@ -104,8 +119,13 @@ def make_patch_pairs(
         raise ValueError(f"{fn} 'patch' must be even (a centred patch), got {patch}")
     if not 0.0 <= deform < step:
         raise ValueError(f"{fn} 'deform' must be in [0, step) so that labels stay distinct, got {deform}")
-    contrasts = ("t1",) if moving_contrast == "t1" else ("t1", moving_contrast)
-    data = load_embedded(split, contrasts=contrasts)  # raises for an unknown split
+    if moving_contrast == "t1":
+        data = load_embedded(split, contrasts=("t1",))  # raises for an unknown split
+        moving_image = data.images["t1"]
+    else:
+        sim, tr_te = SEQUENCES[moving_contrast]
+        data = load_embedded(split, contrasts=("t1", sim), **{f"{sim}_tr_te": tr_te})
+        moving_image = data.images[sim]
     size = data.images["t1"].shape[-1]
     margin = patch // 2 + 2 * step + 1
     if 2 * margin >= size:
@@ -134,7 +154,7 @@ def make_patch_pairs(
     rows = (centres[:, 0, None] + offs)[:, :, None]
     cols = (centres[:, 1, None] + offs)[:, None, :]
     t1 = data.images["t1"][slice_idx[:, None, None], rows, cols][:, None]  # (N, 1, R, R)
-    moving_region = data.images[moving_contrast][slice_idx[:, None, None], rows, cols][:, None]
+    moving_region = moving_image[slice_idx[:, None, None], rows, cols][:, None]
     if deform > 0:
         t1 = warp(t1, random_deformation(n_pairs, region, region, deform, smoothness=region / 2, generator=g))
     fixed_region = augment_intensity(t1, generator=g)

@@ -54,10 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", choices=("main", "paper"), default="main",
                    help="'main': the dense registration experiment (default); 'paper': the paper's own "
                         "patch-based experiment (25 classes, concatenation network, pEMD with 2 and 16 "
-                        "angles, pEMD + SWD) on a T2w and a PD-weighted target, written as paper_results.*")
+                        "angles, pEMD + SWD) on a simulated T2w and intermediate-weighted target, written as "
+                        "paper_results.*")
     p.add_argument("--profile", choices=PROFILES, default="auto",
                    help="sizes and steps: 'standard' (the results of the README: all methods and 3 seeds "
-                        "in about 10 minutes on 2 CPU cores), 'quick' (a smoke test for CI, about a minute; "
+                        "in about 8 minutes on 2 CPU cores; 40 minutes with --experiment paper), "
+                        "'quick' (a smoke test for CI, about a minute; "
                         "its numbers show nothing), 'full' (a larger GPU profile, opt-in; never run "
                         "end to end, so its time and results are unmeasured); 'auto' = standard (default)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",

@@ -782,7 +782,8 @@ def plot_paper_experiment(results: Mapping[str, Any]) -> Figure:
     xs = np.arange(len(labels))
     ax.bar(xs - 0.4 + width / 2, [PAPER_ACCURACY[k] for k in labels], width, color="0.6",
            label="paper (slides): canine T1w → T2w")
-    names = {"t2": "ours: MNI T1w → simulated T2w", "pd": "ours: MNI T1w → simulated PD"}
+    names = {"t2": "ours: MNI T1w → simulated T2w", "pd": "ours: MNI T1w → simulated PD",
+             "inter": "ours: MNI T1w → simulated intermediate-w"}
     for c, (contrast, col) in enumerate(columns.items()):
         keys = [PAPER_EXPERIMENT_COUNTERPARTS[k] for k in labels]
         means = [100 * col["summary"][k]["accuracy"] if k in col["summary"] else np.nan for k in keys]

@@ -139,3 +139,101 @@ def test_candidates_hold_the_moving_patch_at_its_label():
         cands = pairs.candidates(k)
         assert cands.shape == (25, 36, 36)
         torch.testing.assert_close(cands[pairs.labels[k]], pairs.moving[k, 0])
+
+
+def test_intermediate_weighted_target_is_the_spin_echo_it_names(monkeypatch):
+    from data_utils.embedded import load_embedded, spin_echo
+
+    slices = load_embedded("test", contrasts=("t1",), with_tissues=True)
+    image = spin_echo(slices.tissues, 1500.0, 20.0)
+    mean = {k: float(image[v > 0.9].mean() / image.max()) for k, v in slices.tissues.items()}
+    # milder than T2w: grey and white matter nearly equal, CSF darker (T2w and PD: CSF brightest)
+    assert abs(mean["gm"] - mean["wm"]) < 0.05 and mean["csf"] < mean["wm"] - 0.15
+    import data_utils.patches as patches
+
+    calls = []
+
+    def recording(*args, **kw):
+        calls.append(kw)
+        return load_embedded(*args, **kw)
+
+    monkeypatch.setattr(patches, "load_embedded", recording)
+    pairs = make_patch_pairs("test", "inter", 25, seed=7)
+    assert calls == [{"contrasts": ("t1", "pd"), "pd_tr_te": (1500.0, 20.0)}]
+    other = make_patch_pairs("test", "pd", 25, seed=7)  # same geometry, the default PD echo
+    assert calls[1] == {"contrasts": ("t1", "pd"), "pd_tr_te": (4000.0, 15.0)}
+    assert torch.equal(pairs.labels, other.labels) and torch.equal(pairs.fixed, other.fixed)
+    assert not torch.allclose(pairs.moving, other.moving)
+
+
+@pytest.mark.parametrize("contrasts", [("t1",), ("ct",)])
+def test_paper_config_rejects_unknown_target_contrasts(contrasts):
+    with pytest.raises(ValueError, match="target_contrasts"):
+        PaperConfig.standard(target_contrasts=contrasts)
+    assert PaperConfig.standard(target_contrasts=("t2", "inter")).target_contrasts == ("t2", "inter")
+
+
+def test_lambda_for_takes_the_most_specific_key():
+    cfg = PaperConfig.standard(lambdas={"pemd": 0.1, "mcd_pemd16": 0.3, "inter/pemd": 0.2,
+                                        "inter/mcd_pemd16": 0.05, "swd": 0.03})
+    assert cfg.lambda_for("mcd_pemd2", "t2") == 0.1
+    assert cfg.lambda_for("mcd_pemd16", "t2") == 0.3
+    assert cfg.lambda_for("mcd_pemd2", "inter") == 0.2
+    assert cfg.lambda_for("mcd_pemd16", "inter") == 0.05
+    assert cfg.lambda_for("mcd_swd", "inter") == 0.03
+    with pytest.raises(ValueError, match="no value for 'mcd_l1'"):
+        cfg.lambda_for("mcd_l1", "t2")
+    with pytest.raises(ValueError, match="'method'"):
+        cfg.lambda_for("oracle", "t2")
+    with pytest.raises(ValueError, match="'contrast'"):
+        cfg.lambda_for("mcd_swd", "ct")
+    # a row's own key is more specific than the contrast's discrepancy key
+    cfg = PaperConfig.standard(lambdas={"mcd_pemd16": 0.3, "inter/pemd": 0.2})
+    assert cfg.lambda_for("mcd_pemd16", "inter") == 0.3 and cfg.lambda_for("mcd_pemd2", "inter") == 0.2
+
+
+@pytest.mark.parametrize("lambdas, match", [({"ct/swd": 0.1}, "keys"), ({"mcd_swd2": 0.1}, "keys"),
+                                            ({"/swd": 0.1}, "keys"), ({"swd": float("inf")}, "finite"),
+                                            ({"oracle": 0.1}, "keys"), ({"swd": -1.0}, ">= 0"),
+                                            ({"swd": "0.1"}, ">= 0")])
+def test_paper_config_rejects_bad_lambdas(lambdas, match):
+    with pytest.raises(ValueError, match=match):
+        PaperConfig.standard(lambdas=lambdas)
+
+
+@pytest.mark.parametrize("contrast, sweep",
+                         [("t2", "lambda_paper.json"), ("inter", "lambda_paper_inter.json")])
+def test_standard_lambdas_are_the_ones_the_validation_sweep_chose(contrast, sweep):
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / sweep).read_text())
+    assert record["command"].endswith(f"--contrast {contrast}")
+    cfg = PaperConfig.standard()
+    for row, result in record["rows"].items():
+        assert result["chosen"] is not None
+        assert cfg.lambda_for(row, contrast) == result["chosen"], row
+
+
+def test_two_target_columns_share_the_source_network_and_use_their_own_lambdas(monkeypatch):
+    import pemd_tutorial.paper as paper
+
+    seen = []
+    real = paper.adapt_patches
+
+    def spy(net, source, target, cfg, discrepancy, angles, lam, seed, **kw):
+        seen.append(lam)
+        return real(net, source, target, cfg, discrepancy, angles, lam, seed, **kw)
+
+    monkeypatch.setattr(paper, "adapt_patches", spy)
+    cfg = PaperConfig.quick(n_train=50, n_val=25, n_test=50, source_steps=3, adapt_steps=1, oracle_steps=2,
+                            num_k=1, batch_size=8, target_contrasts=("t2", "inter"),
+                            lambdas={"t2/mcd_swd": 0.25, "inter/mcd_swd": 0.75})
+    both = run_paper_experiment(cfg, seeds=(0,), methods=("source", "mcd_swd"), progress=False)
+    assert seen == [0.25, 0.75]
+    t2, inter = both["columns"]["t2"], both["columns"]["inter"]
+    assert t2["source_accuracy"]["source"] == inter["source_accuracy"]["source"]
+    alone = run_paper_experiment(cfg.replace(target_contrasts=("inter",)), seeds=(0,),
+                                 methods=("source", "mcd_swd"), progress=False)
+    assert alone["columns"]["inter"]["per_seed"] == inter["per_seed"]
+    with pytest.raises(ValueError, match="no value for 'mcd_l1'"):  # before any training
+        run_paper_experiment(cfg, seeds=(0,), methods=("mcd_l1",), progress=False)
