@@ -48,7 +48,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pemd_tutorial.config import DISCREPANCY_NAMES, Config  # noqa: E402
+from pemd_tutorial.config import BASE_DISCREPANCIES, Config  # noqa: E402
 
 DEFAULT_GRID = (0.01, 0.1, 1.0, 10.0)
 
@@ -195,10 +195,11 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--grid", type=float, nargs="+", default=list(DEFAULT_GRID))
-    for name in DISCREPANCY_NAMES:
+    for name in BASE_DISCREPANCIES:
         ap.add_argument(f"--grid-{name}", type=float, nargs="+", default=None, metavar="LAMBDA",
                         help=f"the grid of {name} (default: --grid)")
-    ap.add_argument("--discrepancies", nargs="+", default=list(DISCREPANCY_NAMES), choices=DISCREPANCY_NAMES)
+    ap.add_argument("--discrepancies", nargs="+", default=list(BASE_DISCREPANCIES),
+                    choices=BASE_DISCREPANCIES)
     ap.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",
                     help="Config overrides, e.g. adapt_steps=100 lr=0.0005")
     ap.add_argument("--jobs", type=int, default=1)
@@ -218,7 +219,7 @@ def main(argv=None) -> int:
     if args.device:
         overrides["device"] = args.device
     cfg = getattr(Config, args.profile)(**overrides)
-    grids = {n: getattr(args, f"grid_{n}") or args.grid for n in DISCREPANCY_NAMES}
+    grids = {n: getattr(args, f"grid_{n}") or args.grid for n in BASE_DISCREPANCIES}
     out = Path(args.out or f"benchmarks/results/lambda_{args.profile}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tune_lambda_"))  # source-only weights shared with the workers

@@ -94,6 +94,7 @@ def augment_intensity(
     contrast_range: tuple[float, float] = (0.9, 1.1),
     bias_strength: float = 0.2,
     noise_std: float = 0.02,
+    bias_smoothness: float | None = None,
 ) -> torch.Tensor:
     """Gamma/contrast jitter, then a bias field, then Rician noise; clamped to ``[0, 1]``.
 
@@ -103,12 +104,14 @@ def augment_intensity(
         gamma_range, contrast_range: see :func:`gamma_jitter` (``(1, 1)`` switches it off).
         bias_strength: see :func:`bias_field` (0 switches it off).
         noise_std: see :func:`rician_noise` (0 switches it off).
+        bias_smoothness: node spacing of the bias field in pixels (default: half the image side;
+            set it to keep the same field when a crop of a larger image is augmented).
 
     Returns:
         ``(B, C, H, W)`` in ``[0, 1]``, same device and dtype.
     """
     _check_image(image, "augment_intensity")
     out = gamma_jitter(image, gamma_range, contrast_range, generator=generator)
-    out = bias_field(out, bias_strength, generator=generator)
+    out = bias_field(out, bias_strength, smoothness=bias_smoothness, generator=generator)
     out = rician_noise(out, noise_std, generator=generator)
     return out.clamp(0.0, 1.0)

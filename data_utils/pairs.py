@@ -31,6 +31,7 @@ items include them. The dense ``field`` is in the evaluation view for both domai
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -43,6 +44,7 @@ from data_utils.intensity import augment_intensity
 
 __all__ = [
     "PairDataset",
+    "PairSampler",
     "make_pairs",
     "evaluation_pairs",
     "iterate_batches",
@@ -143,6 +145,120 @@ def _slice_order(n_slices: int, n_pairs: int, generator: torch.Generator) -> tor
     return torch.cat([torch.randperm(n_slices, generator=generator) for _ in range(reps)])[:n_pairs]
 
 
+class PairSampler:
+    """Draws registration pairs of one domain on demand (fresh pairs for every training step).
+
+    The slices are loaded and resized once; :meth:`draw` makes a :class:`PairDataset` of any size
+    from a generator (:func:`make_pairs` is ``PairSampler(...).draw(n, Generator(seed))``, bit for
+    bit), :meth:`draw_batch` the batch dict the training engine (:mod:`pemd_tutorial.training`)
+    reads: for the target domain only ``fixed``, ``moving`` and ``mask`` (the labels are never
+    handed out), for the source domain also ``labels`` and ``inside``. Same generator state, same
+    pairs: a training run that draws from it stays reproducible and resumable.
+
+    Arguments: as :func:`make_pairs` (without ``n_pairs`` and ``seed``).
+    """
+
+    def __init__(
+        self,
+        domain: str = "source",
+        split: str = "train",
+        grid: LabelGrid | None = None,
+        control_spacing: int = 4,
+        size: int = 64,
+        max_displacement: float | None = None,
+        moving_contrast: str | None = None,
+        fixed_contrast: str = "t1",
+        smoothness: float | None = None,
+        augment: bool | dict = True,
+        data: EmbeddedSlices | None = None,
+    ):
+        grid = LabelGrid(4, 2.0) if grid is None else grid
+        if domain not in DOMAINS:
+            raise ValueError(f"make_pairs() 'domain' must be one of {DOMAINS}, got {domain!r}")
+        if not isinstance(grid, LabelGrid):
+            raise ValueError(f"make_pairs() 'grid' must be a LabelGrid, got {type(grid).__name__}")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+            raise ValueError(f"make_pairs() 'size' must be an integer >= 8, got {size!r}")
+        check_control_spacing(size, size, control_spacing)
+        if max_displacement is None:
+            max_displacement = grid.max_displacement + grid.step / 2.0
+        if not (max_displacement >= 0):
+            raise ValueError(f"make_pairs() 'max_displacement' must be >= 0 pixels, got {max_displacement!r}")
+        moving_contrast = moving_contrast or ("t1" if domain == "source" else "t2")
+        if isinstance(augment, dict):
+            aug_kwargs = augment
+        elif isinstance(augment, bool):
+            aug_kwargs = {} if augment else None
+        else:
+            raise ValueError(f"make_pairs() 'augment' must be a bool or a dict, got {type(augment).__name__}")
+        if data is None:
+            contrasts = tuple(dict.fromkeys((fixed_contrast, moving_contrast)))
+            data = load_embedded(split, contrasts=contrasts, size=size)
+        for c in (fixed_contrast, moving_contrast):
+            if c not in data.images:
+                raise ValueError(f"make_pairs() contrast {c!r} is not in 'data' (has {sorted(data.images)})")
+        self.domain, self.grid, self.control_spacing, self.size = domain, grid, control_spacing, size
+        self.max_displacement = float(max_displacement)
+        self.smoothness = size / 2 if smoothness is None else smoothness
+        self._augment = aug_kwargs
+        self._fixed = resize_images(data.images[fixed_contrast], size)
+        self._moving = resize_images(data.images[moving_contrast], size)
+        self._mask = resize_images(data.mask.float(), size)
+        self._slice_index = data.slice_index
+        self._labelled = domain == "source"
+
+    def __len__(self) -> int:
+        """Number of slices the pairs are made from."""
+        return int(self._fixed.shape[0])
+
+    def keys(self) -> tuple[str, ...]:
+        """The keys of :meth:`draw_batch`."""
+        visible = ("fixed", "moving", "mask")
+        return (*visible, "labels", "inside") if self._labelled else visible
+
+    def evaluation_view(self) -> PairSampler:
+        """The same sampler handing out the labels too: for the explicit oracle only (as
+        :meth:`PairDataset.evaluation_view`; training code must never call it on target pairs)."""
+        view = copy.copy(self)
+        view._labelled = True
+        return view
+
+    def draw(self, n_pairs: int, generator: torch.Generator) -> PairDataset:
+        """``n_pairs`` new pairs (slices in turn, in random order), as a :class:`PairDataset`."""
+        if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
+            raise ValueError(f"make_pairs() 'n_pairs' must be a positive integer, got {n_pairs!r}")
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"PairSampler.draw() 'generator' must be a torch.Generator, "
+                            f"got {type(generator).__name__}")
+        g, size, cs = generator, self.size, self.control_spacing
+        idx = _slice_order(len(self), n_pairs, g)
+        field = random_deformation(n_pairs, size, size, self.max_displacement, self.smoothness, generator=g)
+        fixed = warp(self._fixed[idx, None], field)
+        mask = warp(self._mask[idx, None], field)[:, 0] >= 0.5
+        moving = self._moving[idx, None].clone()
+        if self._augment is not None:
+            fixed = augment_intensity(fixed, generator=g, **self._augment)
+            moving = augment_intensity(moving, generator=g, **self._augment)
+        disp = at_control_points(field, cs).contiguous()  # (N, 2, Hc, Wc)
+        labels, inside = self.grid.quantise(disp)
+        visible = {
+            "fixed": fixed.float().contiguous(),
+            "moving": moving.float().contiguous(),
+            "mask": at_control_points(mask, cs).contiguous(),
+            "slice_index": self._slice_index[idx].clone(),
+        }
+        truth = {"labels": labels, "displacement": disp.float(), "inside": inside}
+        if self.domain == "source":
+            return PairDataset(self.domain, self.grid, cs, {**visible, **truth}, {"field": field})
+        return PairDataset(self.domain, self.grid, cs, visible, {**truth, "field": field})
+
+    def draw_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """A training batch of new pairs: the tensors of :meth:`keys`, leading dimension ``batch_size``."""
+        pairs = self.draw(batch_size, generator)
+        b = (pairs.evaluation_view() if self._labelled else pairs).batch()
+        return {k: b[k] for k in self.keys()}
+
+
 def make_pairs(
     domain: str = "source",
     split: str = "train",
@@ -189,63 +305,13 @@ def make_pairs(
         >>> sorted(pairs[0]), "labels" in pairs.evaluation_view()[0]
         (['fixed', 'mask', 'moving', 'slice_index'], True)
     """
-    grid = LabelGrid(4, 2.0) if grid is None else grid
-    if domain not in DOMAINS:
-        raise ValueError(f"make_pairs() 'domain' must be one of {DOMAINS}, got {domain!r}")
-    if not isinstance(grid, LabelGrid):
-        raise ValueError(f"make_pairs() 'grid' must be a LabelGrid, got {type(grid).__name__}")
     if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
         raise ValueError(f"make_pairs() 'n_pairs' must be a positive integer, got {n_pairs!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
-        raise ValueError(f"make_pairs() 'size' must be an integer >= 8, got {size!r}")
-    check_control_spacing(size, size, control_spacing)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"make_pairs() 'seed' must be an integer, got {seed!r}")
-    if max_displacement is None:
-        max_displacement = grid.max_displacement + grid.step / 2.0
-    if not (max_displacement >= 0):
-        raise ValueError(f"make_pairs() 'max_displacement' must be >= 0 pixels, got {max_displacement!r}")
-    moving_contrast = moving_contrast or ("t1" if domain == "source" else "t2")
-    if isinstance(augment, dict):
-        aug_kwargs = augment
-    elif isinstance(augment, bool):
-        aug_kwargs = {} if augment else None
-    else:
-        raise ValueError(f"make_pairs() 'augment' must be a bool or a dict, got {type(augment).__name__}")
-
-    if data is None:
-        contrasts = tuple(dict.fromkeys((fixed_contrast, moving_contrast)))
-        data = load_embedded(split, contrasts=contrasts, size=size)
-    for c in (fixed_contrast, moving_contrast):
-        if c not in data.images:
-            raise ValueError(f"make_pairs() contrast {c!r} is not in 'data' (has {sorted(data.images)})")
-    fixed_src = resize_images(data.images[fixed_contrast], size)
-    moving_src = resize_images(data.images[moving_contrast], size)
-    mask_src = resize_images(data.mask.float(), size)
-
-    g = torch.Generator().manual_seed(seed)
-    idx = _slice_order(len(data), n_pairs, g)
-    smooth = size / 2 if smoothness is None else smoothness
-    field = random_deformation(n_pairs, size, size, max_displacement, smooth, generator=g)  # (N, 2, H, W)
-    fixed = warp(fixed_src[idx, None], field)
-    mask = warp(mask_src[idx, None], field)[:, 0] >= 0.5
-    moving = moving_src[idx, None].clone()
-    if aug_kwargs is not None:
-        fixed = augment_intensity(fixed, generator=g, **aug_kwargs)
-        moving = augment_intensity(moving, generator=g, **aug_kwargs)
-
-    disp = at_control_points(field, control_spacing).contiguous()  # (N, 2, Hc, Wc)
-    labels, inside = grid.quantise(disp)
-    visible = {
-        "fixed": fixed.float().contiguous(),
-        "moving": moving.float().contiguous(),
-        "mask": at_control_points(mask, control_spacing).contiguous(),
-        "slice_index": data.slice_index[idx].clone(),
-    }
-    truth = {"labels": labels, "displacement": disp.float(), "inside": inside}
-    if domain == "source":
-        return PairDataset(domain, grid, control_spacing, {**visible, **truth}, {"field": field})
-    return PairDataset(domain, grid, control_spacing, visible, {**truth, "field": field})
+    sampler = PairSampler(domain, split, grid, control_spacing, size, max_displacement, moving_contrast,
+                          fixed_contrast, smoothness, augment, data)
+    return sampler.draw(n_pairs, torch.Generator().manual_seed(seed))
 
 
 def evaluation_pairs(

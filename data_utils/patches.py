@@ -27,6 +27,7 @@ Labels are indices of :class:`data_utils.grid.LabelGrid` ``(radius=2, step=s)``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +37,7 @@ from data_utils.embedded import load_embedded
 from data_utils.grid import LabelGrid
 from data_utils.intensity import augment_intensity
 
-__all__ = ["CONTRASTS", "SEQUENCES", "PatchPairs", "make_patch_pairs", "patch_grid"]
+__all__ = ["CONTRASTS", "SEQUENCES", "PatchPairs", "PatchSampler", "make_patch_pairs", "patch_grid"]
 
 CONTRASTS = ("t1", "t2", "pd", "inter")
 
@@ -58,18 +59,53 @@ def patch_grid(step: int) -> LabelGrid:
 class PatchPairs:
     """``fixed``, ``moving`` ``(N, 1, P, P)`` float32; ``labels`` ``(N,)`` int64; ``grid``.
 
-    ``moving_regions`` ``(N, P + 4s, P + 4s)`` holds the moving image around each pair, from which
-    :meth:`candidates` cuts the 25 patches a classifier chooses between.
+    ``moving_regions`` ``(N, P + 4s, P + 4s)`` holds the moving image around each pair (before its
+    intensity changes), from which :meth:`candidates` cuts the 25 patches a classifier chooses
+    between. ``labels`` is ``None`` for unlabelled pairs (:meth:`without_labels`).
     """
 
     fixed: torch.Tensor
     moving: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor | None
     grid: LabelGrid
     moving_regions: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.fixed.shape[0])
+
+    def keys(self) -> tuple[str, ...]:
+        """The keys of :meth:`batch` and of an item."""
+        base = ("fixed", "moving", "mask")
+        return base if self.labels is None else (*base, "labels", "inside")
+
+    def batch(self, indices=None) -> dict[str, torch.Tensor]:
+        """The pairs at ``indices`` (default all) in the layout of the training engine.
+
+        A patch pair is a registration problem with **one control point**: ``labels``, ``mask``
+        and ``inside`` have shape ``(B, 1, 1)`` (``mask`` and ``inside`` all ``True``), so the
+        dense network's losses, metrics and loops (:mod:`pemd_tutorial.training`) apply unchanged.
+        """
+        idx = slice(None) if indices is None else torch.as_tensor(indices, dtype=torch.long)
+        fixed = self.fixed[idx]
+        mask = torch.ones(fixed.shape[0], 1, 1, dtype=torch.bool)
+        out = {"fixed": fixed, "moving": self.moving[idx], "mask": mask}
+        if self.labels is not None:
+            out["labels"] = self.labels[idx].view(-1, 1, 1)
+            out["inside"] = mask.clone()
+        return out
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.batch([index]).items()}
+
+    def without_labels(self) -> PatchPairs:
+        """The same pairs without their labels (what adaptation may read of the target domain)."""
+        return PatchPairs(self.fixed, self.moving, None, self.grid, self.moving_regions)
+
+    def evaluation_view(self) -> PatchPairs:
+        """The labelled pairs themselves (for evaluation and the oracle)."""
+        if self.labels is None:
+            raise ValueError("PatchPairs.evaluation_view(): these pairs carry no labels")
+        return self
 
     def candidates(self, k: int) -> torch.Tensor:
         """The 25 moving patches of pair ``k``, one per label (in label order): ``(25, P, P)``."""
@@ -84,6 +120,157 @@ class PatchPairs:
         return torch.stack(out)
 
 
+class PatchSampler:
+    """Draws patch pairs of one split and moving contrast on demand, with no per-pair Python loop.
+
+    The slices, the brain mask and the table of admissible patch centres are prepared once, so
+    that a training loop can draw **fresh pairs for every step** (new centre, slice, label, mild
+    deformation and intensity changes) from a seeded generator: :meth:`draw` for a
+    :class:`PatchPairs` of any size, :meth:`draw_batch` for the batch dict the training engine
+    (:mod:`pemd_tutorial.training`) reads. The same generator state gives the same pairs, so a run
+    stays bit-reproducible and resumes exactly from a checkpoint of the generator.
+
+    Args:
+        split: ``"train"``, ``"val"`` or ``"test"`` of the embedded slices.
+        moving_contrast: ``"t1"`` (source domain), ``"t2"``, ``"pd"`` or ``"inter"`` (target
+            domains, :data:`SEQUENCES`).
+        patch: patch side in pixels (of the 128x128 slices, 1.44 mm each).
+        step: label spacing ``s`` in pixels.
+        deform: bound of the mild deformation of the fixed slice in pixels (0: none).
+        labelled: whether :meth:`draw_batch` returns the labels. A sampler of unlabelled target
+            pairs (``labelled=False``) is what adaptation reads; it cannot leak a label.
+
+    Raises:
+        ValueError: an unknown split or contrast, a patch or step that does not fit the slices.
+    """
+
+    def __init__(
+        self,
+        split: str,
+        moving_contrast: str,
+        *,
+        patch: int = 36,
+        step: int = 4,
+        deform: float = 1.5,
+        labelled: bool = True,
+    ):
+        fn = "PatchSampler()"
+        if moving_contrast not in CONTRASTS:
+            raise ValueError(
+                f"{fn} 'moving_contrast' must be one of {list(CONTRASTS)}, got {moving_contrast!r}"
+            )
+        for name, value in (("patch", patch), ("step", step)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{fn} '{name}' must be an integer >= 1, got {value!r}")
+        if patch % 2:
+            raise ValueError(f"{fn} 'patch' must be even (a centred patch), got {patch}")
+        if not 0.0 <= deform < step:
+            raise ValueError(f"{fn} 'deform' must be in [0, step) so that labels stay distinct, got {deform}")
+        if not isinstance(labelled, bool):
+            raise TypeError(f"{fn} 'labelled' must be a bool, got {type(labelled).__name__}")
+        if moving_contrast == "t1":
+            data = load_embedded(split, contrasts=("t1",))  # raises for an unknown split
+            moving_image = data.images["t1"]
+        else:
+            sim, tr_te = SEQUENCES[moving_contrast]
+            data = load_embedded(split, contrasts=("t1", sim), **{f"{sim}_tr_te": tr_te})
+            moving_image = data.images[sim]
+        size = data.images["t1"].shape[-1]
+        margin = patch // 2 + 2 * step + 1
+        if 2 * margin >= size:
+            raise ValueError(f"{fn} patch {patch} with step {step} does not fit {size}x{size} slices")
+        self.split, self.moving_contrast, self.labelled = split, moving_contrast, labelled
+        self.patch, self.step, self.deform = patch, step, float(deform)
+        self.grid = patch_grid(step)
+        self.fixed_image = data.images["t1"]
+        self.moving_image = moving_image
+        # centres inside the brain, far enough from the border for every label: the flat pixel
+        # indices of every slice, concatenated, with each slice's offset and count
+        mask = data.mask.clone()
+        mask[:, :margin] = False
+        mask[:, -margin:] = False
+        mask[:, :, :margin] = False
+        mask[:, :, -margin:] = False
+        flat = mask.flatten(1)
+        self._counts = flat.sum(dim=1)
+        if int(self._counts.min()) < 1:
+            raise ValueError(f"{fn} a {split!r} slice has no admissible patch centre for patch {patch}")
+        self._offsets = torch.cumsum(self._counts, 0) - self._counts
+        self._centres = torch.nonzero(flat, as_tuple=True)[1]  # flat pixel index, slice by slice
+        self._size = size
+
+    def __len__(self) -> int:
+        """Number of slices the pairs are cut from."""
+        return int(self._counts.numel())
+
+    def __repr__(self) -> str:
+        return (f"PatchSampler(split={self.split!r}, moving_contrast={self.moving_contrast!r}, "
+                f"patch={self.patch}, step={self.step}, deform={self.deform}, labelled={self.labelled})")
+
+    def keys(self) -> tuple[str, ...]:
+        """The keys of :meth:`draw_batch`."""
+        base = ("fixed", "moving", "mask")
+        return (*base, "labels", "inside") if self.labelled else base
+
+    def draw(self, n_pairs: int, generator: torch.Generator, *, with_regions: bool = True) -> PatchPairs:
+        """``n_pairs`` new pairs; classes balanced (``n_pairs`` a multiple of 25: exactly).
+
+        Everything random comes from ``generator``, which advances. ``with_regions``: also keep
+        the moving image around each pair (before intensity changes), for
+        :meth:`PatchPairs.candidates`.
+        """
+        fn = "PatchSampler.draw()"
+        if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
+            raise ValueError(f"{fn} 'n_pairs' must be an integer >= 1, got {n_pairs!r}")
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"{fn} 'generator' must be a torch.Generator, got {type(generator).__name__}")
+        g, grid, patch, step = generator, self.grid, self.patch, self.step
+        labels = torch.arange(n_pairs) % grid.n_labels
+        labels = labels[torch.randperm(n_pairs, generator=g)]
+        slice_idx = torch.randint(len(self), (n_pairs,), generator=g)
+        count = self._counts[slice_idx]
+        pick = (torch.rand(n_pairs, generator=g, dtype=torch.float64) * count).long().clamp_max(count - 1)
+        flat = self._centres[self._offsets[slice_idx] + pick]
+        centres = torch.stack([flat // self._size, flat % self._size], dim=1)
+        # the fixed patch is cut with the reach of the mild deformation around it; both patches get
+        # their intensity changes on the patch alone, with the bias field's smoothness of the
+        # region that holds every displaced patch (so the crop changes the cost, not the data)
+        half, reach = patch // 2, 2 * step
+        region = patch + 2 * reach
+        pad = math.ceil(self.deform) + 1 if self.deform > 0 else 0
+        rows_f, cols_f = self._window(centres, half + pad, patch + 2 * pad)
+        fixed = self.fixed_image[slice_idx[:, None, None], rows_f, cols_f][:, None]
+        if self.deform > 0:
+            side = patch + 2 * pad
+            field = random_deformation(n_pairs, side, side, self.deform, smoothness=region / 2, generator=g,
+                                       compute_dtype=torch.float32)
+            fixed = warp(fixed, field)[:, :, pad : pad + patch, pad : pad + patch]
+        d = grid.displacements()[labels].round().long()  # (N, 2) (dx, dy) in pixels
+        rows_m, cols_m = self._window(centres - d.flip(1), half, patch)  # centred at c - d, (row, col)
+        moving = self.moving_image[slice_idx[:, None, None], rows_m, cols_m][:, None]
+        fixed = augment_intensity(fixed, generator=g, bias_smoothness=region / 2)
+        moving = augment_intensity(moving, generator=g, bias_smoothness=region / 2)
+        regions = None
+        if with_regions:
+            rows_r, cols_r = self._window(centres, half + reach, region)
+            regions = self.moving_image[slice_idx[:, None, None], rows_r, cols_r].contiguous()
+        return PatchPairs(fixed.contiguous(), moving.contiguous(), labels, grid, regions)
+
+    @staticmethod
+    def _window(centres: torch.Tensor, before: int, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row and column indices ``(N, side, 1)``, ``(N, 1, side)`` of a square window per centre."""
+        offs = torch.arange(side) - before
+        return (centres[:, 0, None] + offs)[:, :, None], (centres[:, 1, None] + offs)[:, None, :]
+
+    def draw_batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """A training batch of new pairs as the engine reads it (:meth:`PatchPairs.batch`).
+
+        Without ``labelled`` the dict has no ``labels`` and no ``inside``.
+        """
+        b = self.draw(batch_size, generator, with_regions=False).batch()
+        return {k: b[k] for k in self.keys()}
+
+
 def make_patch_pairs(
     split: str,
     moving_contrast: str,
@@ -94,7 +281,9 @@ def make_patch_pairs(
     deform: float = 1.5,
     seed: int = 0,
 ) -> PatchPairs:
-    """Patch pairs of one split (see the module docstring).
+    """A fixed set of patch pairs of one split (see the module docstring), e.g. a test set.
+
+    ``PatchSampler(split, moving_contrast, ...).draw(n_pairs, torch.Generator().manual_seed(seed))``.
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"`` of the embedded slices.
@@ -109,60 +298,7 @@ def make_patch_pairs(
     Raises:
         ValueError: an unknown split or contrast, a patch or step that does not fit the slices.
     """
-    fn = "make_patch_pairs()"
-    if moving_contrast not in CONTRASTS:
-        raise ValueError(f"{fn} 'moving_contrast' must be one of {list(CONTRASTS)}, got {moving_contrast!r}")
-    for name, value in (("n_pairs", n_pairs), ("patch", patch), ("step", step)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{fn} '{name}' must be an integer >= 1, got {value!r}")
-    if patch % 2:
-        raise ValueError(f"{fn} 'patch' must be even (a centred patch), got {patch}")
-    if not 0.0 <= deform < step:
-        raise ValueError(f"{fn} 'deform' must be in [0, step) so that labels stay distinct, got {deform}")
-    if moving_contrast == "t1":
-        data = load_embedded(split, contrasts=("t1",))  # raises for an unknown split
-        moving_image = data.images["t1"]
-    else:
-        sim, tr_te = SEQUENCES[moving_contrast]
-        data = load_embedded(split, contrasts=("t1", sim), **{f"{sim}_tr_te": tr_te})
-        moving_image = data.images[sim]
-    size = data.images["t1"].shape[-1]
-    margin = patch // 2 + 2 * step + 1
-    if 2 * margin >= size:
-        raise ValueError(f"{fn} patch {patch} with step {step} does not fit {size}x{size} slices")
-    g = torch.Generator().manual_seed(int(seed))
-    grid = patch_grid(step)
-    labels = torch.arange(n_pairs) % grid.n_labels
-    labels = labels[torch.randperm(n_pairs, generator=g)]
-    slice_idx = torch.randint(len(data), (n_pairs,), generator=g)
-    # centres inside the brain, far enough from the border for every label
-    mask = data.mask.clone()
-    mask[:, :margin] = False
-    mask[:, -margin:] = False
-    mask[:, :, :margin] = False
-    mask[:, :, -margin:] = False
-    centres = torch.empty(n_pairs, 2, dtype=torch.long)
-    for k in range(n_pairs):
-        rows, cols = torch.nonzero(mask[slice_idx[k]], as_tuple=True)
-        pick = int(torch.randint(rows.numel(), (1,), generator=g))
-        centres[k] = torch.stack([rows[pick], cols[pick]])
-    # work on a region around each centre that holds every displaced patch (cheap augmentation)
-    half, reach = patch // 2, 2 * step
-    region = patch + 2 * reach
-    offs = torch.arange(region) - (half + reach)
-    n = torch.arange(n_pairs)[:, None, None]
-    rows = (centres[:, 0, None] + offs)[:, :, None]
-    cols = (centres[:, 1, None] + offs)[:, None, :]
-    t1 = data.images["t1"][slice_idx[:, None, None], rows, cols][:, None]  # (N, 1, R, R)
-    moving_region = moving_image[slice_idx[:, None, None], rows, cols][:, None]
-    if deform > 0:
-        t1 = warp(t1, random_deformation(n_pairs, region, region, deform, smoothness=region / 2, generator=g))
-    fixed_region = augment_intensity(t1, generator=g)
-    moving_region = augment_intensity(moving_region, generator=g)
-    d = grid.displacements()[labels].round().long()  # (N, 2) (dx, dy) in pixels
-    inner = (torch.arange(patch) + reach)[None, :]
-    r0, c0 = inner[:, :, None], inner[:, None, :]
-    fixed = fixed_region[n, 0, r0, c0]
-    moving = moving_region[n, 0, r0 - d[:, 1, None, None], c0 - d[:, 0, None, None]]
-    return PatchPairs(fixed[:, None].contiguous(), moving[:, None].contiguous(), labels, grid,
-                      moving_region[:, 0].contiguous())
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or n_pairs < 1:
+        raise ValueError(f"make_patch_pairs() 'n_pairs' must be an integer >= 1, got {n_pairs!r}")
+    sampler = PatchSampler(split, moving_contrast, patch=patch, step=step, deform=deform)
+    return sampler.draw(n_pairs, torch.Generator().manual_seed(int(seed)))

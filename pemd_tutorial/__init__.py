@@ -26,7 +26,7 @@ the method is described in ``docs/method.md``. The public API at a glance, modul
 """
 
 from data_utils.grid import LabelGrid
-from pemd_tutorial.config import DISCREPANCY_NAMES, Config
+from pemd_tutorial.config import DISCREPANCY_NAMES, Config, PaperConfig
 from pemd_tutorial.correlation import cost_volume
 from pemd_tutorial.discrepancies import (
     DISCREPANCIES,
@@ -47,7 +47,7 @@ from pemd_tutorial.emd import (
 from pemd_tutorial.evaluate import evaluate_model, evaluate_probs, label_metrics, predict
 from pemd_tutorial.experiment import METHODS, run_experiment
 from pemd_tutorial.mind import mind_baseline, mind_descriptors
-from pemd_tutorial.model import RegistrationNet
+from pemd_tutorial.model import ConcatNet, RegistrationNet
 from pemd_tutorial.pretrained import load_model, load_pretrained, save_model
 from pemd_tutorial.register import register
 from pemd_tutorial.training import adapt, train_oracle, train_source
@@ -58,9 +58,11 @@ __all__ = [
     "DISCREPANCIES",
     "DISCREPANCY_NAMES",
     "METHODS",
+    "ConcatNet",
     "Config",
     "L1Discrepancy",
     "LabelGrid",
+    "PaperConfig",
     "ProjectedEMD",
     "RegistrationNet",
     "SlicedWassersteinDiscrepancy",

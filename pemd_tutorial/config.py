@@ -31,10 +31,25 @@ import torch
 
 from data_utils.grid import LabelGrid, check_control_spacing
 
-__all__ = ["DISCREPANCY_NAMES", "FULL_LAMBDAS", "QUICK_LAMBDAS", "STANDARD_LAMBDAS", "Config"]
+__all__ = [
+    "BASE_DISCREPANCIES",
+    "DISCREPANCY_NAMES",
+    "FULL_LAMBDAS",
+    "PAPER_METHODS",
+    "PAPER_STANDARD_LAMBDAS",
+    "QUICK_LAMBDAS",
+    "STANDARD_LAMBDAS",
+    "TARGET_CONTRASTS",
+    "Config",
+    "PaperConfig",
+]
 
-#: Names accepted by ``adapt(..., discrepancy=...)`` and as keys of :attr:`Config.lambdas`.
-DISCREPANCY_NAMES = ("l1", "swd", "pemd")
+#: The three discrepancies of the main job (the functions of
+#: :data:`pemd_tutorial.discrepancies.DISCREPANCIES`).
+BASE_DISCREPANCIES = ("l1", "swd", "pemd")
+#: Names accepted by ``adapt(..., discrepancy=...)`` and as keys of :attr:`Config.lambdas`:
+#: ``"pemd+swd"`` is the sum of the two (the paper's best row, used by the paper experiment).
+DISCREPANCY_NAMES = (*BASE_DISCREPANCIES, "pemd+swd")
 
 # Chosen for the standard profile on the target *validation* split by benchmarks/tune_lambda.py
 # (seeds 0 and 1, 400 source steps, 200 adaptation steps; benchmarks/results/lambda_standard.json).
@@ -63,7 +78,9 @@ class Config:
         label_step: label spacing in pixels.
         control_spacing: control-point spacing in pixels (must divide ``image_size``);
             ``Hc = Wc = image_size // control_spacing``.
-        n_train_pairs, n_val_pairs, n_test_pairs: pairs per split and domain.
+        n_train_pairs: training pairs per domain and seed, made once (a fixed pool); ``None``:
+            **fresh pairs for every step** (:class:`data_utils.PairSampler`).
+        n_val_pairs, n_test_pairs: the fixed evaluation pairs per domain.
         max_displacement: largest synthetic displacement in pixels (``None``: the data default,
             ``(R + 1/2) * label_step``, the largest that stays inside the label grid).
         smoothness: node spacing in pixels of the random deformations (``None``: the data
@@ -95,7 +112,7 @@ class Config:
     radius: int = 4
     label_step: float = 2.0
     control_spacing: int = 4
-    n_train_pairs: int = 96
+    n_train_pairs: int | None = 96
     n_val_pairs: int = 32
     n_test_pairs: int = 32
     max_displacement: float | None = None
@@ -130,7 +147,10 @@ class Config:
             v = getattr(self, name)
             if not _is_int(v) or v < 1:
                 raise ValueError(f"Config '{name}' must be an integer >= 1, got {v!r}")
-        for name in ("n_train_pairs", "n_val_pairs", "n_test_pairs", "source_steps", "adapt_steps",
+        if self.n_train_pairs is not None and (not _is_int(self.n_train_pairs) or self.n_train_pairs < 1):
+            raise ValueError(f"Config 'n_train_pairs' must be None (fresh pairs every step) or an integer "
+                             f">= 1, got {self.n_train_pairs!r}")
+        for name in ("n_val_pairs", "n_test_pairs", "source_steps", "adapt_steps",
                      "oracle_steps", "val_every", "checkpoint_every", "seed", "cost_smoothing"):
             v = getattr(self, name)
             if not _is_int(v) or v < 0:
@@ -275,3 +295,225 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         """A validated copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+# ==============================================================================================
+# The paper's own experiment (patch pairs, 25 classes, the slides' concatenation network)
+# ==============================================================================================
+
+#: Target contrasts of the paper experiment (simulated spin echoes,
+#: :data:`data_utils.patches.SEQUENCES`) and their display names.
+TARGET_CONTRASTS: dict[str, str] = {
+    "t2": "T2w",
+    "pd": "PD-weighted",
+    "inter": "intermediate-weighted",
+}
+
+#: The rows of the paper experiment: name -> (display name, discrepancy, number of angles).
+PAPER_METHODS: dict[str, tuple[str, str | None, int]] = {
+    "source": ("no adaptation", None, 0),
+    "mcd_swd": ("MCD-SWD", "swd", 0),
+    "mcd_l1": ("MCD-L1", "l1", 0),
+    "mcd_pemd2": ("MCD-pEMD (2)", "pemd", 2),
+    "mcd_pemd16": ("MCD-pEMD (16)", "pemd", 16),
+    "mcd_pemd16_swd": ("MCD-pEMD (16) + SWD", "pemd+swd", 16),
+    "oracle": ("oracle (target labels)", None, 0),
+}
+
+#: Step-B weights of the paper experiment's ``standard`` profile, per target contrast and row
+#: (keys ``"contrast/row"``; plain discrepancy keys serve every other contrast). Chosen on the target
+#: *validation* patches with the collapse rule by ``benchmarks/tune_lambda_paper.py``
+#: (``benchmarks/results/lambda_paper*.json``); never on the test patches.
+PAPER_STANDARD_LAMBDAS: dict[str, float] = {
+    "t2/mcd_swd": 0.03, "t2/mcd_l1": 0.03, "t2/mcd_pemd2": 0.1, "t2/mcd_pemd16": 0.3,
+    "t2/mcd_pemd16_swd": 0.3,
+    "inter/mcd_swd": 0.03, "inter/mcd_l1": 0.3, "inter/mcd_pemd2": 0.3, "inter/mcd_pemd16": 0.1,
+    "inter/mcd_pemd16_swd": 0.03,
+    "l1": 0.1, "swd": 0.1, "pemd": 0.1, "pemd+swd": 0.1,
+}
+
+
+def _check_count(fn: str, name: str, v, minimum: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{fn} '{name}' must be an integer, got {type(v).__name__}")
+    if v < minimum:
+        raise ValueError(f"{fn} '{name}' must be >= {minimum}, got {v!r}")
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """Sizes and hyper-parameters of the paper experiment (``standard`` and ``quick`` profiles).
+
+    Data: ``patch``-pixel patches, labels ``{-2s, -s, 0, s, 2s}^2`` with ``s = step``, the fixed
+    slice deformed by at most ``deform`` pixels. ``n_train=None`` (the default): **fresh training
+    pairs for every step** (:class:`data_utils.patches.PatchSampler`); an integer: a fixed pool of
+    that many pairs per domain and seed (kept for the comparison in docs/paper.md). ``n_val`` and
+    ``n_test`` pairs are fixed sets of other slices.
+
+    Network (:class:`pemd_tutorial.model.ConcatNet`): ``extractor_channels`` of the four shared
+    blocks, ``classifier_channels`` of each head, logits multiplied by ``logit_scale``.
+
+    Training (the engine of :mod:`pemd_tutorial.training`, shared with the main job): ``lr``,
+    ``batch_size``, ``source_steps``, ``adapt_steps`` (MCD iterations), ``oracle_steps``,
+    ``num_k``, ``n_projections`` (SWD), ``lambdas`` (see :meth:`lambda_for`), ``seed``,
+    ``val_every``, ``checkpoint_every``, ``device``.
+    """
+
+    patch: int = 36
+    step: int = 4
+    deform: float = 1.5
+    n_train: int | None = None
+    n_val: int = 500
+    n_test: int = 500
+    extractor_channels: tuple[int, ...] = (16, 16, 32, 16)
+    classifier_channels: tuple[int, int] = (32, 64)
+    logit_scale: float = 1.0
+    batch_size: int = 32
+    lr: float = 1e-3
+    source_steps: int = 1500
+    adapt_steps: int = 150
+    oracle_steps: int = 1750
+    num_k: int = 2
+    n_projections: int = 128
+    lambdas: dict[str, float] = field(default_factory=lambda: dict(PAPER_STANDARD_LAMBDAS))
+    target_contrasts: tuple[str, ...] = ("t2",)
+    device: str = "cpu"
+    seed: int = 0
+    val_every: int = 250
+    checkpoint_every: int = 250
+
+    def __post_init__(self):
+        fn = "PaperConfig()"
+        for name in ("patch", "step", "n_val", "n_test", "batch_size", "num_k", "n_projections"):
+            _check_count(fn, name, getattr(self, name), 1)
+        if self.n_train is not None:
+            _check_count(fn, "n_train", self.n_train, self.batch_size)
+        for name in ("source_steps", "adapt_steps", "oracle_steps", "seed", "val_every", "checkpoint_every"):
+            _check_count(fn, name, getattr(self, name), 0)
+        if self.patch % 4:
+            raise ValueError(
+                f"{fn} 'patch' must be a multiple of 4 (the network halves it twice after its stride-2 "
+                f"extractor block), got {self.patch}"
+            )
+        for name in ("deform", "logit_scale", "lr"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise TypeError(f"{fn} '{name}' must be a number, got {type(v).__name__}")
+        if not 0.0 <= self.deform < self.step:
+            raise ValueError(
+                f"{fn} 'deform' must be in [0, step) so that labels stay distinct, got {self.deform}"
+            )
+        if not self.logit_scale > 0 or not self.lr > 0:
+            raise ValueError(f"{fn} 'logit_scale' and 'lr' must be > 0, got {self.logit_scale}, {self.lr}")
+        if len(self.extractor_channels) != 4 or len(self.classifier_channels) != 2:
+            raise ValueError(
+                f"{fn} 'extractor_channels' must have 4 entries and 'classifier_channels' 2, got "
+                f"{self.extractor_channels} and {self.classifier_channels}"
+            )
+        if not isinstance(self.lambdas, dict):
+            raise TypeError(f"{fn} 'lambdas' must be a dict, got {type(self.lambdas).__name__}")
+        rows = [m for m, (_, d, _) in PAPER_METHODS.items() if d is not None]
+        for key, value in self.lambdas.items():
+            contrast, sep, name = str(key).rpartition("/")
+            if (sep and contrast not in TARGET_CONTRASTS) or name not in (*DISCREPANCY_NAMES, *rows):
+                raise ValueError(
+                    f"{fn} 'lambdas' keys must be a discrepancy {list(DISCREPANCY_NAMES)} or a row "
+                    f"{rows}, optionally prefixed by a target contrast and '/' (e.g. 'inter/mcd_swd'), "
+                    f"got {key!r}"
+                )
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not is_number or not 0 <= value < float("inf"):
+                raise ValueError(f"{fn} 'lambdas[{key!r}]' must be a finite number >= 0, got {value!r}")
+        if not self.target_contrasts:
+            raise ValueError(f"{fn} 'target_contrasts' must not be empty")
+        for c in self.target_contrasts:
+            if c not in TARGET_CONTRASTS:
+                raise ValueError(
+                    f"{fn} 'target_contrasts' entries must be in {list(TARGET_CONTRASTS)}, got {c!r}"
+                )
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"{fn} 'device' is not a torch device: {self.device!r}") from err
+
+    @property
+    def grid(self) -> LabelGrid:
+        """The 5x5 label grid ``{-2s, -s, 0, s, 2s}^2``."""
+        return LabelGrid(radius=2, step=float(self.step))
+
+    @property
+    def control_spacing(self) -> int:
+        """A patch pair is one control point: its spacing is the patch side."""
+        return self.patch
+
+    @classmethod
+    def standard(cls, **overrides) -> PaperConfig:
+        """The profile of ``python -m pemd_tutorial paper``, sized for a 2-core CPU (docs/paper.md)."""
+        return cls(**overrides)
+
+    @classmethod
+    def quick(cls, **overrides) -> PaperConfig:
+        """A smoke test for CI (under a minute); its numbers show nothing."""
+        base = dict(n_val=100, n_test=250, source_steps=150, adapt_steps=40, oracle_steps=150,
+                    val_every=50, checkpoint_every=50)
+        return cls(**{**base, **overrides})
+
+    def lam(self, discrepancy: str) -> float:
+        """The plain weight of ``discrepancy`` (the key without a row or contrast)."""
+        if discrepancy not in DISCREPANCY_NAMES:
+            raise ValueError(
+                f"PaperConfig.lam() 'discrepancy' must be one of {list(DISCREPANCY_NAMES)}, "
+                f"got {discrepancy!r}"
+            )
+        if discrepancy not in self.lambdas:
+            raise ValueError(f"PaperConfig 'lambdas' has no value for {discrepancy!r}")
+        return float(self.lambdas[discrepancy])
+
+    def lambda_for(self, method: str, contrast: str) -> float:
+        """The step-B weight of row ``method`` on target ``contrast``.
+
+        The most specific key of :attr:`lambdas` wins: ``"contrast/row"``, ``"row"``,
+        ``"contrast/discrepancy"``, ``"discrepancy"``.
+
+        Raises:
+            ValueError: ``method`` is not an adaptation row, ``contrast`` not a target contrast, or
+                no key gives it a value.
+        """
+        if contrast not in TARGET_CONTRASTS:
+            raise ValueError(
+                f"PaperConfig.lambda_for() 'contrast' must be one of {list(TARGET_CONTRASTS)}, "
+                f"got {contrast!r}"
+            )
+        if method not in PAPER_METHODS or PAPER_METHODS[method][1] is None:
+            rows = [m for m, (_, d, _) in PAPER_METHODS.items() if d is not None]
+            raise ValueError(f"PaperConfig.lambda_for() 'method' must be one of {rows}, got {method!r}")
+        disc = PAPER_METHODS[method][1]
+        for key in (f"{contrast}/{method}", method, f"{contrast}/{disc}", disc):
+            if key in self.lambdas:
+                return float(self.lambdas[key])
+        raise ValueError(f"PaperConfig 'lambdas' has no value for {method!r} on {contrast!r}")
+
+    def replace(self, **kw) -> PaperConfig:
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every field (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        for k in ("extractor_channels", "classifier_channels", "target_contrasts"):
+            d[k] = list(d[k])
+        d["lambdas"] = dict(self.lambdas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PaperConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"PaperConfig.from_dict() got unknown fields {sorted(unknown)}")
+        d = dict(d)
+        for k in ("extractor_channels", "classifier_channels", "target_contrasts"):
+            if isinstance(d.get(k), list):
+                d[k] = tuple(d[k])
+        return cls(**d)

@@ -73,26 +73,27 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _l1_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128):
+def _l1_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128, angles=None):
     return l1_discrepancy(p, q, validate=validate)
 
 
-def _swd_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128):
+def _swd_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128, angles=None):
     return sliced_wasserstein_discrepancy(
         p, q, n_projections=n_projections, generator=generator, validate=validate
     )
 
 
-def _pemd_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128):
-    return projected_emd(p, q, grid_shape, step=step, reduction="mean", validate=validate)
+def _pemd_entry(p, q, *, grid_shape, step=1.0, generator=None, validate=True, n_projections=128, angles=None):
+    kw = {} if angles is None else {"angles": angles}
+    return projected_emd(p, q, grid_shape, step=step, reduction="mean", validate=validate, **kw)
 
 
 #: ``DISCREPANCIES[name](p, q, *, grid_shape, step=1.0, generator=None, validate=True,
-#: n_projections=128)`` -> 0-dim tensor, for ``p, q`` of shape ``(M, L)`` (all control points of a
-#: batch, rows sum to one). ``"l1"``: :func:`l1_discrepancy`; ``"swd"``:
+#: n_projections=128, angles=None)`` -> 0-dim tensor, for ``p, q`` of shape ``(M, L)`` (all control
+#: points of a batch, rows sum to one). ``"l1"``: :func:`l1_discrepancy`; ``"swd"``:
 #: :func:`sliced_wasserstein_discrepancy` (``n_projections`` directions from ``generator``);
-#: ``"pemd"``: :func:`projected_emd` (default angles, mean). Keywords an entry does not need are
-#: ignored, so the adaptation loop calls all three alike.
+#: ``"pemd"``: :func:`projected_emd` (``angles``, default its 4 angles; mean). Keywords an entry
+#: does not need are ignored, so the adaptation loop calls all three alike.
 DISCREPANCIES: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType(
     {"l1": _l1_entry, "swd": _swd_entry, "pemd": _pemd_entry}
 )
@@ -106,6 +107,7 @@ def scaled_discrepancy(
     *,
     n_projections: int = 128,
     generator: torch.Generator | None = None,
+    angles: Sequence[float] | None = None,
 ) -> torch.Tensor:
     r"""A discrepancy between two heads' probabilities, normalised to a comparable scale.
 
@@ -118,17 +120,19 @@ def scaled_discrepancy(
       about the share of disagreeing rows, like the total variation);
     * ``"pemd"``: the projected EMD (4 angles) in **label steps** (pixels / ``grid.step``): two
       peaks one label apart along an axis give ``(1 + 0 + 2 cos 45°) / 4 ≈ 0.60``, and the value
-      grows linearly with the distance (L1 and SWD saturate).
+      grows linearly with the distance (L1 and SWD saturate); ``angles`` chooses other lines;
+    * ``"pemd+swd"``: the sum of the two above, each weighted 1 (the paper's best row).
 
     The scaling only makes one λ grid fit all three (docs/method.md §5); it changes no minimiser.
     Inputs are not validated beyond their shapes (this is the training loop's hot path).
 
     Args:
-        name: ``"l1"``, ``"swd"`` or ``"pemd"``.
+        name: ``"l1"``, ``"swd"``, ``"pemd"`` or ``"pemd+swd"``.
         p, q: ``(M, L)`` probabilities of the two heads.
         grid: the label grid (its shape and ``L``).
         n_projections: directions of SWD.
         generator: random source of SWD's directions.
+        angles: the projected EMD's lines in degrees, in ``[0, 180)`` (default: its 4 angles).
 
     Returns:
         A 0-dim tensor on ``p``'s device, differentiable.
@@ -144,6 +148,9 @@ def scaled_discrepancy(
             f"scaled_discrepancy() 'p' and 'q' must both have shape (M, {grid.n_labels}), got "
             f"{tuple(p.shape)} and {tuple(q.shape)}"
         )
+    if name == "pemd+swd":
+        kw = dict(n_projections=n_projections, generator=generator, angles=angles)
+        return scaled_discrepancy("pemd", p, q, grid, **kw) + scaled_discrepancy("swd", p, q, grid, **kw)
     # step=1.0: projected EMD in label steps; L1 and SWD scaled by L / 2 (see above)
     value = DISCREPANCIES[name](
         p,
@@ -153,6 +160,7 @@ def scaled_discrepancy(
         generator=generator,
         validate=False,
         n_projections=n_projections,
+        angles=angles,
     )
     return value if name == "pemd" else value * (grid.n_labels / 2.0)
 

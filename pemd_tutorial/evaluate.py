@@ -19,6 +19,7 @@ backward warping) are those of :mod:`data_utils.grid`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ from data_utils.grid import LabelGrid, check_control_spacing
 __all__ = [
     "dense_field",
     "fetch_batch",
+    "mean_std",
     "label_accuracy",
     "predict",
     "true_label_histogram",
@@ -306,6 +308,20 @@ def evaluate_model(model: torch.nn.Module, eval_pairs, cfg, *, batch_size: int =
     """
     p1, p2 = predict(model, eval_pairs, batch_size=batch_size)
     return evaluate_probs(0.5 * (p1 + p2), eval_pairs, cfg)
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``n - 1``) of the finite values (``None``/NaN skipped).
+
+    One value gives a standard deviation of 0; none gives ``(nan, nan)``.
+    """
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return float("nan"), float("nan")
+    mean = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
 
 
 def label_accuracy(probs: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> float:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import math
 import os
 import platform
 import sys
@@ -43,7 +42,7 @@ from typing import Any
 import torch
 
 from pemd_tutorial.config import Config
-from pemd_tutorial.evaluate import evaluate_probs, identity_probs
+from pemd_tutorial.evaluate import evaluate_probs, identity_probs, mean_std
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "METHOD_NAMES", "METHOD_TABLE", "ExperimentData", "Method",
            "MethodResult", "SeedRun", "load_user_slices", "make_data", "run_experiment", "summarise"]
@@ -95,20 +94,26 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
     Returns:
         An :class:`ExperimentData`.
     """
-    from data_utils import evaluation_pairs, make_pairs
+    from data_utils import PairSampler, evaluation_pairs, make_pairs
 
     kw = _pair_kwargs(cfg)
-    source_train = make_pairs("source", "train", cfg.n_train_pairs, seed=seed * 1000 + _SOURCE_SEED, **kw)
+
+    def training(domain: str, data=None):
+        if cfg.n_train_pairs is None:  # fresh pairs for every step, drawn by the training phase
+            return PairSampler(domain, "train", data=data, **kw)
+        seed_k = seed * 1000 + (_SOURCE_SEED if domain == "source" else _TARGET_SEED)
+        return make_pairs(domain, "train", cfg.n_train_pairs, seed=seed_k, data=data, **kw)
+
+    source_train = training("source")
     source_test = evaluation_pairs("source", "test", cfg.n_test_pairs, **kw).evaluation_view()
     if user_slices is None:
-        target_train = make_pairs("target", "train", cfg.n_train_pairs, seed=seed * 1000 + _TARGET_SEED, **kw)
+        target_train = training("target")
         target_val = evaluation_pairs("target", "val", cfg.n_val_pairs, **kw).evaluation_view()
         target_test = evaluation_pairs("target", "test", cfg.n_test_pairs, **kw).evaluation_view()
         desc = "embedded MNI152 slices: fixed T1w (deformed), moving simulated T2w"
     else:
         train, val, test = user_slices
-        target_train = make_pairs("target", n_pairs=cfg.n_train_pairs, seed=seed * 1000 + _TARGET_SEED,
-                                  data=train, **kw)
+        target_train = training("target", data=train)
         from data_utils import EVALUATION_SEEDS
 
         target_val = make_pairs("target", n_pairs=cfg.n_val_pairs, seed=EVALUATION_SEEDS["val"], data=val,
@@ -117,16 +122,6 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
                                  data=test, **kw).evaluation_view()
         desc = "the user's NIfTI pair: fixed (deformed) vs moving"
     return ExperimentData(source_train, target_train, target_val, source_test, target_test, desc)
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
-    if not vals:
-        return float("nan"), float("nan")
-    mean = sum(vals) / len(vals)
-    if len(vals) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
 
 
 def summarise(per_seed: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
@@ -141,7 +136,7 @@ def summarise(per_seed: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, 
         s: dict[str, float] = {"n_seeds": len(rows)}
         for key in (*METRICS, "train_time_s"):
             if any(key in r for r in rows):
-                s[key], s[key + "_std"] = _mean_std([r.get(key) for r in rows])
+                s[key], s[key + "_std"] = mean_std([r.get(key) for r in rows])
         out[method] = s
     return out
 

@@ -29,19 +29,27 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pemd_tutorial.config import Config
+from pemd_tutorial.config import Config, PaperConfig
 from pemd_tutorial.evaluate import fetch_batch, label_accuracy, predict
-from pemd_tutorial.model import RegistrationNet
+from pemd_tutorial.model import ConcatNet, RegistrationNet
 
 __all__ = [
+    "batch_source",
     "capture_rng_state",
     "fetch_batch",
     "load_checkpoint",
     "make_optimizers",
+    "model_device",
+    "pair_keys",
+    "phase_seed",
     "restore_rng_state",
     "run_phase",
     "save_checkpoint",
 ]
+
+#: What the engine trains, and the configurations it reads.
+Network = RegistrationNet | ConcatNet
+AnyConfig = Config | PaperConfig
 
 
 # --------------------------------------------------------------------------------------------
@@ -114,16 +122,17 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _model_device(model: torch.nn.Module) -> torch.device:
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's parameters."""
     return next(model.parameters()).device
 
 
-def _phase_seed(seed: int, phase: str) -> int:
+def phase_seed(seed: int, phase: str) -> int:
     """A stable per-phase seed (crc32 of the phase name), so phases draw independent batches."""
     return (int(seed) * 1_000_003 + zlib.crc32(phase.encode())) % (2**63)
 
 
-def make_optimizers(model: RegistrationNet, lr: float) -> dict[str, torch.optim.Optimizer]:
+def make_optimizers(model: Network, lr: float) -> dict[str, torch.optim.Optimizer]:
     """Separate Adam optimisers ``{"generator": G, "heads": F1 + F2}`` with learning rate ``lr``."""
     return {
         "generator": torch.optim.Adam(model.generator_parameters(), lr=lr),
@@ -131,9 +140,31 @@ def make_optimizers(model: RegistrationNet, lr: float) -> dict[str, torch.optim.
     }
 
 
-def _sampler(pairs, cfg: Config, gen: torch.Generator):
+def pair_keys(pairs) -> tuple[str, ...]:
+    """The keys a pair dataset or a pair sampler provides (``pairs.keys()`` or its first item's)."""
+    if not hasattr(pairs, "keys"):
+        return tuple(pairs[0].keys())
+    keys = pairs.keys  # a method of the patch pairs, a property of PairDataset
+    return tuple(keys() if callable(keys) else keys)
+
+
+def batch_source(pairs, batch_size: int, gen: torch.Generator, keys, device) -> Callable[[], dict]:
+    """A function that returns the next training batch (a dict of ``keys`` on ``device``).
+
+    ``pairs`` is either a **sampler** with ``draw_batch(batch_size, generator)`` (e.g.
+    :class:`data_utils.patches.PatchSampler`): every call draws new pairs; or a fixed **dataset**
+    (``len`` and ``batch``/``__getitem__``): every call draws ``batch_size`` random indices. Either
+    way all randomness comes from ``gen``, whose state a checkpoint saves, so a resumed run draws
+    the same batches as an uninterrupted one.
+    """
+    keys = tuple(keys)
+    if hasattr(pairs, "draw_batch"):
+        def draw() -> dict:
+            b = pairs.draw_batch(batch_size, gen)
+            return {k: b[k].to(device) for k in keys}
+        return draw
     n = len(pairs)
-    return lambda: torch.randint(n, (cfg.batch_size,), generator=gen).tolist()
+    return lambda: fetch_batch(pairs, torch.randint(n, (batch_size,), generator=gen).tolist(), keys, device)
 
 
 class _Validator:
@@ -144,7 +175,7 @@ class _Validator:
         self.val, self.batch_size = val, batch_size
         self.labels, self.valid = b["labels"], b["mask"] & b["inside"]
 
-    def __call__(self, model: RegistrationNet) -> float:
+    def __call__(self, model: Network) -> float:
         p1, p2 = predict(model, self.val, batch_size=self.batch_size)
         return label_accuracy(p1 + p2, self.labels, self.valid)
 
@@ -152,8 +183,8 @@ class _Validator:
 def run_phase(
     *,
     phase: str,
-    model: RegistrationNet,
-    cfg: Config,
+    model: Network,
+    cfg: AnyConfig,
     steps: int,
     step_fn: Callable[[], dict[str, float]],
     optimizers: dict[str, torch.optim.Optimizer],
@@ -197,12 +228,23 @@ def run_phase(
         "adapt_steps",
         "oracle_steps",
         "lambdas",
+        "n_val",
+        "n_test",
+        "target_contrasts",
     )
-    meta = {**meta, "config": {k: v for k, v in cfg.to_dict().items() if k not in free}}
+    meta = {**meta, "network": type(model).__name__,
+            "config": {k: v for k, v in cfg.to_dict().items() if k not in free}}
     log: list[dict] = []
     start = 0
     if resume and path is not None and path.is_file():
         state = load_checkpoint(path)
+        written_by = state.get("meta", {}).get("network", "RegistrationNet")
+        if written_by != meta["network"]:
+            raise ValueError(
+                f"resume=True: the checkpoint {str(path)!r} holds a {written_by} (the "
+                f"{'paper experiment' if written_by == 'ConcatNet' else 'main job'}), not a "
+                f"{meta['network']}: use another --checkpoint-dir"
+            )
         if state.get("meta") != meta:
             raise ValueError(
                 f"resume=True: the checkpoint {str(path)!r} was written by another run "

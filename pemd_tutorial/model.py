@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pemd_tutorial.config import Config
+from pemd_tutorial.config import Config, PaperConfig
 from pemd_tutorial.correlation import cost_volume, smooth_cost
 
-__all__ = ["CostHead", "FeatureNet", "RegistrationNet"]
+__all__ = ["ConcatNet", "CostHead", "FeatureNet", "RegistrationNet"]
 
 _SLOPE = 0.1
 
@@ -189,3 +189,111 @@ class RegistrationNet(nn.Module):
     def head_parameters(self) -> list[nn.Parameter]:
         """Parameters of F1 and F2."""
         return list(self.head1.parameters()) + list(self.head2.parameters())
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's patch network
+# ----------------------------------------------------------------------------------------------
+
+
+def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1),
+        nn.InstanceNorm2d(c_out, affine=True),
+        nn.PReLU(c_out),
+    )
+
+
+class ConcatNet(nn.Module):
+    """The network of the authors' slides for 25-class patch registration (the paper experiment).
+
+    A feature extractor G of four blocks (Conv2d + InstanceNorm + PReLU, the second with stride 2)
+    shared by the fixed and the moving patch; the two feature maps are concatenated along the
+    channels and classified by two differently initialised heads F1, F2 of three blocks each
+    (two stride-2 blocks and a linear layer) into the 25 labels, multiplied by
+    ``cfg.logit_scale``.
+
+    It has the seams of :class:`RegistrationNet`, so the same training engine
+    (:mod:`pemd_tutorial.training`) trains both: :meth:`cost` (here the concatenated features),
+    :meth:`classify`, :meth:`generator_parameters`, :meth:`head_parameters`, ``grid`` and
+    ``control_spacing``. A patch pair is one control point: the logits have shape ``(B, 25, 1, 1)``.
+
+    Args:
+        cfg: the sizes (``patch``, ``step``, ``extractor_channels``, ``classifier_channels``,
+            ``logit_scale``).
+        seed: the initialisation seed (default ``cfg.seed``); building a network does not touch
+            the global random state.
+
+    Example:
+        >>> net = ConcatNet(PaperConfig())
+        >>> x = torch.rand(2, 1, 36, 36)
+        >>> [tuple(t.shape) for t in net(x, x)]
+        [(2, 25, 1, 1), (2, 25, 1, 1)]
+    """
+
+    def __init__(self, cfg: PaperConfig, seed: int | None = None):
+        super().__init__()
+        if not isinstance(cfg, PaperConfig):
+            raise TypeError(f"ConcatNet() 'cfg' must be a PaperConfig, got {type(cfg).__name__}")
+        seed = cfg.seed if seed is None else seed
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"ConcatNet() 'seed' must be an integer, got {type(seed).__name__}")
+        self.config = cfg
+        self.grid = cfg.grid
+        self.patch = cfg.patch
+        self.control_spacing = cfg.control_spacing
+        self.logit_scale = float(cfg.logit_scale)
+        c = cfg.extractor_channels
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.extractor = nn.Sequential(
+                _block(1, c[0]), _block(c[0], c[1], stride=2), _block(c[1], c[2]), _block(c[2], c[3])
+            )
+            side = cfg.patch // 2
+            self.heads = nn.ModuleList([self._classifier(2 * c[3], side) for _ in range(2)])
+
+    def _classifier(self, c_in: int, side: int) -> nn.Sequential:
+        a, b = self.config.classifier_channels
+        out_side = math.ceil(math.ceil(side / 2) / 2)
+        return nn.Sequential(
+            _block(c_in, a, stride=2),
+            _block(a, b, stride=2),
+            nn.Flatten(),
+            nn.Linear(b * out_side * out_side, self.grid.n_labels),
+        )
+
+    def cost(self, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+        """G on both patches ``(B, 1, P, P)`` -> concatenated features ``(B, 2 C, P/2, P/2)``."""
+        expected = (1, self.patch, self.patch)
+        if fixed.dim() != 4 or tuple(fixed.shape[1:]) != expected or moving.shape != fixed.shape:
+            raise ValueError(
+                f"ConcatNet 'fixed' and 'moving' must both have shape (B, 1, {self.patch}, {self.patch}), "
+                f"got {tuple(fixed.shape)} and {tuple(moving.shape)}"
+            )
+        both = self.extractor(torch.cat([fixed, moving], dim=0))
+        return torch.cat(both.chunk(2, dim=0), dim=1)
+
+    def classify(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two heads: logits ``(B, 25, 1, 1)`` each, already multiplied by ``logit_scale``."""
+        return tuple(  # type: ignore[return-value]
+            (head(features) * self.logit_scale)[:, :, None, None] for head in self.heads
+        )
+
+    def forward(self, fixed: torch.Tensor, moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of F1 and F2, each ``(B, 25, 1, 1)``, for patches ``(B, 1, P, P)``."""
+        return self.classify(self.cost(fixed, moving))
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """Parameters of G (the shared extractor)."""
+        return list(self.extractor.parameters())
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters of F1 and F2."""
+        return list(self.heads.parameters())
+
+    def weight_counts(self) -> dict[str, int]:
+        """Weights of the extractor and of one classifier."""
+        return {
+            "extractor": sum(p.numel() for p in self.extractor.parameters()),
+            "classifier": sum(p.numel() for p in self.heads[0].parameters()),
+        }

@@ -1,15 +1,19 @@
 """Trained networks in files: :func:`save_model`, :func:`load_model` and the shipped networks.
 
-A model file holds the weights of a :class:`~pemd_tutorial.model.RegistrationNet` together with
-the :class:`~pemd_tutorial.config.Config` it was built and trained with (as JSON), in one
+A model file holds the weights of a :class:`~pemd_tutorial.model.RegistrationNet` (or of the
+paper experiment's :class:`~pemd_tutorial.model.ConcatNet`) together with the
+:class:`~pemd_tutorial.config.Config` (or :class:`~pemd_tutorial.config.PaperConfig`) it was built
+and trained with (as JSON), in one
 ``torch.save`` file that loads with ``weights_only=True`` (no arbitrary pickles). It is written
 atomically (:func:`pemd_tutorial.loop.save_checkpoint`).
 
 The package ships the standard profile's seed-0 networks of the main job (source only, MCD-L1,
 MCD-SWD, MCD-pEMD, oracle) in ``pemd_tutorial/pretrained/`` with a ``manifest.json`` (the
 configuration, the command that made them, the sha256 of every file and each network's metrics
-on the target test pairs). :func:`load_pretrained` returns one of them after checking its sha256;
-``scripts/build_pretrained.py`` rebuilds them.
+on the target test pairs), and the paper experiment's seed-0 networks of its T2w column in
+``pemd_tutorial/pretrained/paper/`` (names ``"paper/<row>"``, e.g. ``"paper/mcd_pemd16_swd"``).
+:func:`load_pretrained` returns one of them after checking its sha256;
+``scripts/build_pretrained.py [--experiment paper]`` rebuilds them.
 
 Example:
     >>> from pemd_tutorial import Config, RegistrationNet, load_model, save_model
@@ -32,12 +36,13 @@ from typing import Any
 
 import torch
 
-from pemd_tutorial.config import Config
+from pemd_tutorial.config import PAPER_METHODS, Config, PaperConfig
 from pemd_tutorial.loop import save_checkpoint
-from pemd_tutorial.model import RegistrationNet
+from pemd_tutorial.model import ConcatNet, RegistrationNet
 
 __all__ = [
     "ARCHITECTURE_FIELDS",
+    "PAPER_PRETRAINED_NAMES",
     "PRETRAINED_NAMES",
     "load_model",
     "load_pretrained",
@@ -52,18 +57,27 @@ FORMAT_VERSION = 1
 #: a configuration that differs in any of them.
 ARCHITECTURE_FIELDS = ("image_size", "radius", "label_step", "control_spacing", "channels", "head_channels",
                        "metric", "cost_smoothing")
-#: Names of the shipped networks (the main job's method keys).
+#: The same for the paper experiment's network.
+PAPER_ARCHITECTURE_FIELDS = ("patch", "step", "extractor_channels", "classifier_channels", "logit_scale")
+#: The network classes a model file can hold: name -> (class, its configuration class, fields).
+_NETWORKS = {
+    "RegistrationNet": (RegistrationNet, Config, ARCHITECTURE_FIELDS),
+    "ConcatNet": (ConcatNet, PaperConfig, PAPER_ARCHITECTURE_FIELDS),
+}
+#: Names of the shipped networks (the main job's method keys, then the paper experiment's rows).
 PRETRAINED_NAMES = ("source", "mcd_l1", "mcd_swd", "mcd_pemd", "oracle")
+PAPER_PRETRAINED_NAMES = tuple(f"paper/{row}" for row in PAPER_METHODS)
 _PRETRAINED_DIR = "pretrained"
 
 
 def save_model(
-    model: RegistrationNet, path: str | os.PathLike, *, metadata: dict[str, Any] | None = None
+    model: RegistrationNet | ConcatNet, path: str | os.PathLike, *, metadata: dict[str, Any] | None = None
 ) -> Path:
     """Write ``model``'s weights and its configuration to one file (atomically).
 
     Args:
-        model: a :class:`RegistrationNet` (on any device; the file holds CPU tensors).
+        model: a :class:`RegistrationNet` or :class:`ConcatNet` (on any device; the file holds CPU
+            tensors).
         path: destination file (its folder is created).
         metadata: optional JSON-serialisable dict stored beside the weights (e.g. the method and
             seed), returned by :func:`load_model` as ``model.metadata``.
@@ -72,11 +86,13 @@ def save_model(
         The path written.
 
     Raises:
-        TypeError: ``model`` is not a RegistrationNet or ``metadata`` not a dict.
+        TypeError: ``model`` is not one of the package's networks or ``metadata`` not a dict.
         ValueError: ``metadata`` is not JSON-serialisable.
     """
-    if not isinstance(model, RegistrationNet):
-        raise TypeError(f"save_model() 'model' must be a RegistrationNet, got {type(model).__name__}")
+    if not isinstance(model, (RegistrationNet, ConcatNet)):
+        raise TypeError(
+            f"save_model() 'model' must be a RegistrationNet or a ConcatNet, got {type(model).__name__}"
+        )
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"save_model() 'metadata' must be a dict or None, got {type(metadata).__name__}")
     try:
@@ -86,19 +102,20 @@ def save_model(
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return save_checkpoint(path, {
         "format": FORMAT, "format_version": FORMAT_VERSION, "torch": str(torch.__version__),
+        "network": type(model).__name__,
         "config_json": json.dumps(model.config.to_dict(), sort_keys=True), "metadata_json": meta_json,
         "state_dict": state,
     })
 
 
-def _architecture_mismatch(a: Config, b: Config) -> list[str]:
+def _architecture_mismatch(a, b, fields: tuple[str, ...]) -> list[str]:
     da, db = a.to_dict(), b.to_dict()
-    return [f"{k}={da[k]!r} (expected {db[k]!r})" for k in ARCHITECTURE_FIELDS if da[k] != db[k]]
+    return [f"{k}={da[k]!r} (expected {db[k]!r})" for k in fields if da[k] != db[k]]
 
 
 def load_model(
-    path: str | os.PathLike, config: Config | None = None, *, device: str | torch.device = "cpu"
-) -> RegistrationNet:
+    path: str | os.PathLike, config: Config | PaperConfig | None = None, *, device: str | torch.device = "cpu"
+) -> RegistrationNet | ConcatNet:
     """Load a network written by :func:`save_model`.
 
     Args:
@@ -116,11 +133,13 @@ def load_model(
         FileNotFoundError: ``path`` does not exist.
         ValueError: the file is not a pemd-tutorial model file, or was written for another
             architecture than ``config`` (the message names the fields), or its weights do not fit.
-        TypeError: ``config`` is not a Config.
+        TypeError: ``config`` is not a Config (or a PaperConfig for a ConcatNet file).
     """
     path = Path(path)
-    if config is not None and not isinstance(config, Config):
-        raise TypeError(f"load_model() 'config' must be a Config or None, got {type(config).__name__}")
+    if config is not None and not isinstance(config, (Config, PaperConfig)):
+        raise TypeError(
+            f"load_model() 'config' must be a Config, a PaperConfig or None, got {type(config).__name__}"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"load_model() model file not found: {str(path)!r}")
     try:
@@ -136,17 +155,25 @@ def load_model(
             f"load_model() {str(path)!r} has format version {state.get('format_version')!r}; "
             f"this package reads version {FORMAT_VERSION}"
         )
+    network = state.get("network", "RegistrationNet")  # files written before ConcatNet could be saved
+    if network not in _NETWORKS:
+        raise ValueError(f"load_model() {str(path)!r} holds an unknown network {network!r}")
+    net_cls, cfg_cls, fields = _NETWORKS[network]
+    if config is not None and not isinstance(config, cfg_cls):
+        raise TypeError(f"load_model() {str(path)!r} holds a {network}: 'config' must be a "
+                        f"{cfg_cls.__name__}, got {type(config).__name__}")
     try:
-        file_cfg = Config.from_dict({**json.loads(state["config_json"]), "device": str(torch.device(device))})
+        fields_json = json.loads(state["config_json"])
+        file_cfg = cfg_cls.from_dict({**fields_json, "device": str(torch.device(device))})
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"load_model() {str(path)!r} holds an invalid configuration ({err})") from err
     if config is not None:
-        bad = _architecture_mismatch(file_cfg, config)
+        bad = _architecture_mismatch(file_cfg, config, fields)
         if bad:
             raise ValueError(
                 f"load_model() {str(path)!r} was written for another network than 'config': " + ", ".join(bad)
             )
-    model = RegistrationNet(file_cfg)
+    model = net_cls(file_cfg)
     try:
         model.load_state_dict(state["state_dict"])
     except (KeyError, RuntimeError) as err:
@@ -166,13 +193,20 @@ def _pretrained_dir() -> Path:
     return Path(str(resources.files("pemd_tutorial") / _PRETRAINED_DIR))
 
 
-def pretrained_manifest() -> dict[str, Any]:
+def pretrained_manifest(experiment: str = "main") -> dict[str, Any]:
     """The manifest of the shipped networks: config, command, date, machine, files and metrics.
 
+    Args:
+        experiment: ``"main"`` (the dense networks) or ``"paper"`` (the patch networks).
+
     Raises:
+        ValueError: an unknown ``experiment``.
         FileNotFoundError: the package was installed without its ``pretrained/`` data.
     """
-    path = _pretrained_dir() / "manifest.json"
+    if experiment not in ("main", "paper"):
+        raise ValueError(f"pretrained_manifest() 'experiment' must be 'main' or 'paper', got {experiment!r}")
+    folder = _pretrained_dir() if experiment == "main" else _pretrained_dir() / "paper"
+    path = folder / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(
             f"pretrained_manifest() {str(path)!r} is missing: reinstall pemd-tutorial with its package data "
@@ -190,29 +224,35 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def load_pretrained(name: str, *, device: str | torch.device = "cpu") -> RegistrationNet:
-    """One of the shipped networks (the standard profile's seed 0 of the main job).
+def load_pretrained(name: str, *, device: str | torch.device = "cpu") -> RegistrationNet | ConcatNet:
+    """One of the shipped networks (the standard profile's seed 0).
 
     Args:
         name: one of :data:`PRETRAINED_NAMES` (``"source"``, ``"mcd_l1"``, ``"mcd_swd"``,
-            ``"mcd_pemd"``, ``"oracle"``).
+            ``"mcd_pemd"``, ``"oracle"``: the main job's dense networks) or of
+            :data:`PAPER_PRETRAINED_NAMES` (``"paper/<row>"``: the paper experiment's patch
+            networks of its T2w column).
         device: where the network lives.
 
     Returns:
         The network (eval mode) with ``.config`` and ``.metadata``; its metrics on the target test
-        pairs are in ``pretrained_manifest()["networks"][name]["metrics"]``.
+        pairs are in ``pretrained_manifest(experiment)["networks"][row]["metrics"]``.
 
     Raises:
         ValueError: unknown ``name``, or the file's sha256 differs from the manifest's.
         FileNotFoundError: the weights file is missing.
     """
-    if name not in PRETRAINED_NAMES:
-        raise ValueError(f"load_pretrained() 'name' must be one of {list(PRETRAINED_NAMES)}, got {name!r}")
-    manifest = pretrained_manifest()
-    entry = manifest["networks"].get(name)
+    if name not in PRETRAINED_NAMES + PAPER_PRETRAINED_NAMES:
+        raise ValueError(f"load_pretrained() 'name' must be one of "
+                         f"{list(PRETRAINED_NAMES + PAPER_PRETRAINED_NAMES)}, got {name!r}")
+    experiment, _, row = name.rpartition("/")
+    experiment = experiment or "main"
+    manifest = pretrained_manifest(experiment)
+    entry = manifest["networks"].get(row)
     if entry is None:
         raise FileNotFoundError(f"load_pretrained() the manifest lists no network {name!r}")
-    path = _pretrained_dir() / entry["file"]
+    folder = _pretrained_dir() if experiment == "main" else _pretrained_dir() / "paper"
+    path = folder / entry["file"]
     if not path.is_file():
         raise FileNotFoundError(f"load_pretrained() weights file not found: {str(path)!r}")
     digest = sha256_file(path)

@@ -1,6 +1,8 @@
 """The three training phases: supervised source training, maximum classifier discrepancy, the oracle.
 
-They train a :class:`pemd_tutorial.model.RegistrationNet` (G, F1, F2):
+They train both networks of the package through the same seams (G, F1, F2): the dense
+:class:`pemd_tutorial.model.RegistrationNet` of the main job and the paper experiment's patch
+network :class:`pemd_tutorial.model.ConcatNet` (one control point per pair):
 
 * :func:`train_source`: both heads minimise the cross-entropy of the source labels.
 * :func:`adapt`: maximum classifier discrepancy (Saito et al., CVPR 2018; docs/method.md §4). Per
@@ -21,8 +23,10 @@ Cross-entropies are means over the control points where ``mask & inside`` (foreg
 true displacement inside the label grid). G and the two heads have separate Adam optimisers
 (learning rate ``cfg.lr``) in every phase; :func:`adapt` starts fresh optimisers.
 
-Batches are drawn with ``torch.randint`` from ``torch.Generator``\\ s seeded from ``cfg.seed`` and
-the phase name; SWD directions come from another seeded generator. The loop, its logs,
+Training pairs are either a fixed dataset (batches of random indices) or a sampler that draws
+**fresh pairs for every step** (:func:`pemd_tutorial.loop.batch_source`); either way from
+``torch.Generator``\\ s seeded from ``cfg.seed`` and the phase name, saved in checkpoints. SWD
+directions come from another seeded generator. The loop, its logs,
 checkpoints and resumption are :func:`pemd_tutorial.loop.run_phase`.
 
 Every phase returns its log: one dict per step with ``"step"``, ``"phase"``, the losses, the
@@ -33,48 +37,57 @@ batch accuracy and ``"val_acc"`` (accuracy of the mean of F1 and F2 on ``val``, 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from pemd_tutorial.config import DISCREPANCY_NAMES, Config
+from pemd_tutorial.config import DISCREPANCY_NAMES, Config, PaperConfig
 from pemd_tutorial.discrepancies import scaled_discrepancy
-from pemd_tutorial.evaluate import fetch_batch, label_accuracy
-from pemd_tutorial.loop import _model_device, _phase_seed, _sampler, make_optimizers, run_phase
-from pemd_tutorial.model import RegistrationNet
+from pemd_tutorial.evaluate import label_accuracy
+from pemd_tutorial.loop import batch_source, make_optimizers, model_device, pair_keys, phase_seed, run_phase
+from pemd_tutorial.model import ConcatNet, RegistrationNet
 
-__all__ = ["adapt", "mcd_step_a", "mcd_step_b", "mcd_step_c", "train_oracle", "train_source"]
+__all__ = ["adapt", "control_point_rows", "masked_ce", "mcd_step_a", "mcd_step_b", "mcd_step_c",
+           "train_oracle", "train_source"]
 
 SOURCE_KEYS = ("fixed", "moving", "labels", "mask", "inside")
 TARGET_KEYS = ("fixed", "moving", "mask")
 
 #: ``D(p, q)`` on ``(M, L)`` probability rows -> a 0-dim tensor.
 DiscrepancyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Network = RegistrationNet | ConcatNet
+AnyConfig = Config | PaperConfig
 Optimizers = dict[str, torch.optim.Optimizer]
 
 
-def _rows(probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def control_point_rows(probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``(B, L, Hc, Wc)`` probabilities at the ``True`` points of ``mask (B, Hc, Wc)`` -> ``(M, L)``."""
     return probs.permute(0, 2, 3, 1)[mask]
 
 
-def _masked_ce(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+def masked_ce(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the valid control points; logits ``(B, L, Hc, Wc)``."""
     ce = F.cross_entropy(logits, labels, reduction="none")  # (B, Hc, Wc)
     return (ce * valid).sum() / valid.sum().clamp_min(1)
 
 
 def _check_phase(fn: str, model, cfg, steps, datasets: dict[str, Any]) -> None:
-    if not isinstance(model, RegistrationNet):
-        raise TypeError(f"{fn}() 'model' must be a RegistrationNet, got {type(model).__name__}")
-    if not isinstance(cfg, Config):
-        raise TypeError(f"{fn}() 'cfg' must be a Config, got {type(cfg).__name__}")
+    if not isinstance(model, (RegistrationNet, ConcatNet)):
+        raise TypeError(
+            f"{fn}() 'model' must be a RegistrationNet or a ConcatNet, got {type(model).__name__}"
+        )
+    wanted = Config if isinstance(model, RegistrationNet) else PaperConfig
+    if not isinstance(cfg, wanted):
+        raise TypeError(f"{fn}() 'cfg' must be a {wanted.__name__} for a {type(model).__name__}, "
+                        f"got {type(cfg).__name__}")
     if model.grid != cfg.grid or model.control_spacing != cfg.control_spacing:
         raise ValueError(f"{fn}() 'model' was built for another label grid or control spacing than 'cfg'")
     for name, pairs in datasets.items():
-        if pairs is None or len(pairs) < 1:
+        if pairs is None:
+            raise ValueError(f"{fn}() '{name}' must be a pair dataset or sampler, got None")
+        if not hasattr(pairs, "draw_batch") and len(pairs) < 1:
             raise ValueError(f"{fn}() '{name}' must be a non-empty pair dataset")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)):
         raise TypeError(f"{fn}() 'steps' must be an int or None, got {type(steps).__name__}")
@@ -85,19 +98,19 @@ def _check_phase(fn: str, model, cfg, steps, datasets: dict[str, Any]) -> None:
 def _supervised(
     fn: str, phase: str, model, pairs, cfg, *, val, steps, checkpoint_dir, resume, progress, ce_key
 ):
-    missing = [k for k in SOURCE_KEYS if k not in pairs[0]]
+    missing = [k for k in SOURCE_KEYS if k not in pair_keys(pairs)]
     if missing:
         raise ValueError(
             f"{fn}() needs labelled pairs; the dataset lacks {missing} (for the oracle pass "
-            "target_pairs.evaluation_view())"
+            "target_pairs.evaluation_view() or a labelled sampler)"
         )
-    device = _model_device(model)
+    device = model_device(model)
     optimizers = make_optimizers(model, cfg.lr)
-    gen = torch.Generator().manual_seed(_phase_seed(cfg.seed, phase))
-    draw = _sampler(pairs, cfg, gen)
+    gen = torch.Generator().manual_seed(phase_seed(cfg.seed, phase))
+    draw = batch_source(pairs, cfg.batch_size, gen, SOURCE_KEYS, device)
 
     def step_fn() -> dict[str, float]:
-        ce, acc = mcd_step_a(model, optimizers, fetch_batch(pairs, draw(), SOURCE_KEYS, device))
+        ce, acc = mcd_step_a(model, optimizers, draw())
         return {ce_key: ce, "train_acc": acc}
 
     meta = {"phase": phase, "seed": cfg.seed}
@@ -125,20 +138,21 @@ def _supervised(
 def _source_ce(logits1: torch.Tensor, logits2: torch.Tensor, source_batch: dict) -> torch.Tensor:
     valid = source_batch["mask"] & source_batch["inside"]
     labels = source_batch["labels"]
-    return _masked_ce(logits1, labels, valid) + _masked_ce(logits2, labels, valid)
+    return masked_ce(logits1, labels, valid) + masked_ce(logits2, labels, valid)
 
 
 def _target_discrepancy(
-    model: RegistrationNet,
+    model: Network,
     target_cost: torch.Tensor,
     target_mask: torch.Tensor,
     discrepancy_fn: DiscrepancyFn,
 ) -> torch.Tensor:
     logits1, logits2 = model.classify(target_cost)
-    return discrepancy_fn(_rows(logits1.softmax(1), target_mask), _rows(logits2.softmax(1), target_mask))
+    return discrepancy_fn(control_point_rows(logits1.softmax(1), target_mask),
+                          control_point_rows(logits2.softmax(1), target_mask))
 
 
-def mcd_step_a(model: RegistrationNet, optimizers: Optimizers, source_batch: dict) -> tuple[float, float]:
+def mcd_step_a(model: Network, optimizers: Optimizers, source_batch: dict) -> tuple[float, float]:
     """Step A: G, F1, F2 minimise the source cross-entropy of both heads.
 
     Args:
@@ -165,7 +179,7 @@ def mcd_step_a(model: RegistrationNet, optimizers: Optimizers, source_batch: dic
 
 
 def mcd_step_b(
-    model: RegistrationNet,
+    model: Network,
     optimizers: Optimizers,
     source_batch: dict,
     target_batch: dict,
@@ -202,7 +216,7 @@ def mcd_step_b(
 
 
 def mcd_step_c(
-    model: RegistrationNet,
+    model: Network,
     optimizers: Optimizers,
     target_batch: dict,
     discrepancy_fn: DiscrepancyFn,
@@ -240,9 +254,9 @@ def mcd_step_c(
 
 
 def train_source(
-    model: RegistrationNet,
+    model: Network,
     source,
-    cfg: Config,
+    cfg: AnyConfig,
     *,
     val=None,
     steps: int | None = None,
@@ -283,9 +297,9 @@ def train_source(
 
 
 def train_oracle(
-    model: RegistrationNet,
+    model: Network,
     target_labelled,
-    cfg: Config,
+    cfg: AnyConfig,
     *,
     val=None,
     steps: int | None = None,
@@ -317,13 +331,15 @@ def train_oracle(
 
 
 def adapt(
-    model: RegistrationNet,
+    model: Network,
     source,
     target,
-    cfg: Config,
+    cfg: AnyConfig,
     *,
     discrepancy: str = "pemd",
     lam: float | None = None,
+    angles: Sequence[float] | None = None,
+    phase: str | None = None,
     val=None,
     steps: int | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
@@ -337,9 +353,12 @@ def adapt(
         source: labelled source pairs.
         target: *unlabelled* target pairs; only ``fixed``, ``moving`` and ``mask`` are read.
         cfg: sizes and hyper-parameters (``num_k``, ``adapt_steps``, ``lambdas``, ...).
-        discrepancy: ``"pemd"``, ``"swd"`` or ``"l1"`` (normalised as in
+        discrepancy: ``"pemd"``, ``"swd"``, ``"l1"`` or ``"pemd+swd"`` (normalised as in
             :func:`pemd_tutorial.discrepancies.scaled_discrepancy`).
-        lam: weight of the discrepancy in step B (default ``cfg.lambdas[discrepancy]``).
+        lam: weight of the discrepancy in step B (default ``cfg.lam(discrepancy)``).
+        angles: the projected EMD's lines in degrees (default its 4 angles).
+        phase: the phase's name: its checkpoint file and log label (default ``adapt_<discrepancy>``;
+            give two runs of one discrepancy with other angles different names).
         val: optional labelled target *validation* view, for the ``val_acc`` log column only.
         steps: MCD iterations (default ``cfg.adapt_steps``).
         checkpoint_dir: folder for ``adapt_<discrepancy>.pt`` checkpoints.
@@ -364,21 +383,31 @@ def adapt(
     if not lam >= 0:
         raise ValueError(f"adapt() 'lam' must be >= 0, got {lam!r}")
     lam = float(lam)
-    phase = f"adapt_{discrepancy}"
-    device = _model_device(model)
+    phase = f"adapt_{discrepancy}" if phase is None else phase
+    if not isinstance(phase, str) or not phase or "/" in phase:
+        raise ValueError(f"adapt() 'phase' must be a non-empty name without '/', got {phase!r}")
+    angles = None if angles is None else tuple(float(a) for a in angles)
+    if angles is not None and discrepancy not in ("pemd", "pemd+swd"):
+        raise ValueError(f"adapt() 'angles' applies to the projected EMD only, not to {discrepancy!r}")
+    if angles is not None and not (angles and all(0.0 <= a < 180.0 for a in angles)):
+        raise ValueError(
+            f"adapt() 'angles' must be a non-empty sequence of degrees in [0, 180), got {angles}"
+        )
+    device = model_device(model)
     grid = cfg.grid
     optimizers = make_optimizers(model, cfg.lr)
-    g_src = torch.Generator().manual_seed(_phase_seed(cfg.seed, phase + "/source"))
-    g_tgt = torch.Generator().manual_seed(_phase_seed(cfg.seed, phase + "/target"))
-    g_swd = torch.Generator(device=device).manual_seed(_phase_seed(cfg.seed, phase + "/swd"))
-    draw_source, draw_target = _sampler(source, cfg, g_src), _sampler(target, cfg, g_tgt)
+    g_src = torch.Generator().manual_seed(phase_seed(cfg.seed, phase + "/source"))
+    g_tgt = torch.Generator().manual_seed(phase_seed(cfg.seed, phase + "/target"))
+    g_swd = torch.Generator(device=device).manual_seed(phase_seed(cfg.seed, phase + "/swd"))
+    draw_source = batch_source(source, cfg.batch_size, g_src, SOURCE_KEYS, device)
+    draw_target = batch_source(target, cfg.batch_size, g_tgt, TARGET_KEYS, device)
 
     def discrepancy_fn(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        return scaled_discrepancy(discrepancy, p, q, grid, n_projections=cfg.n_projections, generator=g_swd)
+        return scaled_discrepancy(discrepancy, p, q, grid, n_projections=cfg.n_projections, generator=g_swd,
+                                  angles=angles)
 
     def step_fn() -> dict[str, float]:
-        source_batch = fetch_batch(source, draw_source(), SOURCE_KEYS, device)
-        target_batch = fetch_batch(target, draw_target(), TARGET_KEYS, device)
+        source_batch, target_batch = draw_source(), draw_target()
         ce, acc = mcd_step_a(model, optimizers, source_batch)
         target_cost = model.cost(target_batch["fixed"], target_batch["moving"])  # one pass of G for B and C
         _, d_b = mcd_step_b(
@@ -387,7 +416,8 @@ def adapt(
         d_c = mcd_step_c(model, optimizers, target_batch, discrepancy_fn, cfg.num_k, target_cost=target_cost)
         return {"source_ce": ce, "train_acc": acc, "disc_b": d_b, "discrepancy": d_c, "lam": lam}
 
-    meta = {"phase": phase, "seed": cfg.seed, "lam": lam, "num_k": cfg.num_k}
+    meta = {"phase": phase, "seed": cfg.seed, "lam": lam, "num_k": cfg.num_k, "discrepancy": discrepancy,
+            "angles": list(angles) if angles is not None else None}
     return run_phase(
         phase=phase,
         model=model,

@@ -4,6 +4,11 @@ Usage::
 
     .venv/bin/python scripts/build_pretrained.py            # writes pemd_tutorial/pretrained/
     .venv/bin/python scripts/build_pretrained.py --out /tmp/pretrained
+    .venv/bin/python scripts/build_pretrained.py --experiment paper   # pemd_tutorial/pretrained/paper/
+
+With ``--experiment paper`` it runs the paper experiment's seed 0 on its T2w column
+(:func:`pemd_tutorial.paper.run_paper_experiment`, standard profile, every row) and writes those
+networks and their manifest (target and source test accuracy, validation curve) in the same way.
 
 It runs the main job's training for seed 0 (:func:`pemd_tutorial.experiment.run_experiment` with
 the standard profile on the CPU: source only, MCD-L1, MCD-SWD, MCD-pEMD, oracle), so the networks
@@ -39,8 +44,12 @@ METRIC_KEYS = ("accuracy", "within_one", "epe", "ncc", "source_accuracy", "n_poi
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "pemd_tutorial" / "pretrained"), help="output folder")
+    ap.add_argument("--experiment", choices=("main", "paper"), default="main")
+    ap.add_argument("--out", default=None, help="output folder (default: the package's pretrained/ folder)")
     args = ap.parse_args(argv)
+    if args.experiment == "paper":
+        return paper(Path(args.out or ROOT / "pemd_tutorial" / "pretrained" / "paper"))
+    args.out = args.out or str(ROOT / "pemd_tutorial" / "pretrained")
     cfg = Config.standard(seed=0, device="cpu")
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,9 +74,7 @@ def main(argv=None) -> int:
         "what": "pemd-tutorial's shipped networks: the standard profile's seed-0 networks of the main job",
         "command": "python scripts/build_pretrained.py",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                    "torch_threads": torch.get_num_threads()},
+        "machine": _machine(),
         "config": cfg.to_dict(),
         "seed": 0,
         "metrics_on": "target test pairs of the main job (data_utils.evaluation_pairs('target', 'test')); "
@@ -81,6 +88,56 @@ def main(argv=None) -> int:
         acc = 100 * n["metrics"]["accuracy"]
         print(f"{name:9s} {n['bytes'] / 1024:6.0f} KiB  target test accuracy {acc:5.1f} %")
     print(f"wrote {out} ({total / 1024:.0f} KiB in all, {results['wall_time_s']:.0f} s)")
+    return 0
+
+
+def _machine() -> dict:
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch_threads": torch.get_num_threads()}
+
+
+def paper(out: Path) -> int:
+    """The paper experiment's seed-0 networks of the T2w column (see the module docstring)."""
+    from pemd_tutorial.config import PaperConfig
+    from pemd_tutorial.paper import run_paper_experiment
+    from pemd_tutorial.pretrained import save_model
+
+    cfg = PaperConfig.standard(device="cpu")
+    results = run_paper_experiment(cfg, seeds=(0,), progress=False)
+    out.mkdir(parents=True, exist_ok=True)
+    column = results["columns"]["t2"]
+    networks = {}
+    for key, net in results["networks"].items():
+        row = key.split("/")[1]
+        meta = {"experiment": "paper", "method": row, "contrast": "t2", "seed": 0}
+        dst = save_model(net, out / f"{row}.pt", metadata=meta)
+        networks[row] = {
+            "file": dst.name, "bytes": dst.stat().st_size, "sha256": sha256_file(dst),
+            "metrics": {"accuracy": column["per_seed"][row][0],
+                        "source_accuracy": column["source_accuracy"][row][0]},
+            "train_time_s": round(column["summary"][row]["train_seconds"], 1),
+            "val_curve": column["curves"][row]["0"],
+        }
+    manifest = {
+        "what": "pemd-tutorial's shipped networks: the paper experiment's seed-0 networks, T2w column",
+        "command": "python scripts/build_pretrained.py --experiment paper",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "config": cfg.to_dict(),
+        "seed": 0,
+        "metrics_on": "the fixed T2w test patches (pemd_tutorial.paper.evaluation_set(cfg, 'test', 't2')); "
+                      "mean of both heads' probabilities; source_accuracy on the T1w test patches",
+        "identity_accuracy": column["per_seed"]["identity"][0],
+        "mind_accuracy": column["per_seed"]["mind"][0],
+        "networks": networks,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    for row, n in networks.items():
+        acc = 100 * n["metrics"]["accuracy"]
+        print(f"{row:15s} {n['bytes'] / 1024:6.0f} KiB  target test accuracy {acc:5.1f} %")
+    total = sum(n["bytes"] for n in networks.values()) / 1024
+    print(f"wrote {out} ({total:.0f} KiB, {results['wall_time_s']:.0f} s)")
     return 0
 
 

@@ -212,3 +212,23 @@ def test_default_deformations_reach_every_ring_of_the_label_grid():
     assert float(share.min()) >= 0.01, share.tolist()
     # and no folding
     assert float(jacobian_determinant(ev["field"]).min()) > 0
+
+
+def test_sampler_draws_what_make_pairs_makes_and_hides_target_labels():
+    from data_utils import PairSampler
+
+    kw = dict(grid=GRID, control_spacing=4, size=32)
+    made = make_pairs("target", "train", n_pairs=6, seed=11, **kw).evaluation_view().batch()
+    sampler = PairSampler("target", "train", **kw)
+    drawn = sampler.draw(6, torch.Generator().manual_seed(11)).evaluation_view().batch()
+    assert set(made) == set(drawn) and all(torch.equal(made[k], drawn[k]) for k in made)
+    g = torch.Generator().manual_seed(0)
+    batch, other = sampler.draw_batch(4, g), sampler.draw_batch(4, g)
+    assert set(batch) == {"fixed", "moving", "mask"} and batch["fixed"].shape == (4, 1, 32, 32)
+    assert not torch.equal(batch["fixed"], other["fixed"])  # new pairs every call
+    labelled = sampler.evaluation_view().draw_batch(4, torch.Generator().manual_seed(0))
+    assert set(labelled) == {"fixed", "moving", "mask", "labels", "inside"}
+    assert torch.equal(labelled["fixed"], batch["fixed"])  # the same draw, with its labels
+    assert set(PairSampler("source", "train", **kw).draw_batch(2, g)) == set(labelled)
+    with pytest.raises(TypeError, match="generator"):
+        sampler.draw(2, 0)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from data_utils.grid import LabelGrid
-from pemd_tutorial.config import DISCREPANCY_NAMES
+from pemd_tutorial.config import BASE_DISCREPANCIES, DISCREPANCY_NAMES
 from pemd_tutorial.discrepancies import (
     DISCREPANCIES,
     L1Discrepancy,
@@ -24,7 +24,8 @@ def rand_hist(*shape, seed=0, dtype=torch.float64):
 
 
 def test_the_registry_knows_exactly_the_configurable_discrepancies():
-    assert tuple(DISCREPANCIES) == DISCREPANCY_NAMES
+    assert tuple(DISCREPANCIES) == BASE_DISCREPANCIES
+    assert DISCREPANCY_NAMES == (*BASE_DISCREPANCIES, "pemd+swd")  # the sum, in scaled_discrepancy
 
 
 def test_discrepancies_mapping_common_signature():

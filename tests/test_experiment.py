@@ -160,3 +160,17 @@ def test_method_table_adds_a_row_with_one_entry(tmp_path, monkeypatch):
     for key in ("accuracy", "within_one", "epe", "source_accuracy"):
         assert r["per_seed"]["zero"][0][key] == pytest.approx(r["per_seed"]["identity"][0][key])
     assert "| zero shift |" in (tmp_path / "results.md").read_text()
+
+
+def test_fresh_training_pairs_every_step_run_end_to_end_and_reproduce():
+    cfg = tiny_config(n_train_pairs=None)
+    data = make_data(cfg, seed=0)
+    assert isinstance(data.target_train, data_utils.PairSampler)
+    assert "labels" not in data.target_train.keys()
+    methods = ("source", "mcd_pemd", "oracle")
+    a = run_experiment(cfg, methods=methods, seeds=(1,), out_dir=None, progress=False)
+    b = run_experiment(cfg, methods=methods, seeds=(1,), out_dir=None, progress=False)
+    for m in methods:
+        assert a["per_seed"][m][0]["accuracy"] == b["per_seed"][m][0]["accuracy"], m
+    with pytest.raises(ValueError, match="n_train_pairs"):
+        tiny_config(n_train_pairs=0)

@@ -132,3 +132,43 @@ def test_shipped_network_reproduces_its_manifest_metrics(name):
     for key in ("accuracy", "within_one"):
         assert abs(got[key] - want[key]) <= tol, (key, got[key], want[key])
     assert abs(got["epe"] - want["epe"]) <= (1e-6 if same_platform else 0.05)
+
+
+def test_patch_network_round_trips_and_refuses_a_dense_config(tmp_path):
+    from pemd_tutorial.config import PaperConfig
+    from pemd_tutorial.model import ConcatNet
+
+    cfg = PaperConfig(seed=2, logit_scale=0.5)
+    net = ConcatNet(cfg)
+    path = save_model(net, tmp_path / "patch.pt", metadata={"method": "source"})
+    back = load_model(path, cfg.replace(lr=0.1))  # training settings may differ
+    assert isinstance(back, ConcatNet) and back.config.to_dict() == cfg.to_dict()
+    x = torch.rand(3, 1, 36, 36, generator=torch.Generator().manual_seed(0))
+    net.eval()
+    with torch.no_grad():
+        for a, b in zip(net(x, x), back(x, x), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"logit_scale=0.5 \(expected 1.0\)"):
+        load_model(path, cfg.replace(logit_scale=1.0))
+    with pytest.raises(TypeError, match="holds a ConcatNet"):
+        load_model(path, TINY)
+
+
+def test_shipped_patch_networks_are_listed_and_reproduce_their_manifest():
+    from pemd_tutorial.config import PaperConfig
+    from pemd_tutorial.paper import evaluation_set, patch_accuracy
+    from pemd_tutorial.pretrained import PAPER_PRETRAINED_NAMES
+
+    manifest = pretrained_manifest("paper")
+    assert {f"paper/{row}" for row in manifest["networks"]} == set(PAPER_PRETRAINED_NAMES)
+    cfg = PaperConfig.from_dict(manifest["config"])
+    assert cfg.to_dict() == PaperConfig.standard(device=cfg.device).to_dict()  # the standard profile
+    test = evaluation_set(cfg, "test", "t2")
+    same_platform = (manifest["machine"]["torch"], manifest["machine"]["cpu_capability"]) == (
+        torch.__version__, torch.backends.cpu.get_cpu_capability())
+    for name in PAPER_PRETRAINED_NAMES:
+        want = manifest["networks"][name.split("/")[1]]["metrics"]["accuracy"]
+        got = patch_accuracy(load_pretrained(name), test)
+        assert abs(got - want) <= (1e-9 if same_platform else 0.005), (name, got, want)
+    with pytest.raises(ValueError, match="'experiment'"):
+        pretrained_manifest("dense")
