@@ -54,13 +54,18 @@ DEFAULT_GRID = (0.01, 0.1, 1.0, 10.0)
 
 
 def _data(cfg: Config, seed: int) -> dict:
-    from data_utils import evaluation_pairs, make_pairs
+    from data_utils import PairSampler, evaluation_pairs, make_pairs
 
     kw = dict(grid=cfg.grid, control_spacing=cfg.control_spacing, size=cfg.image_size,
               max_displacement=cfg.max_displacement, smoothness=cfg.smoothness)
+    if cfg.n_train_pairs is None:  # fresh pairs for every step, as the main job draws them
+        source, target = PairSampler("source", "train", **kw), PairSampler("target", "train", **kw)
+    else:
+        source = make_pairs("source", "train", cfg.n_train_pairs, seed=seed * 1000 + 101, **kw)
+        target = make_pairs("target", "train", cfg.n_train_pairs, seed=seed * 1000 + 202, **kw)
     return {
-        "source": make_pairs("source", "train", cfg.n_train_pairs, seed=seed * 1000 + 101, **kw),
-        "target": make_pairs("target", "train", cfg.n_train_pairs, seed=seed * 1000 + 202, **kw),
+        "source": source,
+        "target": target,
         "source_val": evaluation_pairs("source", "val", cfg.n_val_pairs, **kw).evaluation_view(),
         "target_val": evaluation_pairs("target", "val", cfg.n_val_pairs, **kw).evaluation_view(),
     }

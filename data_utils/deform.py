@@ -32,6 +32,7 @@ def smooth_noise(
     generator: torch.Generator | None = None,
     device=None,
     dtype: torch.dtype = torch.float32,
+    compute_dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
     """Smooth random fields ``(B, C, H, W)`` with maximum absolute value 1 per sample.
 
@@ -39,9 +40,10 @@ def smooth_noise(
     upsampled bicubically (``align_corners=True``) to ``H x W``; each sample is then divided by its
     maximum absolute value. Larger ``spacing`` gives smoother fields. The random numbers are drawn
     on the generator's device (CPU if ``generator`` is ``None``) and moved to ``device`` after.
+    ``compute_dtype``: precision of the upsampling (the random numbers are float64 either way).
     """
     _check_generator(generator, "smooth_noise")
-    dense = _smooth_dense(batch, channels, height, width, spacing, generator, "smooth_noise")
+    dense = _smooth_dense(batch, channels, height, width, spacing, generator, "smooth_noise", compute_dtype)
     peak = dense.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
     out = dense / peak
     return out.to(device=device if device is not None else dense.device, dtype=dtype)

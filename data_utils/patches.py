@@ -248,8 +248,9 @@ class PatchSampler:
         d = grid.displacements()[labels].round().long()  # (N, 2) (dx, dy) in pixels
         rows_m, cols_m = self._window(centres - d.flip(1), half, patch)  # centred at c - d, (row, col)
         moving = self.moving_image[slice_idx[:, None, None], rows_m, cols_m][:, None]
-        fixed = augment_intensity(fixed, generator=g, bias_smoothness=region / 2)
-        moving = augment_intensity(moving, generator=g, bias_smoothness=region / 2)
+        aug = dict(generator=g, bias_smoothness=region / 2, compute_dtype=torch.float32)
+        fixed = augment_intensity(fixed, **aug)
+        moving = augment_intensity(moving, **aug)
         regions = None
         if with_regions:
             rows_r, cols_r = self._window(centres, half + reach, region)

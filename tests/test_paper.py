@@ -242,8 +242,7 @@ def test_paper_config_rejects_bad_lambdas(lambdas, match):
         PaperConfig.standard(lambdas=lambdas)
 
 
-@pytest.mark.parametrize("contrast, sweep",
-                         [("t2", "lambda_paper.json"), ("inter", "lambda_paper_inter.json")])
+@pytest.mark.parametrize("contrast, sweep", [("t2", "lambda_paper.json")])
 def test_standard_lambdas_are_the_ones_the_validation_sweep_chose(contrast, sweep):
     from pathlib import Path
 
@@ -392,3 +391,15 @@ def test_cli_honours_methods_device_and_checkpoints(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["paper", "--profile", "quick", "--out", str(out), *bad])
         assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"n_train": 16, "batch_size": 32}, ValueError, "'n_train' must be >= 32"),
+    ({"source_steps": -1}, ValueError, "'source_steps'"),
+    ({"adapt_steps": 1.5}, TypeError, "'adapt_steps' must be an integer"),
+    ({"logit_scale": 0.0}, ValueError, "'logit_scale'"),
+    ({"deform": 4.0}, ValueError, "'deform'"),
+])
+def test_paper_config_names_what_cannot_work(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        PaperConfig(**kwargs)

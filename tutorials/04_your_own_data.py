@@ -62,7 +62,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from data_utils import load_nifti_pair, make_pairs
+from data_utils import PairSampler, load_nifti_pair
 from data_utils.standin import write_standin_pair
 from pemd_tutorial import adapt, load_pretrained, save_model
 from pemd_tutorial.figures import plot_registration_montage
@@ -222,7 +222,8 @@ if standin is not None:
 # scanner, sequence or species) is a new target domain, and MCD needs no labels for it: only
 # pairs of your fixed and moving images. We resample the moving volume onto the fixed grid
 # (`resample_moving`, the first step of `register`), cut both into slices with `load_nifti_pair`,
-# make unlabelled target pairs from them with random deformations (`make_pairs`), and adapt the
+# draw unlabelled target pairs from them with random deformations (`PairSampler`, new pairs for
+# every step), and adapt the
 # shipped **source-only** network with MCD-pEMD, exactly as the main job does; the labelled
 # source pairs are the embedded T1w → T1w ones. Then we save the network and register with it.
 # (The main job does the same for an aligned pair with `--fixed/--moving`, and trains every method
@@ -234,12 +235,12 @@ on_fixed_grid = resample_moving(FIXED_PATH, MOVING_PATH, OUT / "moving_on_fixed_
 your_slices = load_nifti_pair(FIXED_PATH, on_fixed_grid, axis=2, size=cfg.image_size)
 pair_kw = {"grid": cfg.grid, "control_spacing": cfg.control_spacing, "size": cfg.image_size,
            "max_displacement": cfg.max_displacement, "smoothness": cfg.smoothness}
-target_pairs = make_pairs("target", n_pairs=256, seed=SEED, data=your_slices, **pair_kw)
-source_pairs = make_pairs("source", "train", cfg.n_train_pairs, seed=SEED, **pair_kw)
+target_pairs = PairSampler("target", data=your_slices, **pair_kw)  # fresh unlabelled pairs every step
+source_pairs = PairSampler("source", "train", **pair_kw)
 net = load_pretrained("source", device=DEVICE)
 log = adapt(net, source_pairs, target_pairs, cfg, discrepancy="pemd", steps=ADAPT_STEPS)
 yours = save_model(net, OUT / "mcd_pemd_yours.pt", metadata={"adapted_to": str(MOVING_PATH), "steps": ADAPT_STEPS})
-print(f"{len(your_slices)} slices of yours -> {len(target_pairs)} unlabelled target pairs; "
+print(f"{len(your_slices)} slices of yours -> {ADAPT_STEPS * cfg.batch_size} unlabelled target pairs drawn; "
       f"{ADAPT_STEPS} MCD-pEMD iterations; saved {yours}")
 
 # %%
@@ -258,7 +259,7 @@ if standin is not None and not QUICK:
 # %% [markdown]
 # On the stand-in pair, this short adaptation on the 8 slices of one subject brings the error well
 # below the source-only network's, but not down to that of the shipped MCD-pEMD network, which was
-# adapted for longer on 1,024 pairs from 32 slices. Short adaptations on few slices vary; judge
+# adapted on pairs from 32 slices. Short adaptations on few slices vary; judge
 # your network by the similarities above and by looking at the montages.
 #
 # **Summary.** `register` (or `python -m pemd_tutorial register`) takes two NIfTI files on any
