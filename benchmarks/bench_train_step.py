@@ -11,8 +11,8 @@ size, then times, with the median over ``--repeats`` rounds of ``--steps`` steps
 * **isolated forward + backward** of G, of the cost volume and of the heads, with a random
   upstream gradient (the backward split of the step).
 
-* **pair generation**: drawing a fresh training batch (:func:`data_utils.make_pairs` for the dense
-  network), against the step it feeds.
+* **pair generation**: drawing a fresh training batch (:class:`data_utils.PairSampler` for the
+  dense network), against the step it feeds.
 
 ``--experiment paper`` times the paper experiment's patch network instead
 (:class:`pemd_tutorial.model.ConcatNet`, ``PaperConfig.standard``): a source step, one MCD
@@ -273,7 +273,7 @@ def main(argv=None) -> int:
     if args.experiment == "paper":
         return paper_main(args, argv)
 
-    from data_utils import make_pairs
+    from data_utils import PairSampler, make_pairs
     from pemd_tutorial.loop import make_optimizers
     from pemd_tutorial.model import RegistrationNet
 
@@ -301,12 +301,9 @@ def main(argv=None) -> int:
     bs = source.batch(list(range(cfg.batch_size)))
     results["isolated forward + backward"] = _isolated(model, bs, args.steps, args.repeats)
     gen = torch.Generator().manual_seed(3)
-    def fresh_batch():
-        seed = int(torch.randint(1 << 30, (1,), generator=gen))
-        return make_pairs("source", "train", cfg.batch_size, seed=seed, **kw)
-
-    draw_ms = _median_ms(fresh_batch, args.steps, args.repeats)
-    results["fresh batch of pairs (make_pairs)"] = draw_ms
+    sampler = PairSampler("source", "train", **kw)  # what the training loop draws from
+    draw_ms = _median_ms(lambda: sampler.draw_batch(cfg.batch_size, gen), args.steps, args.repeats)
+    results["fresh batch of pairs (PairSampler.draw_batch)"] = draw_ms
     results["pair generation / source step"] = draw_ms / results["source step, split"]["total"]
     results["MCD iteration"] = {}
     for name in BASE_DISCREPANCIES:

@@ -31,7 +31,7 @@ __all__ = ["PROFILES", "PROFILE_NOTES", "build_paper_parser", "build_parser", "b
 PROFILES = ("auto", "standard", "quick", "full")
 #: What each profile is, printed when the main job starts.
 PROFILE_NOTES = {
-    "standard": "the default: the README's results, about 10 minutes on 2 CPU cores",
+    "standard": "the default: the README's results, about 8 minutes on 2 CPU cores",
     "quick": "a smoke test for CI: about a minute; too short to show any method's effect",
     "full": "opt-in GPU profile, never run end to end: its time and results are unmeasured",
 }
@@ -212,8 +212,9 @@ def build_paper_parser() -> argparse.ArgumentParser:
             "The paper's own experiment: 25-class patch registration with the slides' concatenation "
             "network, fresh training pairs every step, no adaptation, MCD with SWD, L1, pEMD (2 and 16 "
             "angles) and pEMD (16) + SWD, an oracle and the MIND baseline. Writes paper_results.json, "
-            "paper_results.md and paper_accuracy.png. The standard profile takes about 10 minutes on 2 "
-            "CPU cores for 3 seeds (the T2w column); each extra --targets column adds about as much again."
+            "paper_results.md and paper_accuracy.png. The standard profile takes about 9 minutes on 2 "
+            "CPU cores for 3 seeds (the T2w column) and less than 1 GB of memory; each extra --targets "
+            "column adds about 6 minutes."
         ),
     )
     p.add_argument("--profile", choices=("auto", "standard", "quick"), default="auto",
