@@ -321,14 +321,17 @@ PAPER_METHODS: dict[str, tuple[str, str | None, int]] = {
     "oracle": ("oracle (target labels)", None, 0),
 }
 
-#: Step-B weights of the paper experiment's ``standard`` profile, per row. Chosen on the T2w
-#: *validation* patches with the collapse rule by ``benchmarks/tune_lambda_paper.py --contrast t2``
-#: (seed 0, grid 0.03 / 0.1 / 0.3 / 1, ``benchmarks/results/lambda_paper.json``; never on the test
-#: patches); the other target contrasts use the same values (not swept for them). A key
-#: ``"contrast/row"`` would set a contrast's own value; the plain discrepancy keys are the same
-#: choices, for :meth:`PaperConfig.lam`.
+#: Step-B weights of the paper experiment's ``standard`` profile, per row. Chosen on each target
+#: contrast's *validation* patches with the collapse rule by ``benchmarks/tune_lambda_paper.py``
+#: (seed 0, grid 0.03 / 0.1 / 0.3 / 1; never on the test patches): the plain row keys for T2w
+#: (``--contrast t2``, ``benchmarks/results/lambda_paper.json``), the ``"inter/<row>"`` keys for the
+#: intermediate-weighted target (``--contrast inter``, ``lambda_paper_inter.json``). The PD-weighted
+#: target uses the T2w values (not swept). The plain discrepancy keys repeat the T2w choices, for
+#: :meth:`PaperConfig.lam`.
 PAPER_STANDARD_LAMBDAS: dict[str, float] = {
     "mcd_swd": 0.03, "mcd_l1": 0.3, "mcd_pemd2": 0.3, "mcd_pemd16": 0.3, "mcd_pemd16_swd": 0.3,
+    "inter/mcd_swd": 0.03, "inter/mcd_l1": 0.03, "inter/mcd_pemd2": 0.3, "inter/mcd_pemd16": 0.1,
+    "inter/mcd_pemd16_swd": 0.03,
     "swd": 0.03, "l1": 0.3, "pemd": 0.3, "pemd+swd": 0.3,
 }
 

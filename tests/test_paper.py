@@ -242,7 +242,8 @@ def test_paper_config_rejects_bad_lambdas(lambdas, match):
         PaperConfig.standard(lambdas=lambdas)
 
 
-@pytest.mark.parametrize("contrast, sweep", [("t2", "lambda_paper.json")])
+@pytest.mark.parametrize("contrast, sweep",
+                         [("t2", "lambda_paper.json"), ("inter", "lambda_paper_inter.json")])
 def test_standard_lambdas_are_the_ones_the_validation_sweep_chose(contrast, sweep):
     from pathlib import Path
 
