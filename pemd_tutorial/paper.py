@@ -177,6 +177,15 @@ def run_paper_experiment(
     source_val = evaluation_set(cfg, "val", "t1")
     source_test = evaluation_set(cfg, "test", "t1")
 
+    samplers: dict[tuple, Any] = {}
+
+    def pairs_for(scfg: PaperConfig, contrast: str, labelled: bool):
+        # one sampler (or pool) per seed, contrast and labelling, shared by every row that trains on it
+        key = (scfg.seed, contrast, labelled)
+        if key not in samplers:
+            samplers[key] = training_pairs(scfg, contrast, labelled=labelled)
+        return samplers[key]
+
     def ckpt(seed: int, *parts: str):
         return None if checkpoint_dir is None else Path(checkpoint_dir, f"seed{seed}", *parts)
 
@@ -189,7 +198,7 @@ def run_paper_experiment(
             scfg = cfg.replace(seed=seed)
             net = ConcatNet(scfg).to(device)
             t0 = time.perf_counter()
-            log = train_source(net, training_pairs(scfg, "t1", labelled=True), scfg, val=source_val,
+            log = train_source(net, pairs_for(scfg, "t1", True), scfg, val=source_val,
                                checkpoint_dir=ckpt(seed), resume=resume, progress=progress)
             bases[seed] = (net, log, time.perf_counter() - t0)
         return bases[seed]
@@ -212,7 +221,7 @@ def run_paper_experiment(
                 t0 = time.perf_counter()
                 if m == "oracle":
                     net = ConcatNet(scfg).to(device)
-                    log = train_oracle(net, training_pairs(scfg, contrast, labelled=True), scfg,
+                    log = train_oracle(net, pairs_for(scfg, contrast, True), scfg,
                                        val=target_val, checkpoint_dir=ckpt(seed, contrast), resume=resume,
                                        progress=progress)
                     seconds = time.perf_counter() - t0
@@ -221,8 +230,7 @@ def run_paper_experiment(
                     net = copy.deepcopy(base)
                     if disc is not None:
                         t0 = time.perf_counter()
-                        log = adapt(net, training_pairs(scfg, "t1", labelled=True),
-                                    training_pairs(scfg, contrast, labelled=False), scfg,
+                        log = adapt(net, pairs_for(scfg, "t1", True), pairs_for(scfg, contrast, False), scfg,
                                     discrepancy=disc, lam=cfg.lambda_for(m, contrast),
                                     angles=angles_between(n_angles) if n_angles else None, phase=m,
                                     val=target_val, checkpoint_dir=ckpt(seed, contrast), resume=resume,

@@ -46,7 +46,16 @@ import torch.nn.functional as F
 from pemd_tutorial.config import DISCREPANCY_NAMES, Config, PaperConfig
 from pemd_tutorial.discrepancies import scaled_discrepancy
 from pemd_tutorial.evaluate import label_accuracy
-from pemd_tutorial.loop import batch_source, make_optimizers, model_device, pair_keys, phase_seed, run_phase
+from pemd_tutorial.loop import (
+    AnyConfig,
+    Network,
+    batch_source,
+    make_optimizers,
+    model_device,
+    pair_keys,
+    phase_seed,
+    run_phase,
+)
 from pemd_tutorial.model import ConcatNet, RegistrationNet
 
 __all__ = ["adapt", "control_point_rows", "masked_ce", "mcd_step_a", "mcd_step_b", "mcd_step_c",
@@ -57,8 +66,6 @@ TARGET_KEYS = ("fixed", "moving", "mask")
 
 #: ``D(p, q)`` on ``(M, L)`` probability rows -> a 0-dim tensor.
 DiscrepancyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Network = RegistrationNet | ConcatNet
-AnyConfig = Config | PaperConfig
 Optimizers = dict[str, torch.optim.Optimizer]
 
 
