@@ -1,32 +1,32 @@
-"""Choose the step-B weight lambda of each discrepancy on the target *validation* split.
+"""Choose the step-B weight λ of each discrepancy without target labels (and report what labels would pick).
 
-Protocol (the one documented in the README and in :mod:`pemd_tutorial.config`):
+Protocol (the one documented in docs/selection.md):
 
-1. For each seed ``s``: the training pairs of the main job (source ``s * 1000 + 101``, target
-   ``s * 1000 + 202``, as :func:`pemd_tutorial.experiment.make_data`), the fixed *validation*
-   evaluation sets of both domains (:func:`data_utils.evaluation_pairs` ``split="val"``). The
-   test split is never built here.
+1. For each seed ``s``: the main job's training data (fresh pairs every step, or a fixed pool), the
+   fixed *validation* evaluation sets of both domains (:func:`data_utils.evaluation_pairs`
+   ``split="val"``, target contrast ``cfg.target_contrast``). The test split is never built here.
 2. A source-only network (``train_source``, ``cfg.source_steps``) per seed.
-3. For every discrepancy and every lambda of a log grid, a copy of that network is adapted
-   (``adapt``, ``cfg.adapt_steps``), then scored on the validation pairs: target label accuracy
-   (the selection criterion), source label accuracy (the collapse check) and the discrepancy
-   between F1 and F2 on the target pairs (needs no labels).
-4. **Collapse rule**: a lambda whose adaptation lowers the mean source validation accuracy by more
-   than ``--max-source-drop`` (default 0.10, i.e. 10 points) below the source-only network's is
-   not eligible (too large a lambda makes the heads disagree everywhere and training collapses).
-5. Per discrepancy, the eligible lambda with the best mean target validation accuracy over seeds is
-   chosen. This uses target *validation* labels, as is common in domain-adaptation papers, but a
-   user without any target label could not do it; so the sweep also reports what a **label-free
-   rule** would choose: the eligible lambda with the lowest mean target discrepancy after
-   adaptation.
+3. For every discrepancy and every λ of its grid, a copy of that network is adapted (``adapt``,
+   ``cfg.adapt_steps``), then scored on the validation pairs: the **label-free scores** of
+   :func:`pemd_tutorial.selection.label_free_scores` on the *unlabelled* target validation pairs
+   (MIND-SSD and NMI after warping, information maximisation, soft neighbourhood density), the
+   source validation accuracy (the collapse check; source labels are allowed) and, for reference
+   only, the target validation accuracy (target labels: never used to choose).
+4. **Collapse rule**: a λ whose adaptation lowers the mean source validation accuracy by more than
+   ``--max-source-drop`` (default 0.10, i.e. 10 points) below the source-only network's is not
+   eligible.
+5. Per discrepancy and per score, :func:`pemd_tutorial.selection.choose_lambda` picks the eligible λ
+   with the best mean score over seeds. The λ that target validation labels would pick is reported
+   beside it, as a reference.
 
 Discrepancies are normalised as in :func:`pemd_tutorial.discrepancies.scaled_discrepancy` (total variation
 for L1, SWD x L/2, projected EMD in label steps), so the same grid fits all three.
 
 Usage::
 
-    python benchmarks/tune_lambda.py --profile standard --seeds 0 1 --grid 0.1 0.3 1 3
-    python benchmarks/tune_lambda.py --profile standard --seeds 0 1 --grid-pemd 0.7 --extend
+    python benchmarks/tune_lambda.py --profile standard --seeds 0 1 2 --grid-l1 1 2 3 5 \\
+        --grid-pemd 0.3 0.5 0.7 1 --grid-swd 1 10 --no-oracle
+    python benchmarks/tune_lambda.py --profile standard --set target_contrast='"flair"' ...
 
 ``--jobs`` runs the adaptation grid in that many worker processes (useful on a GPU, whose small
 kernels leave it mostly idle for one process). Results are written after every finished run.
@@ -49,6 +49,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pemd_tutorial.config import BASE_DISCREPANCIES, Config  # noqa: E402
+from pemd_tutorial.selection import HIGHER_IS_BETTER, SCORES, choose_lambda, label_free_scores  # noqa: E402
 
 DEFAULT_GRID = (0.01, 0.1, 1.0, 10.0)
 
@@ -58,16 +59,19 @@ def _data(cfg: Config, seed: int) -> dict:
 
     kw = dict(grid=cfg.grid, control_spacing=cfg.control_spacing, size=cfg.image_size,
               max_displacement=cfg.max_displacement, smoothness=cfg.smoothness)
+    tkw = {**kw, "moving_contrast": cfg.target_contrast}
     if cfg.n_train_pairs is None:  # fresh pairs for every step, as the main job draws them
-        source, target = PairSampler("source", "train", **kw), PairSampler("target", "train", **kw)
+        source, target = PairSampler("source", "train", **kw), PairSampler("target", "train", **tkw)
     else:
         source = make_pairs("source", "train", cfg.n_train_pairs, seed=seed * 1000 + 101, **kw)
-        target = make_pairs("target", "train", cfg.n_train_pairs, seed=seed * 1000 + 202, **kw)
+        target = make_pairs("target", "train", cfg.n_train_pairs, seed=seed * 1000 + 202, **tkw)
+    target_val = evaluation_pairs("target", "val", cfg.n_val_pairs, **tkw)
     return {
         "source": source,
         "target": target,
         "source_val": evaluation_pairs("source", "val", cfg.n_val_pairs, **kw).evaluation_view(),
-        "target_val": evaluation_pairs("target", "val", cfg.n_val_pairs, **kw).evaluation_view(),
+        "target_val": target_val.evaluation_view(),
+        "target_val_unlabelled": target_val,  # what the label-free scores read
     }
 
 
@@ -103,7 +107,8 @@ def source_job(cfg_dict: dict, seed: int, state_path: str, threads: int) -> dict
     seconds = time.perf_counter() - t0
     torch.save(model.state_dict(), state_path)
     return {"seed": seed, "method": "source_only", "target_val_acc": _accuracy(model, d["target_val"]),
-            "source_val_acc": _accuracy(model, d["source_val"]), "seconds": seconds}
+            "source_val_acc": _accuracy(model, d["source_val"]), "seconds": seconds,
+            **label_free_scores(model, d["target_val_unlabelled"])}
 
 
 def oracle_job(cfg_dict: dict, seed: int, threads: int) -> dict:
@@ -154,42 +159,47 @@ def adapt_job(cfg_dict: dict, seed: int, name: str, lam: float, state_path: str,
         "target_val_acc": vals[-1], "target_val_acc_max": max(vals),
         "target_val_curve": vals, "source_val_acc": _accuracy(net, d["source_val"]),
         "target_val_discrepancy": _target_discrepancy(net, d["target_val"], cfg, name),
+        **label_free_scores(net, d["target_val_unlabelled"]),
         "disc_b_last": log[-1]["disc_b"], "disc_c_last": log[-1]["discrepancy"],
         "source_ce_last": log[-1]["source_ce"], "seconds": seconds,
     }
 
 
 def choose(rows: list[dict], names, grids: dict, source_only: list[dict], max_drop: float) -> dict:
-    """Per discrepancy: the eligible lambda with the best mean target val accuracy ("lam"), and the
-    eligible lambda with the lowest mean target discrepancy after adaptation ("label_free_lam").
-
-    Eligible: the mean source val accuracy after adaptation is at most ``max_drop`` below the mean
-    source val accuracy of the source-only networks of the same seeds.
-    """
+    """Per discrepancy: the λ of every label-free score (:func:`choose_lambda`), and for reference the
+    eligible λ with the best mean target validation accuracy (``"by_target_labels"``)."""
     src = {r["seed"]: r["source_val_acc"] for r in source_only}
+    if not src:
+        return {}
+    reference = sum(src.values()) / len(src)
     out = {}
     for name in names:
         table = {}
         for lam in grids[name]:
             runs = [r for r in rows if r["discrepancy"] == name and r["lam"] == lam and r["seed"] in src]
-            if not runs:
+            if len(runs) < len(src):  # every seed of the source-only networks, or not yet
                 continue
-            mean = lambda key, runs=runs: sum(r[key] for r in runs) / len(runs)  # noqa: E731
-            drop = sum(src[r["seed"]] - r["source_val_acc"] for r in runs) / len(runs)
-            table[lam] = {"target_val_acc": mean("target_val_acc"), "source_val_acc": mean("source_val_acc"),
-                          "source_drop": drop, "eligible": drop <= max_drop,
-                          "target_val_discrepancy": mean("target_val_discrepancy"), "n_seeds": len(runs)}
-        eligible = {k: v for k, v in table.items() if v["eligible"]}
-        entry = {"grid": {str(k): v for k, v in table.items()}}
-        if eligible:
-            best = max(eligible, key=lambda k: (eligible[k]["target_val_acc"], -k))  # ties: the smaller
-            free = min(eligible, key=lambda k: (eligible[k]["target_val_discrepancy"], k))
-            lams = sorted(table)
-            entry.update({
-                "lam": best, "mean_target_val_acc": eligible[best]["target_val_acc"],
-                "interior": lams[0] < best < lams[-1],  # a tested lambda on each side of the choice
-                "label_free_lam": free, "label_free_target_val_acc": eligible[free]["target_val_acc"],
-            })
+            keys = ("target_val_acc", "source_val_acc", "target_val_discrepancy", *HIGHER_IS_BETTER)
+            table[lam] = {k: sum(r[k] for r in runs) / len(runs) for k in keys}
+            table[lam]["eligible"] = reference - table[lam]["source_val_acc"] <= max_drop
+        entry: dict = {"grid": {str(k): v for k, v in table.items()}, "source_only_source_val_acc": reference}
+        if table:
+            try:
+                picks = {score: choose_lambda(table, score, reference, max_source_drop=max_drop, name=name)
+                         for score in SCORES}
+            except ValueError as err:
+                entry["error"] = str(err)
+            else:
+                ok = {k: v for k, v in table.items() if v["eligible"]}
+                by_labels = max(sorted(ok), key=lambda k: ok[k]["target_val_acc"])
+                lams = sorted(table)
+                entry.update({
+                    "label_free": {score: {"lam": lam, "target_val_acc": table[lam]["target_val_acc"]}
+                                   for score, lam in picks.items()},
+                    "by_target_labels": {"lam": by_labels,
+                                         "target_val_acc": table[by_labels]["target_val_acc"]},
+                    "interior": {score: lams[0] < lam < lams[-1] for score, lam in picks.items()},
+                })
         out[name] = entry
     return out
 

@@ -1,13 +1,15 @@
-"""Choose λ for the paper experiment on the target *validation* patches, with the collapse rule.
+"""Choose λ for the paper experiment without target labels (protocol: docs/selection.md).
 
 For each discrepancy row of :data:`pemd_tutorial.config.PAPER_METHODS` and each λ of the grid, the
 seed's source-only network is adapted (``PaperConfig.standard``, fresh pairs every step, the
-package's training engine) and scored on the validation
-patches of the target contrast (``--contrast``, target accuracy) and on the T1w validation patches
-(source accuracy). A λ whose
-adaptation lowers the source validation accuracy by more than 10 points below the source-only
-network's is not eligible; among the eligible ones the best target validation accuracy wins. The
-test patches are not touched.
+package's training engine) and scored on the *unlabelled* validation patches of the target contrast
+(``--contrast``) with the label-free scores of :func:`pemd_tutorial.selection.label_free_scores`
+(the MIND-SSD of the fixed patch and the moving patch shifted by the predicted label, NMI,
+information maximisation, soft neighbourhood density), and on the T1w validation patches (source
+accuracy, the collapse rule: a λ lowering it by more than 10 points is not eligible).
+:func:`pemd_tutorial.selection.choose_lambda` picks the λ of every score; the target validation
+accuracy and the λ it would pick are recorded as a reference only. The test patches are not
+touched.
 
     python benchmarks/tune_lambda_paper.py --lambdas 0.03 0.1 0.3 1 --seed 0 --contrast t2 \
         --set adapt_steps=200 val_every=50
@@ -34,6 +36,7 @@ import torch
 from pemd_tutorial.config import PAPER_METHODS, PaperConfig
 from pemd_tutorial.model import ConcatNet
 from pemd_tutorial.paper import angles_between, evaluation_set, patch_accuracy, training_pairs
+from pemd_tutorial.selection import SCORES, choose_lambda, label_free_scores
 from pemd_tutorial.training import adapt, train_source
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -67,7 +70,9 @@ def main() -> None:
     t0 = time.perf_counter()
     base = ConcatNet(cfg)
     train_source(base, source, cfg, progress=False)
-    ref = {"target_val": patch_accuracy(base, val_t), "source_val": patch_accuracy(base, val_s)}
+    unlabelled = val_t.without_labels()
+    ref = {"target_val": patch_accuracy(base, val_t), "source_val": patch_accuracy(base, val_s),
+           **label_free_scores(base, unlabelled)}
     print(f"source only: target val {100 * ref['target_val']:.1f} %, "
           f"source val {100 * ref['source_val']:.1f} %")
     rows: dict[str, dict] = {}
@@ -83,14 +88,22 @@ def main() -> None:
             tv, sv = patch_accuracy(net, val_t), patch_accuracy(net, val_s)
             eligible = sv >= ref["source_val"] - 0.10
             curve = [[r["step"], r["val_acc"]] for r in log if r.get("val_acc") is not None]
-            grid[str(lam)] = {"target_val": tv, "source_val": sv, "eligible": eligible,
-                              "target_val_curve": curve}
-            print(f"{label:22s} λ {lam:<5g} target val {100 * tv:5.1f} %  source val {100 * sv:5.1f} %"
-                  f"{'' if eligible else '  (collapse: not eligible)'}", flush=True)
+            scores = label_free_scores(net, unlabelled)
+            grid[str(lam)] = {"target_val": tv, "source_val": sv, "source_val_acc": sv, "eligible": eligible,
+                              "target_val_curve": curve, **scores}
+            print(f"{label:22s} λ {lam:<5g} target val {100 * tv:5.1f} %  source val {100 * sv:5.1f} %  "
+                  + "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
+                  + f"{'' if eligible else '  (collapse: not eligible)'}", flush=True)
         ok = {lam: r for lam, r in grid.items() if r["eligible"]}
-        # ascending λ, so that a tie goes to the smaller weight
-        chosen = max(sorted(ok, key=float), key=lambda lam: ok[lam]["target_val"]) if ok else None
-        rows[method] = {"label": label, "grid": grid, "chosen": None if chosen is None else float(chosen)}
+        # reference only: what target validation labels would pick (ties: the smaller weight)
+        by_labels = max(sorted(ok, key=float), key=lambda lam: ok[lam]["target_val"]) if ok else None
+        table = {float(k): v for k, v in grid.items()}
+        try:
+            picks = {sc: choose_lambda(table, sc, ref["source_val"], name=method) for sc in SCORES}
+        except ValueError as err:
+            picks = {"error": str(err)}
+        rows[method] = {"label": label, "grid": grid, "label_free": picks,
+                        "by_target_labels": None if by_labels is None else float(by_labels)}
     out = {
         "command": "python benchmarks/tune_lambda_paper.py " + " ".join(
             ["--lambdas", *map(str, args.lambdas), "--seed", str(seed), "--contrast", args.contrast,

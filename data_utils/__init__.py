@@ -6,7 +6,8 @@ The displacement label grid and every coordinate convention are defined in :mod:
 Modules, in data-flow order:
 
 * :mod:`data_utils.embedded`: :func:`load_embedded` (48 MNI152 slices: real T1w, spin-echo T2w/PD
-  simulated from tissue maps; train/val/test by position with gaps), :func:`split_slices`.
+  simulated from tissue maps,
+  FLAIR-like by inversion recovery; train/val/test by position with gaps), :func:`split_slices`.
 * :mod:`data_utils.deform`: :func:`random_deformation` (smooth, bounded, fold-free, seeded) and
   :func:`warp` (backward warping, ``warped(x) = image(x + u(x))``).
 * :mod:`data_utils.intensity`: :func:`augment_intensity` (gamma/contrast, bias field, Rician noise).
@@ -24,6 +25,7 @@ from data_utils.embedded import (
     SPLITS,
     EmbeddedSlices,
     embedded_file_sha256,
+    inversion_recovery,
     load_embedded,
     resize_images,
     spin_echo,
@@ -31,7 +33,7 @@ from data_utils.embedded import (
 )
 from data_utils.figures import control_to_dense, plot_pair_montage
 from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
-from data_utils.intensity import augment_intensity, bias_field, gamma_jitter, rician_noise
+from data_utils.intensity import augment_intensity, bias_field, gamma_jitter, invert_foreground, rician_noise
 from data_utils.nifti import NiftiSlices, SliceGeometry, load_nifti_pair, read_nifti_volume, save_nifti
 from data_utils.pairs import (
     DOMAINS,
@@ -56,6 +58,7 @@ __all__ = [
     "load_embedded",
     "resize_images",
     "spin_echo",
+    "inversion_recovery",
     "split_slices",
     "identity_grid",
     "jacobian_determinant",
@@ -65,6 +68,7 @@ __all__ = [
     "augment_intensity",
     "bias_field",
     "gamma_jitter",
+    "invert_foreground",
     "rician_noise",
     "DOMAINS",
     "EVALUATION_SEEDS",

@@ -123,6 +123,19 @@ class PairDataset(Dataset):
         return PairDataset(self.domain, self.grid, self.control_spacing, {**self._data, **self._hidden},
                            is_evaluation_view=True)
 
+    def with_moving(self, transform) -> PairDataset:
+        """The same pairs with every moving image replaced by ``transform(moving)``.
+
+        ``transform`` maps the ``(N, 1, H, W)`` stack of moving images to a stack of the same shape,
+        e.g. :func:`data_utils.intensity.invert_foreground`; labels and masks are unchanged.
+        """
+        moving = transform(self._data["moving"])
+        if not isinstance(moving, torch.Tensor) or moving.shape != self._data["moving"].shape:
+            raise ValueError("PairDataset.with_moving() 'transform' must return a tensor of the moving "
+                             f"images' shape {tuple(self._data['moving'].shape)}")
+        return PairDataset(self.domain, self.grid, self.control_spacing, {**self._data, "moving": moving},
+                           self._hidden, is_evaluation_view=self.is_evaluation_view)
+
     def to(self, device) -> PairDataset:
         """A copy with every tensor on ``device``."""
         return PairDataset(

@@ -107,6 +107,16 @@ class PatchPairs:
             raise ValueError("PatchPairs.evaluation_view(): these pairs carry no labels")
         return self
 
+    def with_moving(self, transform) -> PatchPairs:
+        """The same pairs with the moving patches (and the moving regions) replaced by ``transform(x)``,
+        e.g. :func:`data_utils.intensity.invert_foreground`; labels are unchanged."""
+        moving = transform(self.moving)
+        if not isinstance(moving, torch.Tensor) or moving.shape != self.moving.shape:
+            raise ValueError("PatchPairs.with_moving() 'transform' must return a tensor of the moving "
+                             f"patches' shape {tuple(self.moving.shape)}")
+        regions = None if self.moving_regions is None else transform(self.moving_regions[:, None])[:, 0]
+        return PatchPairs(self.fixed, moving, self.labels, self.grid, regions)
+
     def candidates(self, k: int) -> torch.Tensor:
         """The 25 moving patches of pair ``k``, one per label (in label order): ``(25, P, P)``."""
         if self.moving_regions is None:

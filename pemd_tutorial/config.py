@@ -40,6 +40,7 @@ __all__ = [
     "QUICK_LAMBDAS",
     "STANDARD_LAMBDAS",
     "TARGET_CONTRASTS",
+    "DENSE_TARGET_CONTRASTS",
     "Config",
     "PaperConfig",
 ]
@@ -49,7 +50,8 @@ __all__ = [
 BASE_DISCREPANCIES = ("l1", "swd", "pemd")
 #: Names accepted by ``adapt(..., discrepancy=...)`` and as keys of :attr:`Config.lambdas`:
 #: ``"pemd+swd"`` is the sum of the two (the paper's best row, used by the paper experiment).
-DISCREPANCY_NAMES = (*BASE_DISCREPANCIES, "pemd+swd")
+#: ``"pemd_shuffled"`` is a control: the projected EMD on a shuffled label grid (opt-in row).
+DISCREPANCY_NAMES = (*BASE_DISCREPANCIES, "pemd+swd", "pemd_shuffled")
 
 # Chosen for the standard profile on the target *validation* split by benchmarks/tune_lambda.py
 # (seeds 0 and 1, G (16, 32), fresh pairs every step, 400 source steps, 150 adaptation steps;
@@ -63,6 +65,11 @@ STANDARD_LAMBDAS = {"l1": 3.0, "swd": 1.0, "pemd": 0.7}
 # The quick smoke profile and the untested full profile use the same values.
 QUICK_LAMBDAS = dict(STANDARD_LAMBDAS)
 FULL_LAMBDAS = dict(STANDARD_LAMBDAS)
+
+
+#: Target contrasts of the main job (moving images of the target domain, simulated from the
+#: embedded tissue maps by :func:`data_utils.load_embedded`) and their display names.
+DENSE_TARGET_CONTRASTS: dict[str, str] = {"t2": "T2w", "flair": "FLAIR-like", "pd": "PD-weighted"}
 
 
 def _is_int(x) -> bool:
@@ -107,6 +114,10 @@ class Config:
         seed: seeds the network initialisation, the batch sampling and the SWD directions.
         device: torch device string used by the main job.
         checkpoint_every: write a checkpoint every so many steps (when a directory is given).
+
+    Target domain:
+        target_contrast: the moving contrast of the target domain, a key of
+            :data:`DENSE_TARGET_CONTRASTS` (``"t2"``, the default; ``"flair"``, ``"pd"``).
     """
 
     image_size: int = 48
@@ -134,6 +145,7 @@ class Config:
     seed: int = 0
     device: str = "cpu"
     checkpoint_every: int = 20
+    target_contrast: str = "t2"
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
@@ -174,6 +186,9 @@ class Config:
             raise ValueError(
                 f"Config 'channels' must be a non-empty tuple of integers >= 1, got {self.channels!r}"
             )
+        if self.target_contrast not in DENSE_TARGET_CONTRASTS:
+            raise ValueError(f"Config 'target_contrast' must be one of {list(DENSE_TARGET_CONTRASTS)}, "
+                             f"got {self.target_contrast!r}")
         if self.metric not in ("dot", "ssd"):
             raise ValueError(f"Config 'metric' must be 'dot' or 'ssd', got {self.metric!r}")
         # the grid: control points must tile the image, features must tile it too
@@ -225,11 +240,14 @@ class Config:
         return check_control_spacing(self.image_size, self.image_size, self.control_spacing)
 
     def lam(self, discrepancy: str) -> float:
-        """The step-B weight of ``discrepancy`` (``ValueError`` for an unknown name)."""
+        """The step-B weight of ``discrepancy`` (``ValueError`` for an unknown name); the control
+        ``"pemd_shuffled"`` takes ``"pemd"``'s unless it has its own."""
         if discrepancy not in DISCREPANCY_NAMES:
             raise ValueError(
                 f"'discrepancy' must be one of {list(DISCREPANCY_NAMES)}, got {discrepancy!r}"
             )
+        if discrepancy == "pemd_shuffled" and discrepancy not in self.lambdas:
+            return self.lam("pemd")  # the control runs with the weight of the method it controls
         if discrepancy not in self.lambdas:
             raise ValueError(f"Config 'lambdas' has no value for {discrepancy!r}")
         return float(self.lambdas[discrepancy])

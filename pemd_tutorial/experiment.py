@@ -41,10 +41,11 @@ from typing import Any
 
 import torch
 
-from pemd_tutorial.config import Config
+from pemd_tutorial.config import DENSE_TARGET_CONTRASTS, Config
 from pemd_tutorial.evaluate import evaluate_probs, identity_probs, mean_std
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "METHOD_NAMES", "METHOD_TABLE", "ExperimentData", "Method",
+__all__ = ["DEFAULT_METHODS", "METHODS", "METHOD_NAMES", "METHOD_TABLE", "OPT_IN_METHODS", "ExperimentData",
+           "Method",
            "MethodResult", "SeedRun", "load_user_slices", "make_data", "run_experiment", "summarise"]
 
 #: Metrics summarised over seeds (higher is better except ``epe``).
@@ -98,19 +99,22 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
 
     kw = _pair_kwargs(cfg)
 
-    def training(domain: str, data=None):
+    def training(domain: str, data=None, **pair_kw):
+        pair_kw = pair_kw or kw
         if cfg.n_train_pairs is None:  # fresh pairs for every step, drawn by the training phase
-            return PairSampler(domain, "train", data=data, **kw)
+            return PairSampler(domain, "train", data=data, **pair_kw)
         seed_k = seed * 1000 + (_SOURCE_SEED if domain == "source" else _TARGET_SEED)
-        return make_pairs(domain, "train", cfg.n_train_pairs, seed=seed_k, data=data, **kw)
+        return make_pairs(domain, "train", cfg.n_train_pairs, seed=seed_k, data=data, **pair_kw)
 
     source_train = training("source")
     source_test = evaluation_pairs("source", "test", cfg.n_test_pairs, **kw).evaluation_view()
     if user_slices is None:
-        target_train = training("target")
-        target_val = evaluation_pairs("target", "val", cfg.n_val_pairs, **kw).evaluation_view()
-        target_test = evaluation_pairs("target", "test", cfg.n_test_pairs, **kw).evaluation_view()
-        desc = "embedded MNI152 slices: fixed T1w (deformed), moving simulated T2w"
+        tkw = {**kw, "moving_contrast": cfg.target_contrast}
+        target_train = training("target", **tkw)
+        target_val = evaluation_pairs("target", "val", cfg.n_val_pairs, **tkw).evaluation_view()
+        target_test = evaluation_pairs("target", "test", cfg.n_test_pairs, **tkw).evaluation_view()
+        desc = ("embedded MNI152 slices: fixed T1w (deformed), moving simulated "
+                f"{DENSE_TARGET_CONTRASTS[cfg.target_contrast]}")
     else:
         train, val, test = user_slices
         target_train = training("target", data=train)
@@ -254,7 +258,7 @@ class MethodResult:
         log: the training log (``None`` when nothing was trained).
         heads: F1's and F2's probabilities of the first test pair (figures), or ``None``.
         extra_time_s: training time spent before the call that belongs to this method (the shared
-            source-only training of the MCD rows).
+            source-only training of the MCD rows and of the inverted-contrast row).
         inference_time_s: seconds a training-free method took (``None`` for networks).
     """
 
@@ -305,6 +309,21 @@ def _run_source(run: SeedRun) -> MethodResult:
     return _network_result(model, run, log)
 
 
+def _run_inverted(run: SeedRun) -> MethodResult:
+    """The trivial trick: the seed's source-only network on the moving images inverted on their
+    foreground (:func:`data_utils.invert_foreground`); no training beyond the source network's."""
+    from data_utils import invert_foreground
+    from pemd_tutorial.evaluate import predict
+
+    source, _, seconds = _source_model(run)
+    t0 = time.perf_counter()
+    p1, p2 = predict(source, run.data.target_test.with_moving(invert_foreground))
+    q1, q2 = predict(source, run.data.source_test)
+    # its network is the source row's: that training time is this row's too
+    return MethodResult(0.5 * (p1 + p2), 0.5 * (q1 + q2), None, None, (p1[:1], p2[:1]),
+                        extra_time_s=seconds, inference_time_s=time.perf_counter() - t0)
+
+
 def _mcd(discrepancy: str) -> Callable[[SeedRun], MethodResult]:
     def run_mcd(run: SeedRun) -> MethodResult:
         from pemd_tutorial.training import adapt
@@ -345,16 +364,21 @@ class Method:
 METHOD_TABLE: dict[str, Method] = {
     "mind": Method("MIND baseline (no training)", _run_mind),
     "source": Method("source only", _run_source),
+    "inverted": Method("source only, moving inverted", _run_inverted),
     "mcd_l1": Method("MCD-L1", _mcd("l1")),
     "mcd_swd": Method("MCD-SWD", _mcd("swd")),
     "mcd_pemd": Method("MCD-pEMD", _mcd("pemd")),
     "oracle": Method("oracle (target labels)", _run_oracle),
+    "mcd_pemd_shuffled": Method("MCD-pEMD, shuffled label grid (control)", _mcd("pemd_shuffled")),
 }
 #: Display names of the methods, in table order.
 METHOD_NAMES = {"identity": "identity (no registration)", **{k: m.label for k, m in METHOD_TABLE.items()}}
 #: Methods ``run_experiment`` accepts (``identity`` is always added as a reference row).
 METHODS = tuple(METHOD_TABLE)
-DEFAULT_METHODS = METHODS
+#: Opt-in rows (``--methods``): the geometry control of docs/method.md.
+OPT_IN_METHODS = ("mcd_pemd_shuffled",)
+#: What the main job runs by default.
+DEFAULT_METHODS = tuple(m for m in METHODS if m not in OPT_IN_METHODS)
 
 
 def run_experiment(
@@ -452,8 +476,8 @@ def run_experiment(
             result = METHOD_TABLE[name].run(run)
             seconds = time.perf_counter() - t0 + result.extra_time_s
             row = _score(result.target_probs, result.source_probs, data, cfg_s)
-            if result.model is None:
-                row.update(train_time_s=0.0, inference_time_s=result.inference_time_s)
+            if result.model is None:  # training-free, or reusing another row's network
+                row.update(train_time_s=result.extra_time_s, inference_time_s=result.inference_time_s)
             else:
                 row["train_time_s"] = seconds
             per_seed[name].append({"seed": seed, **row})

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from data_utils.grid import LabelGrid, check_control_spacing
 from pemd_tutorial.correlation import box_filter, cost_volume, smooth_cost
 
-__all__ = ["MIND_NEIGHBOURHOODS", "mind_baseline", "mind_cost", "mind_descriptors", "mind_probs"]
+__all__ = ["MIND_NEIGHBOURHOODS", "mind_baseline", "mind_cost", "mind_descriptors", "mind_patch_costs",
+           "mind_probs"]
 
 # unit offsets (dx, dy) of the patch pairs of each neighbourhood; multiplied by `dilation`
 MIND_NEIGHBOURHOODS: dict[str, tuple[tuple[tuple[int, int], tuple[int, int]], ...]] = {
@@ -209,3 +210,37 @@ def mind_baseline(eval_pairs, cfg, **kwargs) -> torch.Tensor:
     fixed = batch["fixed"].float()
     moving = batch["moving"].float()
     return mind_probs(fixed, moving, cfg.grid, int(cfg.control_spacing), **kwargs).cpu()
+
+
+@torch.no_grad()
+def mind_patch_costs(fixed: torch.Tensor, moving: torch.Tensor, grid: LabelGrid,
+                     margin: int | None = None) -> torch.Tensor:
+    """MIND-SSD of a fixed patch and the moving patch shifted by every label: ``(N, L)``.
+
+    For each label ``d`` of ``grid``: the mean squared difference between the fixed descriptors at
+    ``x`` and the moving descriptors at ``x + d`` over the centre of the patch (``margin`` pixels
+    from every border, default the grid's reach ``R * step``, so that every shift stays inside).
+    The arg-min over labels is the classical patch answer (the paper experiment's MIND row); the
+    cost at a network's predicted label says, without a label, how well that prediction aligns
+    the pair (:mod:`pemd_tutorial.selection`).
+
+    Args:
+        fixed, moving: ``(N, 1, P, P)`` patches.
+        grid: the label grid (integer displacements).
+        margin: pixels left out at every border (``>= R * step``).
+    """
+    if fixed.dim() != 4 or fixed.shape[1] != 1 or moving.shape != fixed.shape:
+        raise ValueError(f"mind_patch_costs() 'fixed' and 'moving' must be (N, 1, P, P) of one shape, got "
+                         f"{tuple(fixed.shape)} and {tuple(moving.shape)}")
+    reach = int(round(grid.max_displacement))
+    m = reach if margin is None else int(margin)
+    p = fixed.shape[-1]
+    if m < reach or 2 * m >= p:
+        raise ValueError(f"mind_patch_costs() 'margin' must be in [{reach}, {(p - 1) // 2}], got {margin!r}")
+    df, dm = mind_descriptors(fixed.float()), mind_descriptors(moving.float())
+    a = df[..., m : p - m, m : p - m]
+    costs = []
+    for dx, dy in grid.displacements().round().long().tolist():
+        b = dm[..., m + dy : p - m + dy, m + dx : p - m + dx]
+        costs.append((a - b).square().mean(dim=(1, 2, 3)))
+    return torch.stack(costs, dim=1)

@@ -22,8 +22,8 @@ volume (e.g. a T2w scan of the same subject, on any voxel grid):
    to the fixed grid in millimetres.
 6. **Write**, in the fixed image's voxel grid and affine: ``moved.nii.gz`` (the moving volume warped
    at its own resolution; slices not registered keep the resampled moving image),
-   ``field.nii.gz`` (the displacement in millimetres along the world axes of the NIfTI affine, a
-   5D vector image ``(X, Y, Z, 1, 3)``; zero outside the registered slices),
+   ``field.nii.gz`` (the displacement in millimetres, a 5D vector image ``(X, Y, Z, 1, 3)`` with
+   intent "vector", zero outside the registered slices, **in ITK's LPS+ convention**: see below),
    ``uncertainty.nii.gz`` (the entropy, in nats, of the label probabilities at each control point,
    interpolated; ``log L`` is a uniform guess), ``montage/slice_<k>.png`` (fixed, moving before,
    moving after, with the fixed image's edges drawn on the moving images) and ``metrics.json``.
@@ -34,8 +34,17 @@ What can be measured without ground truth is printed and stored in ``metrics.jso
 normalised mutual information (NMI, 32 bins) and the MIND-SSD (mean squared difference of MIND
 descriptors) between the fixed image and the moving image before and after registration, over
 the foreground of the registered slices. NMI should go up and MIND-SSD down when registration
-helps. A warning: the world axes of NIfTI are RAS+; ITK and ANTs store displacement fields in
-LPS+, i.e. with the first two components negated.
+helps.
+
+**The field's direction and frame.** For a point ``p`` of the fixed image (world coordinates, mm),
+the field holds the vector ``d(p)`` such that ``p + d(p)`` is the corresponding point of the moving
+image (``moved(p) = moving(p + d(p))``), the convention of ITK's displacement-field transforms. NIfTI
+world axes are RAS+, but ITK, ANTs, ITK-SNAP and 3D Slicer read the components of a displacement
+field with intent "vector" as **LPS+**. So the file holds the LPS+ components
+``(-d_x, -d_y, d_z)`` of the RAS+ vector ``(d_x, d_y, d_z)``, as ANTs writes its own fields, and
+``antsApplyTransforms`` or SimpleITK's ``DisplacementFieldTransform`` apply it to ``moving`` as is
+(a test checks this against ``moved.nii.gz`` with SimpleITK). :attr:`RegistrationResult.field_mm`,
+for Python users, keeps the RAS+ components of the NIfTI world (``nibabel``'s frame).
 """
 
 from __future__ import annotations
@@ -54,6 +63,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
+
 __all__ = [
     "RegistrationResult",
     "display_orientation",
@@ -69,6 +80,8 @@ _FOREGROUND_THRESHOLD = 0.1  # normalised fixed intensity above which a voxel co
 _MIN_FOREGROUND = 0.02  # default slices: at least this share of the slice is foreground
 _FOV_MARGIN = 1.15  # square field of view = larger side of the foreground's bounding box x margin
 _CANONICAL = np.array([[0, 1], [1, 1], [2, 1]])
+#: Multiplying a RAS+ vector by this gives its LPS+ components (ITK's frame), and back.
+RAS_TO_LPS = np.array([-1.0, -1.0, 1.0], dtype=np.float32)
 
 
 @dataclass
@@ -77,7 +90,8 @@ class RegistrationResult:
 
     Attributes:
         moved: the moving volume warped onto the fixed grid, ``(X, Y, Z)`` float32, normalised.
-        field_mm: displacement in millimetres along the world axes, ``(X, Y, Z, 3)``.
+        field_mm: displacement in millimetres along the RAS+ world axes of the NIfTI affine,
+            ``(X, Y, Z, 3)`` (``field.nii.gz`` holds the same vectors in LPS+, for ITK).
         uncertainty: label entropy in nats, ``(X, Y, Z)`` (0 outside the registered slices).
         metrics: the dict written to ``metrics.json``.
         files: name -> path of every file written (empty without ``out``).
@@ -324,29 +338,7 @@ def _sample(slices: np.ndarray, a: np.ndarray, b: np.ndarray, order: int = 1) ->
 # --------------------------------------------------------------------------------------------
 
 
-def normalised_mutual_information(a: np.ndarray, b: np.ndarray, mask: np.ndarray, bins: int = 32) -> float:
-    """``(H(a) + H(b)) / H(a, b)`` over ``mask`` with ``bins`` equal bins on ``[0, 1]`` (1 to 2)."""
-    x, y = a[mask], b[mask]
-    if x.size == 0:
-        return float("nan")
-    joint, _, _ = np.histogram2d(x, y, bins=bins, range=[[0.0, 1.0], [0.0, 1.0]])
-    p = joint / joint.sum()
-
-    def entropy(q: np.ndarray) -> float:
-        q = q[q > 0]
-        return float(-(q * np.log(q)).sum())
-
-    return (entropy(p.sum(1)) + entropy(p.sum(0))) / entropy(p)
-
-
-def mind_ssd(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """Mean squared difference of MIND-SSC descriptors of two ``(N, H, W)`` stacks over ``mask``."""
-    from pemd_tutorial.mind import mind_descriptors
-
-    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[:, None]
-    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))[:, None]
-    d = (mind_descriptors(ta) - mind_descriptors(tb)).square().mean(dim=1).numpy()
-    return float(d[mask].mean()) if mask.any() else float("nan")
+# :func:`normalised_mutual_information` and :func:`mind_ssd` live in :mod:`pemd_tutorial.similarity`.
 
 
 # --------------------------------------------------------------------------------------------
@@ -633,7 +625,8 @@ def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> No
         nib.save(img, str(folder / name))
 
     save(result.moved, "moved.nii.gz")
-    save(result.field_mm[:, :, :, None, :], "field.nii.gz", vector=True)
+    # ITK reads the components of an intent-vector field as LPS+: negate x and y of the RAS+ vectors
+    save(result.field_mm[:, :, :, None, :] * RAS_TO_LPS, "field.nii.gz", vector=True)
     save(result.uncertainty, "uncertainty.nii.gz")
     (folder / "metrics.json").write_text(json.dumps(_finite(result.metrics), indent=1) + "\n")
     if montage:

@@ -103,7 +103,8 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 
 
 #: Paired comparisons reported under the table: (method, baseline).
-PAIRS = (("mcd_pemd", "mcd_swd"), ("mcd_pemd", "source"), ("mcd_pemd", "mcd_l1"), ("oracle", "mind"))
+PAIRS = (("mcd_pemd", "mcd_swd"), ("mcd_pemd", "source"), ("mcd_pemd", "inverted"), ("mcd_pemd", "mcd_l1"),
+         ("oracle", "mind"))
 
 
 def paired_differences(results: Mapping[str, Any], metric: str = "accuracy") -> dict[str, dict[str, Any]]:

@@ -36,6 +36,7 @@ batch accuracy and ``"val_acc"`` (accuracy of the mean of F1 and F2 on ``val``, 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -159,6 +160,12 @@ def _target_discrepancy(
                           control_point_rows(logits2.softmax(1), target_mask))
 
 
+def _norm(grads) -> float:
+    """L2 norm of a sequence of gradients (``None`` entries count as zero)."""
+    total = sum(float(g.detach().double().square().sum()) for g in grads if g is not None)
+    return math.sqrt(total)
+
+
 def mcd_step_a(model: Network, optimizers: Optimizers, source_batch: dict) -> tuple[float, float]:
     """Step A: G, F1, F2 minimise the source cross-entropy of both heads.
 
@@ -194,6 +201,7 @@ def mcd_step_b(
     lam: float,
     *,
     target_cost: torch.Tensor | None = None,
+    gradient_norms: dict | None = None,
 ) -> tuple[float, float]:
     """Step B: G frozen; F1, F2 minimise ``CE_source - lam * D(target)``.
 
@@ -205,6 +213,8 @@ def mcd_step_b(
         discrepancy_fn: ``D(p, q)`` on ``(M, L)`` probability rows (foreground control points).
         lam: the weight of the discrepancy.
         target_cost: optional cost volume of ``target_batch`` by the current G (see :func:`mcd_step_c`).
+        gradient_norms: if a dict, ``"heads_disc"`` is set to the L2 norm of the gradient that
+            ``lam * D`` alone sends into F1 and F2 (one extra backward pass; for diagnostics).
 
     Returns:
         ``(mean CE per head, D on the target batch)``.
@@ -217,6 +227,10 @@ def mcd_step_b(
         target_cost = target_cost.detach()
     ce = _source_ce(*model.classify(source_cost), source_batch)
     d = _target_discrepancy(model, target_cost, target_batch["mask"], discrepancy_fn)
+    if gradient_norms is not None:
+        heads = [p for p in model.head_parameters() if p.requires_grad]
+        grads = torch.autograd.grad(lam * d, heads, retain_graph=True, allow_unused=True)
+        gradient_norms["heads_disc"] = _norm(grads)
     (ce - lam * d).backward()
     optimizers["heads"].step()
     return float(ce.detach()) / 2.0, float(d.detach())
@@ -230,6 +244,7 @@ def mcd_step_c(
     num_k: int,
     *,
     target_cost: torch.Tensor | None = None,
+    gradient_norms: dict | None = None,
 ) -> float:
     """Step C: F1, F2 frozen (``requires_grad`` off, no optimiser step); G minimises D on the
     target batch, ``num_k`` times. Returns D before the last update.
@@ -237,6 +252,9 @@ def mcd_step_c(
     ``target_cost``: the cost volume of ``target_batch`` computed *with* gradients by the current G
     (step B does not change G, so :func:`adapt` computes it once for steps B and C); it replaces the
     first of the ``num_k`` forward passes of G, with the same result.
+
+    ``gradient_norms``: if a dict, ``"generator_disc"`` is set to the L2 norm of the gradient of D
+    with respect to G's parameters in the first of the ``num_k`` updates (for diagnostics).
     """
     heads = model.head_parameters()
     for p in heads:
@@ -248,6 +266,8 @@ def mcd_step_c(
             cost = target_cost if reuse else model.cost(target_batch["fixed"], target_batch["moving"])
             d = _target_discrepancy(model, cost, target_batch["mask"], discrepancy_fn)
             d.backward()
+            if gradient_norms is not None and k == 0:
+                gradient_norms["generator_disc"] = _norm(p.grad for p in model.generator_parameters())
             optimizers["generator"].step()
     finally:
         for p in heads:
@@ -352,6 +372,7 @@ def adapt(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
+    log_gradients: bool = False,
 ) -> list[dict]:
     """Maximum classifier discrepancy (steps A, B, C; see the module docstring).
 
@@ -360,7 +381,7 @@ def adapt(
         source: labelled source pairs.
         target: *unlabelled* target pairs; only ``fixed``, ``moving`` and ``mask`` are read.
         cfg: sizes and hyper-parameters (``num_k``, ``adapt_steps``, ``lambdas``, ...).
-        discrepancy: ``"pemd"``, ``"swd"``, ``"l1"`` or ``"pemd+swd"`` (normalised as in
+        discrepancy: ``"pemd"``, ``"swd"``, ``"l1"``, ``"pemd+swd"`` or the control ``"pemd_shuffled"`` (as in
             :func:`pemd_tutorial.discrepancies.scaled_discrepancy`).
         lam: weight of the discrepancy in step B (default ``cfg.lam(discrepancy)``).
         angles: the projected EMD's lines in degrees (default its 4 angles).
@@ -371,6 +392,9 @@ def adapt(
         checkpoint_dir: folder for ``adapt_<discrepancy>.pt`` checkpoints.
         resume: continue from that checkpoint if it exists.
         progress: show a tqdm progress bar.
+        log_gradients: also log, per iteration, ``"grad_heads_disc"`` (the L2 norm of the gradient
+            that ``lam * D`` sends into F1 and F2 in step B) and ``"grad_generator_disc"`` (that of
+            D into G in step C); costs one extra backward pass of the heads.
 
     Returns:
         The log: per iteration ``{"step", "phase": "adapt_<d>", "source_ce", "train_acc",
@@ -394,7 +418,7 @@ def adapt(
     if not isinstance(phase, str) or not phase or "/" in phase:
         raise ValueError(f"adapt() 'phase' must be a non-empty name without '/', got {phase!r}")
     angles = None if angles is None else tuple(float(a) for a in angles)
-    if angles is not None and discrepancy not in ("pemd", "pemd+swd"):
+    if angles is not None and discrepancy not in ("pemd", "pemd+swd", "pemd_shuffled"):
         raise ValueError(f"adapt() 'angles' applies to the projected EMD only, not to {discrepancy!r}")
     if angles is not None and not (angles and all(0.0 <= a < 180.0 for a in angles)):
         raise ValueError(
@@ -417,11 +441,15 @@ def adapt(
         source_batch, target_batch = draw_source(), draw_target()
         ce, acc = mcd_step_a(model, optimizers, source_batch)
         target_cost = model.cost(target_batch["fixed"], target_batch["moving"])  # one pass of G for B and C
-        _, d_b = mcd_step_b(
-            model, optimizers, source_batch, target_batch, discrepancy_fn, lam, target_cost=target_cost
-        )
-        d_c = mcd_step_c(model, optimizers, target_batch, discrepancy_fn, cfg.num_k, target_cost=target_cost)
-        return {"source_ce": ce, "train_acc": acc, "disc_b": d_b, "discrepancy": d_c, "lam": lam}
+        norms: dict | None = {} if log_gradients else None
+        _, d_b = mcd_step_b(model, optimizers, source_batch, target_batch, discrepancy_fn, lam,
+                            target_cost=target_cost, gradient_norms=norms)
+        d_c = mcd_step_c(model, optimizers, target_batch, discrepancy_fn, cfg.num_k, target_cost=target_cost,
+                         gradient_norms=norms)
+        row = {"source_ce": ce, "train_acc": acc, "disc_b": d_b, "discrepancy": d_c, "lam": lam}
+        if norms is not None:
+            row.update(grad_heads_disc=norms["heads_disc"], grad_generator_disc=norms["generator_disc"])
+        return row
 
     meta = {"phase": phase, "seed": cfg.seed, "lam": lam, "num_k": cfg.num_k, "discrepancy": discrepancy,
             "angles": list(angles) if angles is not None else None}

@@ -151,7 +151,13 @@ def test_tiny_run_and_cli(tmp_path, capsys):
     r = run_paper_experiment(cfg, seeds=(0,), methods=("source", "mcd_pemd16_swd", "oracle"), progress=False)
     col = r["columns"]["t2"]
     assert col["summary"]["identity"]["accuracy"] == pytest.approx(1 / 25)
-    assert set(col["per_seed"]) == {"identity", "mind", "source", "mcd_pemd16_swd", "oracle"}
+    assert set(col["per_seed"]) == {"identity", "mind", "inverted", "source", "mcd_pemd16_swd", "oracle"}
+    from data_utils import invert_foreground
+    from pemd_tutorial.paper import evaluation_set
+
+    inverted = evaluation_set(cfg, "test", "t2").with_moving(invert_foreground)
+    assert col["per_seed"]["inverted"] == [patch_accuracy(r["networks"]["t2/source"], inverted)]
+    assert r["methods"][:3] == ["identity", "mind", "inverted"]
     assert 0 <= col["summary"]["mcd_pemd16_swd"]["source_accuracy"] <= 1
     from pemd_tutorial.__main__ import main
 

@@ -344,3 +344,20 @@ def test_training_runs_on_cuda_and_matches_cpu_closely(data):
     assert log_g[0]["source_ce"] == pytest.approx(log_c[0]["source_ce"], rel=1e-3)
     p1, _ = predict(gpu, data["target"])
     assert p1.device.type == "cpu"
+
+
+def test_gradient_logging_measures_the_discrepancy_alone_and_changes_no_result(data):
+    cfg = tiny()
+    base = RegistrationNet(cfg)
+    plain, logged = copy.deepcopy(base), copy.deepcopy(base)
+    a = adapt(plain, data["source"], data["target"], cfg, discrepancy="l1", steps=2, progress=False)
+    b = adapt(logged, data["source"], data["target"], cfg, discrepancy="l1", steps=2, progress=False,
+              log_gradients=True)
+    assert _same(_params(plain), _params(logged))  # the extra backward pass changes no step
+    assert a[-1]["discrepancy"] == b[-1]["discrepancy"]
+    assert all(r["grad_heads_disc"] > 0 and r["grad_generator_disc"] > 0 for r in b)
+    assert "grad_heads_disc" not in a[0]
+    # with lambda 0 the discrepancy sends nothing into the heads in step B
+    zero = adapt(copy.deepcopy(base), data["source"], data["target"], cfg, discrepancy="l1", lam=0.0, steps=1,
+                 progress=False, log_gradients=True)
+    assert zero[0]["grad_heads_disc"] == 0.0

@@ -1,4 +1,4 @@
-"""The lambda protocol's selection rules (benchmarks/tune_lambda.py: choose)."""
+"""The lambda protocol of benchmarks/tune_lambda.py (choose): label-free picks, the labels' pick beside them."""
 
 import importlib.util
 from pathlib import Path
@@ -16,34 +16,43 @@ def tune():
     return module
 
 
-def _run(seed, lam, target, source, disc):
+def _run(seed, lam, target, source, mind):
     return {"seed": seed, "discrepancy": "pemd", "lam": lam, "target_val_acc": target,
-            "source_val_acc": source, "target_val_discrepancy": disc}
+            "source_val_acc": source, "target_val_discrepancy": 0.3, "mind_ssd": mind,
+            "nmi": 1.1 - mind, "im": 1.0, "snd": 3.0}
 
 
-def test_collapse_rule_best_eligible_and_label_free_choice(tune):
+def test_label_free_pick_uses_the_collapse_rule_and_reports_the_labels_pick(tune):
     source_only = [{"seed": 0, "source_val_acc": 0.60}, {"seed": 1, "source_val_acc": 0.62}]
     rows = [
-        # lambda 0.1: eligible, low target accuracy, lowest discrepancy
-        _run(0, 0.1, 0.10, 0.60, 0.2), _run(1, 0.1, 0.12, 0.61, 0.2),
-        # lambda 0.5: eligible (mean drop 6 points), the best eligible
-        _run(0, 0.5, 0.30, 0.55, 0.5), _run(1, 0.5, 0.32, 0.55, 0.4),
-        # lambda 1: the best target accuracy, but the source accuracy collapsed (drop 21 points)
-        _run(0, 1.0, 0.40, 0.40, 2.0), _run(1, 1.0, 0.41, 0.40, 2.1),
+        # lambda 0.1: eligible, low target accuracy, the best MIND-SSD of the eligible ones
+        _run(0, 0.1, 0.10, 0.60, 0.12), _run(1, 0.1, 0.12, 0.61, 0.12),
+        # lambda 0.5: eligible (mean drop 6 points), the best target accuracy of the eligible ones
+        _run(0, 0.5, 0.30, 0.55, 0.14), _run(1, 0.5, 0.32, 0.55, 0.14),
+        # lambda 1: best on everything, but the source accuracy collapsed (drop 21 points)
+        _run(0, 1.0, 0.40, 0.40, 0.05), _run(1, 1.0, 0.41, 0.40, 0.05),
     ]
     out = tune.choose(rows, ["pemd"], {"pemd": [0.1, 0.5, 1.0]}, source_only, max_drop=0.10)["pemd"]
-    assert out["lam"] == 0.5 and out["mean_target_val_acc"] == pytest.approx(0.31)
+    assert out["label_free"]["mind_ssd"]["lam"] == 0.1
+    assert out["label_free"]["mind_ssd"]["target_val_acc"] == pytest.approx(0.11)
+    assert out["label_free"]["nmi"]["lam"] == 0.1
+    assert out["by_target_labels"]["lam"] == 0.5
     assert out["grid"]["1.0"]["eligible"] is False
-    assert out["grid"]["1.0"]["source_drop"] == pytest.approx(0.21)
-    assert out["interior"] is True  # a tested lambda on each side of 0.5
-    assert out["label_free_lam"] == 0.1 and out["label_free_target_val_acc"] == pytest.approx(0.11)
-    # a stricter rule makes 0.5 ineligible too
-    strict = tune.choose(rows, ["pemd"], {"pemd": [0.1, 0.5, 1.0]}, source_only, max_drop=0.05)["pemd"]
-    assert strict["lam"] == 0.1 and strict["interior"] is False
+    assert out["interior"]["mind_ssd"] is False
+    # a looser rule lets the collapsing lambda win on the image score
+    loose = tune.choose(rows, ["pemd"], {"pemd": [0.1, 0.5, 1.0]}, source_only, max_drop=0.25)["pemd"]
+    assert loose["label_free"]["mind_ssd"]["lam"] == 1.0
 
 
-def test_ties_go_to_the_smaller_lambda(tune):
-    source_only = [{"seed": 0, "source_val_acc": 0.6}]
-    rows = [_run(0, lam, 0.2, 0.6, 0.3) for lam in (0.1, 0.3, 1.0)]
-    chosen = tune.choose(rows, ["pemd"], {"pemd": [0.1, 0.3, 1.0]}, source_only, max_drop=0.1)["pemd"]
-    assert chosen["lam"] == 0.1
+def test_a_grid_where_everything_collapses_is_reported_not_picked(tune):
+    source_only = [{"seed": 0, "source_val_acc": 0.9}]
+    rows = [_run(0, lam, 0.2, 0.3, 0.1) for lam in (0.1, 1.0)]
+    out = tune.choose(rows, ["pemd"], {"pemd": [0.1, 1.0]}, source_only, max_drop=0.1)["pemd"]
+    assert "label_free" not in out and "every λ of pemd" in out["error"]
+
+
+def test_a_lambda_is_judged_only_when_every_seed_has_run(tune):
+    source_only = [{"seed": 0, "source_val_acc": 0.6}, {"seed": 1, "source_val_acc": 0.6}]
+    rows = [_run(0, 0.1, 0.2, 0.6, 0.1), _run(0, 0.3, 0.2, 0.6, 0.2), _run(1, 0.3, 0.2, 0.6, 0.2)]
+    out = tune.choose(rows, ["pemd"], {"pemd": [0.1, 0.3]}, source_only, max_drop=0.1)["pemd"]
+    assert list(out["grid"]) == ["0.3"]
