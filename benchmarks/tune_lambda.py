@@ -261,7 +261,11 @@ def main(argv=None) -> int:
     done: set = set()
     if args.extend and out.is_file():
         old = json.loads(out.read_text())
-        if old["config"] != result["config"] or old["seeds"] != result["seeds"]:
+        def same(a: dict, b: dict) -> bool:  # the profile's own λ table plays no part in a sweep
+            return ({k: v for k, v in a.items() if k != "lambdas"}
+                    == {k: v for k, v in b.items() if k != "lambdas"})
+
+        if not same(old["config"], result["config"]) or old["seeds"] != result["seeds"]:
             raise SystemExit(f"--extend: {out} was written for another config or other seeds")
         result["runs"], result["oracle"] = old["runs"], old["oracle"]
         result["grid"] = {n: sorted(set(old["grid"].get(n, [])) | set(grids[n])) for n in args.discrepancies}

@@ -11,7 +11,7 @@ aligned, plus the truth that real scans never come with, so that a registration 
   in-plane (the same field of view, coarser), the same slice positions, LPS+ voxel order (the
   first two voxel axes reversed, as DICOM-derived files often are) and shifted by half a voxel.
 * **truth**: ``u`` in millimetres along the world axes on the fixed grid ``(X, Y, Z, 3)``, with
-  the convention of :func:`pemd_tutorial.register.register`: the fixed world point ``x`` shows the
+  the convention of :func:`pemd_tutorial.registration.register`: the fixed world point ``x`` shows the
   same anatomy as the moving world point ``x + u(x)``. ``u`` is in-plane (``u_z = 0``): a rotation
   of a few degrees about the slice centre, a translation and a smooth sinusoidal warp.
 

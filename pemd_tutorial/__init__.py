@@ -16,10 +16,12 @@ the method is described in ``docs/method.md``. The public API at a glance, modul
 * :mod:`~pemd_tutorial.evaluate`: :func:`predict`, :func:`label_metrics`, :func:`evaluate_model`,
   :func:`evaluate_probs`; :mod:`~pemd_tutorial.mind`: :func:`mind_baseline`,
   :func:`mind_descriptors`;
+* :mod:`~pemd_tutorial.selection`: :func:`label_free_scores`, :func:`choose_lambda` (λ without a
+  target label); :mod:`~pemd_tutorial.similarity`: NMI and MIND-SSD;
 * :mod:`~pemd_tutorial.pretrained`: :func:`save_model`, :func:`load_model`,
   :func:`load_pretrained`;
 * :mod:`~pemd_tutorial.experiment`: :func:`run_experiment` (``python -m pemd_tutorial``);
-  :mod:`~pemd_tutorial.register`: :func:`register` (``python -m pemd_tutorial register``), a
+  :mod:`~pemd_tutorial.registration`: :func:`register` (``python -m pemd_tutorial register``), a
   user's own NIfTI pair on any grids;
   :mod:`~pemd_tutorial.report`: its files; :mod:`~pemd_tutorial.figures` and
   :mod:`~pemd_tutorial.widgets`: the figures and sliders of the report and the notebooks.
@@ -49,7 +51,8 @@ from pemd_tutorial.experiment import METHODS, run_experiment
 from pemd_tutorial.mind import mind_baseline, mind_descriptors
 from pemd_tutorial.model import ConcatNet, RegistrationNet
 from pemd_tutorial.pretrained import load_model, load_pretrained, save_model
-from pemd_tutorial.register import register
+from pemd_tutorial.registration import register
+from pemd_tutorial.selection import choose_lambda, label_free_scores
 from pemd_tutorial.training import adapt, train_oracle, train_source
 
 __version__ = "0.1.0"
@@ -68,12 +71,14 @@ __all__ = [
     "SlicedWassersteinDiscrepancy",
     "__version__",
     "adapt",
+    "choose_lambda",
     "cost_volume",
     "emd_1d",
     "evaluate_model",
     "evaluate_probs",
     "exact_emd",
     "l1_discrepancy",
+    "label_free_scores",
     "label_metrics",
     "load_model",
     "load_pretrained",

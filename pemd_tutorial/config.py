@@ -14,11 +14,13 @@ record it next to the numbers. Three profiles exist:
 
 The dataclass defaults are the quick profile's values.
 
-The weights ``lambdas`` of step B of maximum classifier discrepancy are **per discrepancy**, chosen
-on the target *validation* split by ``benchmarks/tune_lambda.py`` (protocol in its docstring,
-measured grids in ``benchmarks/results/lambda_*.json``; never the test split). The discrepancies
-are normalised as described in :func:`pemd_tutorial.discrepancies.scaled_discrepancy` (L1 as a total
-variation in [0, 1], SWD x L/2, projected EMD in label steps).
+The weights ``lambdas`` of step B of maximum classifier discrepancy are **per discrepancy and target
+contrast**, chosen **without a target label** by ``benchmarks/tune_lambda.py``: the λ whose adapted
+network makes the fixed image and the warped moving image most alike (MIND-SSD) on the unlabelled
+target *validation* pairs, among those that keep the source accuracy (protocol in
+``docs/selection.md``, measured grids in ``benchmarks/results/lambda_*.json``; never the test split).
+The discrepancies are normalised as described in :func:`pemd_tutorial.discrepancies.scaled_discrepancy`
+(L1 as a total variation in [0, 1], SWD x L/2, projected EMD in label steps).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "PAPER_STANDARD_LAMBDAS",
     "QUICK_LAMBDAS",
     "STANDARD_LAMBDAS",
+    "STANDARD_LAMBDAS_BY_TARGET",
     "TARGET_CONTRASTS",
     "DENSE_TARGET_CONTRASTS",
     "Config",
@@ -53,15 +56,19 @@ BASE_DISCREPANCIES = ("l1", "swd", "pemd")
 #: ``"pemd_shuffled"`` is a control: the projected EMD on a shuffled label grid (opt-in row).
 DISCREPANCY_NAMES = (*BASE_DISCREPANCIES, "pemd+swd", "pemd_shuffled")
 
-# Chosen for the standard profile on the target *validation* split by benchmarks/tune_lambda.py
-# (seeds 0 and 1, G (16, 32), fresh pairs every step, 400 source steps, 150 adaptation steps;
-# benchmarks/results/lambda_standard_g16_fresh.json). Mean target validation accuracy (source-only
-# 1.6 %); every λ below was eligible under the collapse rule (source drop <= 10 points):
-#   L1   1: 33.6   2: 38.8   3: 39.2   5: 34.6 %
-#   pEMD 0.3: 36.7   0.5: 41.0   0.7: 42.0   1: 36.3 %
-#   SWD  1: 1.7 % (only 1 tried here: with the earlier network SWD stayed at 1.4-1.5 % for every
-#        λ from 0.03 to 10, benchmarks/results/lambda_standard.json)
-STANDARD_LAMBDAS = {"l1": 3.0, "swd": 1.0, "pemd": 0.7}
+# Chosen for the standard profile WITHOUT target labels by benchmarks/tune_lambda.py (protocol:
+# docs/selection.md): seeds 0, 1 and 2, fresh pairs every step, 400 source and 150 adaptation steps;
+# per discrepancy the eligible λ (collapse rule on the *source* validation accuracy) with the lowest
+# mean MIND-SSD between the fixed image and the moving image warped by the prediction, on the
+# unlabelled target validation pairs (benchmarks/results/lambda_standard_labelfree.json). Mean
+# MIND-SSD / target validation accuracy (the accuracy is a reference only, never used to choose):
+#   L1   1: 0.1273 / 35.0   2: 0.1246 / 40.9   3: 0.1279 / 39.7   5: 0.1372 / 35.1 %
+#   pEMD 0.3: 0.1240 / 38.3   0.5: 0.1195 / 42.0   0.7: 0.1224 / 42.8   1: 0.1550 / 37.6 %
+#   SWD  1: 0.1883 / 1.7   10: 0.1873 / 1.9 % (no λ moves it)
+# Target validation labels would have picked the same λ for L1 and SWD, and 0.7 for pEMD.
+STANDARD_LAMBDAS = {"l1": 2.0, "swd": 10.0, "pemd": 0.5}
+#: The standard profile's weights per target contrast (``Config.standard(target_contrast=...)``).
+STANDARD_LAMBDAS_BY_TARGET: dict[str, dict[str, float]] = {"t2": STANDARD_LAMBDAS}
 # The quick smoke profile and the untested full profile use the same values.
 QUICK_LAMBDAS = dict(STANDARD_LAMBDAS)
 FULL_LAMBDAS = dict(STANDARD_LAMBDAS)
@@ -270,11 +277,13 @@ class Config:
     def standard(cls, **overrides: Any) -> Config:
         """The default profile (CPU and GPU): the whole main job, all methods and 3 seeds, in about
         10 minutes on 2 CPU cores, with the adaptation effect visible."""
+        target = overrides.get("target_contrast", "t2")
         base = dict(
             image_size=48, control_spacing=4, channels=(16, 32), head_channels=32,
             n_train_pairs=None, n_val_pairs=64, n_test_pairs=64,
             batch_size=16, lr=1e-3, source_steps=400, adapt_steps=150, oracle_steps=1800, num_k=3,
-            val_every=50, device="cpu", checkpoint_every=100, lambdas=dict(STANDARD_LAMBDAS),
+            val_every=50, device="cpu", checkpoint_every=100,
+            lambdas=dict(STANDARD_LAMBDAS_BY_TARGET.get(target, STANDARD_LAMBDAS)),
         )
         base.update(overrides)
         return cls(**base)

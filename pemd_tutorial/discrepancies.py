@@ -49,7 +49,7 @@ from torch import nn
 from data_utils.grid import LabelGrid, peak_histogram
 from pemd_tutorial.config import DISCREPANCY_NAMES
 from pemd_tutorial.emd import (
-    _check_reduction,
+    check_reduction,
     exact_emd,
     l1_discrepancy,
     projected_emd,
@@ -199,7 +199,7 @@ class L1Discrepancy(nn.Module):
 
     def __init__(self, reduction: str = "mean", *, validate: bool = True):
         super().__init__()
-        _check_reduction(reduction, "L1Discrepancy")
+        check_reduction(reduction, "L1Discrepancy")
         self.reduction = reduction
         self.validate = validate
 
@@ -240,7 +240,7 @@ class SlicedWassersteinDiscrepancy(nn.Module):
                 f"SlicedWassersteinDiscrepancy() 'n_projections' must be >= 1, got {n_projections}"
             )
         self.n_projections = n_projections
-        _check_reduction(reduction, "SlicedWassersteinDiscrepancy")
+        check_reduction(reduction, "SlicedWassersteinDiscrepancy")
         self.reduction = reduction
         self.generator = generator
         self.validate = validate
@@ -284,7 +284,7 @@ class ProjectedEMD(nn.Module):
         self.grid_shape = tuple(grid_shape)
         self.angles = angles
         self.step = step
-        _check_reduction(reduction, "ProjectedEMD")
+        check_reduction(reduction, "ProjectedEMD")
         self.reduction = reduction
         self.validate = validate
         # checks the arguments once, at construction

@@ -51,6 +51,7 @@ from functools import lru_cache
 import torch
 
 __all__ = [
+    "check_reduction",
     "emd_1d",
     "exact_emd",
     "l1_discrepancy",
@@ -185,7 +186,8 @@ def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     return values
 
 
-def _check_reduction(reduction, fn: str) -> None:
+def check_reduction(reduction, fn: str) -> None:
+    """Raise ``ValueError`` naming ``fn`` unless ``reduction`` is "mean", "sum" or "none"."""
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{fn}() 'reduction' must be one of {_REDUCTIONS}, got {reduction!r}")
 
@@ -459,7 +461,7 @@ def projected_emd(
     _check_pair(p, q, fn)
     shape = _check_grid_shape(grid_shape, fn)
     step = _check_step(step, fn)
-    _check_reduction(reduction, fn)
+    check_reduction(reduction, fn)
     dirs = _normalise_directions(angles, shape, fn)
     p2, q2, batch = _flatten(p, q, shape, fn)
     if validate:
@@ -495,7 +497,7 @@ def l1_discrepancy(
     _check_pair(p, q, fn)
     if p.dim() == 0:
         raise ValueError(f"{fn}() 'p' must have at least one dimension (the labels)")
-    _check_reduction(reduction, fn)
+    check_reduction(reduction, fn)
     if validate:
         _check_histograms(p, fn, "p", (p.dim() - 1,))
         _check_histograms(q, fn, "q", (q.dim() - 1,))
@@ -549,7 +551,7 @@ def sliced_wasserstein_discrepancy(
         raise ValueError(
             f"{fn}() 'generator' must be a torch.Generator or None, got {type(generator).__name__}"
         )
-    _check_reduction(reduction, fn)
+    check_reduction(reduction, fn)
     if validate:
         _check_histograms(p, fn, "p", (1,))
         _check_histograms(q, fn, "q", (1,))

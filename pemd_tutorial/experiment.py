@@ -415,7 +415,7 @@ def run_experiment(
             embedded T1w->T1w data. Because the volumes are aligned, the test pairs are made with
             known synthetic deformations exactly like the embedded ones, so the same metrics are
             reported; they measure recovery of synthetic deformations of *your* images (to register
-            a pair that is not aligned, use :func:`pemd_tutorial.register.register`).
+            a pair that is not aligned, use :func:`pemd_tutorial.registration.register`).
         checkpoint_dir: folder for training checkpoints (``<dir>/seed<s>/<phase>.pt``); ``None``:
             none written.
         resume: continue each training phase from its checkpoint (finished phases only reload).

@@ -30,6 +30,7 @@ __all__ = [
     "DPI",
     "PAPER_ACCURACY",
     "PAPER_COUNTERPARTS",
+    "histogram_image",
     "pick_points",
     "plot_accuracy",
     "plot_correlation",
@@ -46,6 +47,7 @@ __all__ = [
     "plot_projection_pair",
     "plot_shift_curves",
     "plot_training_curves",
+    "projected_histogram",
 ]
 
 #: Resolution of saved figures and of the figures in the notebooks.
@@ -57,7 +59,7 @@ DPI = 100
 # ----------------------------------------------------------------------------------------------
 
 
-def _as_grid_image(p: torch.Tensor | np.ndarray, grid: LabelGrid, name: str = "p") -> np.ndarray:
+def histogram_image(p: torch.Tensor | np.ndarray, grid: LabelGrid, name: str = "p") -> np.ndarray:
     """A label histogram ``(L,)`` or ``(2R+1, 2R+1)`` as a float64 array ``(2R+1, 2R+1)``."""
     arr = p.detach().cpu().double().numpy() if isinstance(p, torch.Tensor) else np.asarray(p, float)
     if arr.shape == (grid.n_labels,):
@@ -81,11 +83,11 @@ def _new_figure(ncols: int, nrows: int = 1, size: float = 2.6, **kw) -> tuple[Fi
     return fig, axes
 
 
-def _project(
+def projected_histogram(
     p: torch.Tensor | np.ndarray, grid: LabelGrid, angle_deg: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`pemd_tutorial.emd.project_histogram` of one histogram, as float64 ``(positions, masses)``."""
-    hist = torch.as_tensor(_as_grid_image(p, grid)).reshape(-1)
+    hist = torch.as_tensor(histogram_image(p, grid)).reshape(-1)
     pos, mass = project_histogram(hist, grid.shape, float(angle_deg), grid.step)
     return pos.double().numpy(), mass.double().numpy()
 
@@ -118,7 +120,7 @@ def plot_histogram(
     Returns:
         The :class:`~matplotlib.image.AxesImage`.
     """
-    img = _as_grid_image(p, grid)
+    img = histogram_image(p, grid)
     im = ax.imshow(
         img,
         cmap=cmap,
@@ -161,7 +163,7 @@ def plot_projection(p: torch.Tensor, grid: LabelGrid, angle_deg: float) -> Figur
     Left: ``p`` on the label grid with the direction ``(cos theta, sin theta)``. Right: the mass
     that lands at each projected position ``<d_k, (cos theta, sin theta)>`` (equal positions merged).
     """
-    pos, mass = _project(p, grid, angle_deg)
+    pos, mass = projected_histogram(p, grid, angle_deg)
     fig, axes = _new_figure(2, size=3.0)
     plot_histogram(axes[0, 0], p, grid, title=f"2D label histogram, θ = {angle_deg:g}°")
     _draw_direction(axes[0, 0], grid, angle_deg)
@@ -184,7 +186,7 @@ def plot_projection_angles(p: torch.Tensor, grid: LabelGrid, angles: Sequence[fl
     plot_histogram(axes[0, 0], p, grid, title="p")
     for i, a in enumerate(angles):
         _draw_direction(axes[0, 0], grid, a, color=f"C{i}")
-        pos, mass = _project(p, grid, a)
+        pos, mass = projected_histogram(p, grid, a)
         ax = axes[0, i + 1]
         _stem(ax, pos, mass, f"C{i}")
         ax.set_title(f"θ = {a:g}°", fontsize=9)
@@ -195,9 +197,9 @@ def plot_projection_angles(p: torch.Tensor, grid: LabelGrid, angles: Sequence[fl
 
 def plot_projection_pair(p: torch.Tensor, q: torch.Tensor, grid: LabelGrid, angle_deg: float) -> Figure:
     """Two histograms side by side and their projections at ``angle_deg`` on common axes."""
-    pp, mp = _project(p, grid, angle_deg)
-    pq, mq = _project(q, grid, angle_deg)
-    vmax = float(max(_as_grid_image(p, grid).max(), _as_grid_image(q, grid).max()))
+    pp, mp = projected_histogram(p, grid, angle_deg)
+    pq, mq = projected_histogram(q, grid, angle_deg)
+    vmax = float(max(histogram_image(p, grid).max(), histogram_image(q, grid).max()))
     fig, axes = _new_figure(3, size=2.8)
     plot_histogram(axes[0, 0], p, grid, title="p", vmax=vmax)
     plot_histogram(axes[0, 1], q, grid, title="q", vmax=vmax)
@@ -269,8 +271,8 @@ def plot_cumsums(
 def _overlay(p: torch.Tensor, q: torch.Tensor, grid: LabelGrid) -> np.ndarray:
     """``p`` in red and ``q`` in blue as one RGB image ``(2R+1, 2R+1, 3)`` (overlap shows magenta)."""
     rgb = np.zeros((*grid.shape, 3))
-    rgb[..., 0] = _as_grid_image(p, grid, "p") / max(float(p.max()), 1e-12)
-    rgb[..., 2] = _as_grid_image(q, grid, "q") / max(float(q.max()), 1e-12)
+    rgb[..., 0] = histogram_image(p, grid, "p") / max(float(p.max()), 1e-12)
+    rgb[..., 2] = histogram_image(q, grid, "q") / max(float(q.max()), 1e-12)
     return rgb
 
 
@@ -715,7 +717,7 @@ def pick_points(batch: Mapping[str, torch.Tensor], k: int = 3) -> list[tuple[int
 
 
 # ----------------------------------------------------------------------------------------------
-# registering a user's pair (pemd_tutorial.register, notebook 04)
+# registering a user's pair (pemd_tutorial.registration, notebook 04)
 # ----------------------------------------------------------------------------------------------
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "ARCHITECTURE_FIELDS",
     "PAPER_PRETRAINED_NAMES",
     "PRETRAINED_NAMES",
+    "architecture_mismatch",
     "load_model",
     "load_pretrained",
     "pretrained_manifest",
@@ -108,7 +109,8 @@ def save_model(
     })
 
 
-def _architecture_mismatch(a, b, fields: tuple[str, ...]) -> list[str]:
+def architecture_mismatch(a, b, fields: tuple[str, ...]) -> list[str]:
+    """The ``fields`` in which configuration ``a`` differs from ``b``, as ``"name=value (expected ...)"``."""
     da, db = a.to_dict(), b.to_dict()
     return [f"{k}={da[k]!r} (expected {db[k]!r})" for k in fields if da[k] != db[k]]
 
@@ -168,7 +170,7 @@ def load_model(
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"load_model() {str(path)!r} holds an invalid configuration ({err})") from err
     if config is not None:
-        bad = _architecture_mismatch(file_cfg, config, fields)
+        bad = architecture_mismatch(file_cfg, config, fields)
         if bad:
             raise ValueError(
                 f"load_model() {str(path)!r} was written for another network than 'config': " + ", ".join(bad)

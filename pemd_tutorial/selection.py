@@ -25,24 +25,33 @@ Scores (:func:`label_free_scores`; none reads a target label):
 source-only network's (the collapse rule); among the eligible λ the best score wins; ``"rank_sum"``
 adds the ranks of MIND-SSD and NMI. A grid where every λ collapses raises an error that names the
 discrepancy: there is nothing sensible to pick.
+
+:func:`select_lambda` runs the whole protocol for a user's own target: it adapts a copy of a
+source-only network with every λ of a grid, scores each at one or more numbers of MCD iterations,
+warns about every λ that collapses the source accuracy, and returns the chosen λ, the chosen number
+of iterations and that network.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Mapping
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from data_utils import warp
 from data_utils.patches import PatchPairs
-from pemd_tutorial.evaluate import dense_field, predict
+from pemd_tutorial.evaluate import dense_field, label_accuracy, predict
 from pemd_tutorial.mind import mind_patch_costs
 from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
 
-__all__ = ["HIGHER_IS_BETTER", "SCORES", "choose_lambda", "label_free_scores", "output_scores",
-           "registration_scores"]
+__all__ = ["HIGHER_IS_BETTER", "SCORES", "LambdaChoice", "choose_lambda", "label_free_scores",
+           "output_scores", "registration_scores", "select_lambda", "source_accuracy"]
 
 #: The label-free scores and whether a higher value is better.
 HIGHER_IS_BETTER: dict[str, bool] = {"mind_ssd": False, "nmi": True, "im": True, "snd": True}
@@ -174,3 +183,117 @@ def choose_lambda(
         return min(sorted(ranks), key=lambda lam: ranks[lam])  # ties: the smaller λ
     sign = -1.0 if HIGHER_IS_BETTER[score] else 1.0
     return min(sorted(eligible), key=lambda lam: sign * float(eligible[lam][score]))
+
+
+def source_accuracy(model: torch.nn.Module, source_val) -> float:
+    """Label accuracy (mean of both heads) on labelled *source* validation pairs: the collapse check."""
+    p1, p2 = predict(model, source_val)
+    b = source_val.batch()
+    return label_accuracy(p1 + p2, b["labels"], b["mask"] & b["inside"])
+
+
+@dataclass
+class LambdaChoice:
+    """What :func:`select_lambda` chose.
+
+    Attributes:
+        lam: the chosen weight.
+        steps: the chosen number of MCD iterations (one of ``checkpoints``).
+        score: the score that chose them.
+        model: the adapted network at ``(lam, steps)``.
+        table: ``λ -> {steps -> {"source_val_acc", "mind_ssd", "nmi", "im", "snd", "eligible"}}``.
+        source_reference: the source-only network's source validation accuracy.
+    """
+
+    lam: float
+    steps: int
+    score: str
+    model: torch.nn.Module
+    table: dict[float, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    source_reference: float = float("nan")
+
+
+def select_lambda(
+    model: torch.nn.Module,
+    source,
+    target,
+    target_val,
+    source_val,
+    cfg,
+    *,
+    discrepancy: str = "pemd",
+    lambdas: Sequence[float] = (0.3, 0.5, 0.7, 1.0),
+    checkpoints: Sequence[int] | None = None,
+    score: str = "mind_ssd",
+    max_source_drop: float = 0.10,
+    progress: bool = False,
+) -> LambdaChoice:
+    """Choose λ and the number of MCD iterations for a new target without a target label.
+
+    Every λ adapts its own copy of ``model`` (:func:`pemd_tutorial.training.adapt`) up to the
+    largest of ``checkpoints``, in chunks resumed from a checkpoint (identical to one uninterrupted
+    run), and is scored after each chunk on the *unlabelled* ``target_val`` pairs
+    (:func:`label_free_scores`) and on the labelled ``source_val`` pairs (source accuracy). λ is
+    chosen on the last checkpoint by :func:`choose_lambda`; then, for that λ, the eligible number of
+    iterations with the best score.
+
+    Args:
+        model: the source-only network (left unchanged).
+        source: labelled source pairs (or a sampler); target: unlabelled target pairs (or a sampler).
+        target_val: unlabelled target validation pairs (labels, if any, are not read).
+        source_val: labelled source validation pairs (an evaluation view).
+        cfg: the configuration (``adapt_steps`` is the default checkpoint).
+        discrepancy: the discrepancy to adapt with.
+        lambdas: the grid of weights.
+        checkpoints: numbers of MCD iterations at which to score (default ``(cfg.adapt_steps,)``).
+        score: a score of :data:`SCORES` (default MIND-SSD, see docs/selection.md).
+        max_source_drop: the collapse rule (a fraction).
+        progress: progress bars of the adaptations.
+
+    Warns:
+        UserWarning: for every (λ, iterations) whose source accuracy collapses.
+
+    Raises:
+        ValueError: every λ collapses (see :func:`choose_lambda`), or an empty grid.
+    """
+    from pemd_tutorial.training import adapt
+
+    lambdas = sorted({float(v) for v in lambdas})
+    if not lambdas or any(not v >= 0 for v in lambdas):
+        raise ValueError(f"select_lambda() 'lambdas' must be a non-empty grid of numbers >= 0, got {lambdas}")
+    checkpoints = sorted({int(k) for k in (checkpoints or (cfg.adapt_steps,))})
+    if checkpoints[0] < 1:
+        raise ValueError(f"select_lambda() 'checkpoints' must be iteration counts >= 1, got {checkpoints}")
+    reference = source_accuracy(model, source_val)
+    table: dict[float, dict[int, dict[str, Any]]] = {}
+    states: dict[tuple[float, int], dict] = {}
+    with tempfile.TemporaryDirectory(prefix="select_lambda_") as work:
+        for lam in lambdas:
+            net = copy.deepcopy(model)
+            table[lam] = {}
+            for steps in checkpoints:
+                adapt(net, source, target, cfg, discrepancy=discrepancy, lam=lam, steps=steps,
+                      phase=f"select_{lam:g}", checkpoint_dir=work, resume=True, progress=progress)
+                row: dict[str, Any] = {"source_val_acc": source_accuracy(net, source_val),
+                                       **label_free_scores(net, target_val)}
+                row["eligible"] = reference - row["source_val_acc"] <= max_source_drop
+                if not row["eligible"]:
+                    warnings.warn(
+                        f"select_lambda(): {discrepancy} with λ {lam:g} after {steps} iterations lowers the "
+                        f"source validation accuracy from {reference:.3f} to {row['source_val_acc']:.3f}: "
+                        f"collapsed, not eligible", UserWarning, stacklevel=2)
+                table[lam][steps] = row
+                states[(lam, steps)] = copy.deepcopy(net.state_dict())
+    last = checkpoints[-1]
+    lam = choose_lambda({v: table[v][last] for v in lambdas}, score, reference,
+                        max_source_drop=max_source_drop, name=discrepancy)
+    runs = {k: r for k, r in table[lam].items() if r["eligible"]}
+    if score == "rank_sum":
+        steps = last
+    else:
+        sign = -1.0 if HIGHER_IS_BETTER[score] else 1.0
+        steps = min(sorted(runs), key=lambda k: sign * float(runs[k][score]))
+    chosen = copy.deepcopy(model)
+    chosen.load_state_dict(states[(lam, steps)])
+    chosen.eval()
+    return LambdaChoice(lam, steps, score, chosen, table, reference)

@@ -1,7 +1,7 @@
 """How alike two images look without knowing their true alignment: NMI and MIND-SSD.
 
 These are the measures every registration method without labels relies on, and the ones the
-package uses wherever no label may be read: :mod:`pemd_tutorial.register` reports them before and
+package uses wherever no label may be read: :mod:`pemd_tutorial.registration` reports them before and
 after registration, and :mod:`pemd_tutorial.selection` chooses λ with them.
 
 * :func:`normalised_mutual_information`: ``(H(a) + H(b)) / H(a, b)`` of the joint intensity

@@ -18,12 +18,12 @@ from matplotlib.figure import Figure
 from data_utils.grid import LabelGrid, peak_histogram
 from pemd_tutorial.discrepancies import default_shift_start
 from pemd_tutorial.figures import (
-    _as_grid_image,
-    _project,
+    histogram_image,
     plot_distributions,
     plot_modalities,
     plot_projection,
     plot_shift_curves,
+    projected_histogram,
 )
 
 __all__ = ["ControlPointExplorer", "ProjectionExplorer", "ShiftExplorer", "SliceExplorer"]
@@ -37,14 +37,14 @@ class ProjectionExplorer:
     """
 
     def __init__(self, p: torch.Tensor, grid: LabelGrid):
-        _as_grid_image(p, grid)  # validates the shape
+        histogram_image(p, grid)  # validates the shape
         self.p = p
         self.grid = grid
         self.last_figure: Figure | None = None
         self.last_projection: tuple[np.ndarray, np.ndarray] | None = None
 
     def show(self, angle: float = 0.0) -> None:
-        self.last_projection = _project(self.p, self.grid, float(angle))
+        self.last_projection = projected_histogram(self.p, self.grid, float(angle))
         self.last_figure = plot_projection(self.p, self.grid, float(angle))
         plt.show()
 

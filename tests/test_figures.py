@@ -20,7 +20,7 @@ from data_utils.grid import (
 )
 from pemd_tutorial import discrepancies, figures, widgets  # noqa: E402
 from pemd_tutorial.emd import emd_1d  # noqa: E402
-from pemd_tutorial.figures import _project  # noqa: E402
+from pemd_tutorial.figures import projected_histogram  # noqa: E402
 
 GRID = LabelGrid(radius=3, step=2.0)
 
@@ -90,8 +90,8 @@ def test_kl_rejects_bad_arguments():
 def test_projection_at_0_and_90_degrees_are_the_marginals():
     p = _random_hist(2)
     img = p.reshape(GRID.shape)
-    pos0, m0 = _project(p, GRID, 0.0)
-    pos90, m90 = _project(p, GRID, 90.0)
+    pos0, m0 = projected_histogram(p, GRID, 0.0)
+    pos90, m90 = projected_histogram(p, GRID, 90.0)
     labels = np.arange(-GRID.radius, GRID.radius + 1) * GRID.step
     np.testing.assert_allclose(pos0, labels, atol=1e-12)
     np.testing.assert_allclose(m0, img.sum(0).numpy(), atol=1e-12)  # summed over y: a function of x
@@ -103,7 +103,7 @@ def test_projection_keeps_mass_and_mean_along_the_line():
     p = _random_hist(3)
     d = GRID.displacements(dtype=torch.float64)
     for angle in (0.0, 30.0, 45.0, 117.0):
-        pos, mass = _project(p, GRID, angle)
+        pos, mass = projected_histogram(p, GRID, angle)
         assert np.all(np.diff(pos) > 0)
         assert mass.sum() == pytest.approx(1.0, abs=1e-12)
         u = torch.tensor([math.cos(math.radians(angle)), math.sin(math.radians(angle))], dtype=torch.float64)
@@ -131,7 +131,7 @@ def test_explorers_work_with_ipywidgets_interactive():
     w = ipywidgets.interactive(explore.show, angle=slider)
     assert explore.last_projection is not None  # interactive() calls it once with the initial value
     w.children[0].value = 90
-    np.testing.assert_allclose(explore.last_projection[1], _project(explore.p, GRID, 90.0)[1])
+    np.testing.assert_allclose(explore.last_projection[1], projected_histogram(explore.p, GRID, 90.0)[1])
 
 
 def test_plot_histogram_draws_the_grid_image_with_y_down():

@@ -122,7 +122,8 @@ def test_with_moving_replaces_only_the_moving_images_and_keeps_labels_hidden():
         pairs.with_moving(lambda m: m[:1])
     patches = make_patch_pairs("val", "t2", 5, seed=1)
     pinv = patches.with_moving(invert_foreground)
-    assert torch.equal(pinv.labels, patches.labels) and pinv.moving_regions.shape == patches.moving_regions.shape
+    assert torch.equal(pinv.labels, patches.labels)
+    assert pinv.moving_regions.shape == patches.moving_regions.shape
 
 
 def test_flair_like_target_nulls_csf_and_is_selectable_in_the_main_job():
@@ -156,3 +157,41 @@ def test_shuffled_grid_control_is_the_pemd_of_permuted_labels():
     cfg = Config.quick()
     assert cfg.lam("pemd_shuffled") == cfg.lam("pemd")
     assert Config.quick(lambdas={**cfg.lambdas, "pemd_shuffled": 0.1}).lam("pemd_shuffled") == 0.1
+
+
+def test_select_lambda_adapts_each_weight_scores_it_and_warns_about_collapse(recwarn):
+    from data_utils import PairSampler
+    from pemd_tutorial.model import RegistrationNet
+    from pemd_tutorial.selection import select_lambda
+    from pemd_tutorial.training import adapt, train_source
+
+    cfg = Config(image_size=16, radius=1, label_step=2.0, control_spacing=4, channels=(4,), head_channels=4,
+                 batch_size=2, source_steps=3, adapt_steps=2, num_k=1, n_projections=8, val_every=0,
+                 checkpoint_every=1)
+    kw = dict(grid=cfg.grid, control_spacing=4, size=16)
+    source, target = PairSampler("source", "train", **kw), PairSampler("target", "train", **kw)
+    target_val = evaluation_pairs("target", "val", 4, **kw)
+    source_val = evaluation_pairs("source", "val", 4, **kw).evaluation_view()
+    net = RegistrationNet(cfg)
+    train_source(net, source, cfg, progress=False)
+    before = [p.detach().clone() for p in net.parameters()]
+    # max_source_drop=-1 makes every run "collapse": an error that names the discrepancy, and warnings
+    with pytest.raises(ValueError, match="every λ of l1"):
+        select_lambda(net, source, target, target_val, source_val, cfg, discrepancy="l1",
+                      lambdas=(0.1, 1.0), max_source_drop=-1.0)
+    assert len([w for w in recwarn if "collapsed" in str(w.message)]) == 2
+    choice = select_lambda(net, source, target, target_val, source_val, cfg, discrepancy="l1",
+                           lambdas=(0.1, 1.0), checkpoints=(1, 2), max_source_drop=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))  # input untouched
+    assert choice.lam in (0.1, 1.0) and choice.steps in (1, 2) and set(choice.table) == {0.1, 1.0}
+    best = min(choice.table, key=lambda lam: (choice.table[lam][2]["mind_ssd"], lam))
+    assert choice.lam == best
+    # the returned network is the one adapted with the chosen weight for the chosen iterations,
+    # identical to an uninterrupted adaptation of the same length
+    import copy
+
+    again = copy.deepcopy(net)
+    adapt(again, source, target, cfg, discrepancy="l1", lam=choice.lam, steps=choice.steps,
+          phase=f"select_{choice.lam:g}", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
+                                                  choice.model.state_dict().values(), strict=True))

@@ -1,4 +1,4 @@
-"""The lambda protocol of benchmarks/tune_lambda.py (choose): label-free picks, the labels' pick beside them."""
+"""The λ protocol of benchmarks/tune_lambda.py (choose): label-free picks, the labels' pick beside."""
 
 import importlib.util
 from pathlib import Path
@@ -56,3 +56,17 @@ def test_a_lambda_is_judged_only_when_every_seed_has_run(tune):
     rows = [_run(0, 0.1, 0.2, 0.6, 0.1), _run(0, 0.3, 0.2, 0.6, 0.2), _run(1, 0.3, 0.2, 0.6, 0.2)]
     out = tune.choose(rows, ["pemd"], {"pemd": [0.1, 0.3]}, source_only, max_drop=0.1)["pemd"]
     assert list(out["grid"]) == ["0.3"]
+
+
+@pytest.mark.parametrize("target, sweep", [("t2", "lambda_standard_labelfree.json"),
+                                           ("flair", "lambda_standard_flair.json")])
+def test_standard_lambdas_are_the_label_free_choice_of_the_recorded_sweep(target, sweep):
+    import json
+
+    from pemd_tutorial.config import STANDARD_LAMBDAS_BY_TARGET, Config
+
+    record = json.loads((ROOT / "benchmarks" / "results" / sweep).read_text())
+    assert record["config"]["target_contrast"] == target and record["seeds"] == [0, 1, 2]
+    for name, entry in record["chosen"].items():
+        assert entry["label_free"]["mind_ssd"]["lam"] == STANDARD_LAMBDAS_BY_TARGET[target][name], name
+        assert Config.standard(target_contrast=target).lam(name) == entry["label_free"]["mind_ssd"]["lam"]

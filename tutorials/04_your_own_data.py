@@ -64,14 +64,15 @@ import numpy as np
 
 from data_utils import PairSampler, load_nifti_pair
 from data_utils.standin import write_standin_pair
-from pemd_tutorial import adapt, load_pretrained, save_model
+from pemd_tutorial import load_pretrained, save_model
 from pemd_tutorial.figures import plot_registration_montage
-from pemd_tutorial.register import display_orientation, register, resample_moving
+from pemd_tutorial.registration import display_orientation, register, resample_moving
 
 FIXED_PATH = None   # your fixed volume, e.g. "/data/sub-01_T1w.nii.gz" (None: the stand-in pair below)
 MOVING_PATH = None  # your moving volume, e.g. "/data/sub-01_T2w.nii.gz" (any grid, not aligned)
 OUT = Path("results") / "notebook04"  # next to this notebook; results/ is not committed
-ADAPT_STEPS = 20 if QUICK else 150  # MCD iterations of section 5
+LAMBDAS = (0.5,) if QUICK else (0.3, 0.5, 1.0)  # the λ grid of section 5
+CHECKPOINTS = (10, 20) if QUICK else (50, 100, 150)  # MCD iterations at which section 5 scores
 print(f"QUICK={QUICK}, DEVICE={DEVICE}, output folder {OUT}")
 
 # %% [markdown]
@@ -216,32 +217,50 @@ if standin is not None:
 # The network trained only on T1w → T1w pairs (`source`) makes the alignment *worse* than doing
 # nothing; the same network after MCD-pEMD (notebook 03) removes most of the misalignment.
 #
-# ## 5. Adapt the network to your contrast
+# ## 5. Adapt the network to your contrast, and choose λ without a label
 #
 # The shipped MCD-pEMD network was adapted to the embedded simulated T2w. Your T2w (another
 # scanner, sequence or species) is a new target domain, and MCD needs no labels for it: only
 # pairs of your fixed and moving images. We resample the moving volume onto the fixed grid
 # (`resample_moving`, the first step of `register`), cut both into slices with `load_nifti_pair`,
 # draw unlabelled target pairs from them with random deformations (`PairSampler`, new pairs for
-# every step), and adapt the
-# shipped **source-only** network with MCD-pEMD, exactly as the main job does; the labelled
-# source pairs are the embedded T1w → T1w ones. Then we save the network and register with it.
-# (The main job does the same for an aligned pair with `--fixed/--moving`, and trains every method
-# over three seeds.)
+# every step), and adapt the shipped **source-only** network with MCD-pEMD, exactly as the main
+# job does; the labelled source pairs are the embedded T1w → T1w ones.
+#
+# MCD has one weight to set, λ, and you have no labels to set it with. `select_lambda` does what
+# the package does for its own numbers ([docs/selection.md](../docs/selection.md)): it adapts one
+# copy of the network per λ, scores each after several numbers of iterations by how alike your
+# fixed slices and your moving slices *warped by the prediction* look (MIND-SSD, lower is better),
+# and keeps the best λ and number of iterations among those that do not collapse the accuracy on
+# the labelled *source* validation pairs (a drop of more than 10 points is a collapse, with a
+# warning). The pairs it scores on are your own slices as they are, without synthetic
+# deformations: the registration problem you actually have.
 
 # %%
+from data_utils import evaluation_pairs
+from pemd_tutorial.selection import select_lambda
+
 cfg = load_pretrained("source").config.replace(device=DEVICE)
 on_fixed_grid = resample_moving(FIXED_PATH, MOVING_PATH, OUT / "moving_on_fixed_grid.nii.gz")
 your_slices = load_nifti_pair(FIXED_PATH, on_fixed_grid, axis=2, size=cfg.image_size)
 pair_kw = {"grid": cfg.grid, "control_spacing": cfg.control_spacing, "size": cfg.image_size,
            "max_displacement": cfg.max_displacement, "smoothness": cfg.smoothness}
 target_pairs = PairSampler("target", data=your_slices, **pair_kw)  # fresh unlabelled pairs every step
+your_pairs = PairSampler("target", data=your_slices, augment=False, **{**pair_kw, "max_displacement": 0.0})
+your_pairs = your_pairs.draw(len(your_slices), torch.Generator().manual_seed(SEED))  # your slices, as they are
 source_pairs = PairSampler("source", "train", **pair_kw)
-net = load_pretrained("source", device=DEVICE)
-log = adapt(net, source_pairs, target_pairs, cfg, discrepancy="pemd", steps=ADAPT_STEPS)
-yours = save_model(net, OUT / "mcd_pemd_yours.pt", metadata={"adapted_to": str(MOVING_PATH), "steps": ADAPT_STEPS})
-print(f"{len(your_slices)} slices of yours -> {ADAPT_STEPS * cfg.batch_size} unlabelled target pairs drawn; "
-      f"{ADAPT_STEPS} MCD-pEMD iterations; saved {yours}")
+source_val = evaluation_pairs("source", "val", 32, **pair_kw).evaluation_view()
+choice = select_lambda(load_pretrained("source", device=DEVICE), source_pairs, target_pairs, your_pairs,
+                       source_val, cfg, discrepancy="pemd", lambdas=LAMBDAS, checkpoints=CHECKPOINTS)
+for lam, rows in choice.table.items():
+    for steps, r in rows.items():
+        print(f"λ {lam:<4g} {steps:4d} iterations: MIND-SSD {r['mind_ssd']:.4f}, source accuracy "
+              f"{100 * r['source_val_acc']:.1f} % (source only {100 * choice.source_reference:.1f} %)"
+              f"{'' if r['eligible'] else '  collapsed'}")
+print(f"chosen: λ {choice.lam:g} after {choice.steps} iterations")
+yours = save_model(choice.model, OUT / "mcd_pemd_yours.pt",
+                   metadata={"adapted_to": str(MOVING_PATH), "lam": choice.lam, "steps": choice.steps})
+print(f"{len(your_slices)} slices of yours; saved {yours}")
 
 # %%
 adapted = register(FIXED_PATH, MOVING_PATH, model=yours, out=OUT / "mcd_pemd_yours", device=DEVICE)

@@ -225,9 +225,9 @@ def load_registration_model(spec: str | os.PathLike, device: str | torch.device 
     if spec.startswith("pretrained:"):
         model = load_pretrained(spec.split(":", 1)[1], device=device)
         if config is not None:
-            from pemd_tutorial.pretrained import _architecture_mismatch
+            from pemd_tutorial.pretrained import architecture_mismatch
 
-            bad = _architecture_mismatch(model.config, config)
+            bad = architecture_mismatch(model.config, config)
             if bad:
                 raise ValueError(f"register() model {spec!r} does not fit 'config': " + ", ".join(bad))
         return model, model.config

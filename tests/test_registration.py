@@ -17,7 +17,7 @@ import torch
 
 from data_utils.standin import write_standin_pair
 from pemd_tutorial.__main__ import main
-from pemd_tutorial.register import normalised_mutual_information, parse_slices, register
+from pemd_tutorial.registration import normalised_mutual_information, parse_slices, register
 
 pytestmark = pytest.mark.filterwarnings(r"ignore:register\(\) 'fixed' and 'moving' are the same:UserWarning")
 
@@ -234,7 +234,7 @@ def test_cli_register_and_its_errors(pair, small, tmp_path, capsys):
 
 
 def test_resample_moving_puts_the_moving_volume_on_the_fixed_grid(pair, tmp_path):
-    from pemd_tutorial.register import resample_moving
+    from pemd_tutorial.registration import resample_moving
 
     path = resample_moving(pair.fixed, pair.moving, tmp_path / "on_fixed.nii.gz")
     img, fixed = nib.load(path), nib.load(pair.fixed)
@@ -275,3 +275,11 @@ def test_itk_applies_the_written_field_as_register_did(registered, pair):
     as_ras = corr(resample(wrong))
     assert as_written > 0.97, as_written
     assert as_written > as_ras + 0.05, (as_written, as_ras)
+
+
+def test_the_function_and_the_module_have_different_names():
+    import pemd_tutorial
+    import pemd_tutorial.registration as registration
+
+    assert pemd_tutorial.register is registration.register  # the function, at the top level
+    assert callable(pemd_tutorial.registration.resample_moving)  # the module's helpers by attribute
