@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pemd_tutorial.emd import exact_emd, projected_emd  # noqa: E402
+from pemd_tutorial.jsonio import write_json  # noqa: E402
 
 ANGLE_SETS = {
     2: [0.0, 90.0],
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
     def save():
-        out_path.write_text(json.dumps(res, indent=2))
+        write_json(out_path, res, indent=2)
 
     res["quality"] = quality(args.n_quality, [9, 15])
     save()

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import statistics
@@ -46,6 +45,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pemd_tutorial.config import BASE_DISCREPANCIES, Config  # noqa: E402
+from pemd_tutorial.jsonio import write_json  # noqa: E402
 
 
 def _median_ms(fn, steps: int, repeats: int) -> float:
@@ -253,7 +253,7 @@ def paper_main(args, argv) -> int:
             print(f"  {k:48s} {v if isinstance(v, dict) else f'{v:.3f}'}")
     out = Path(args.out or Path(__file__).parent / "results" / "train_step_paper_cpu.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(out, results, indent=2)
     print(f"\nwrote {out}")
     return 0
 
@@ -323,7 +323,7 @@ def main(argv=None) -> int:
                                         for k, v in r.items()))
     out = Path(args.out or Path(__file__).parent / "results" / f"train_step_{args.profile}_cpu.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(out, results, indent=2)
     print(f"\nwrote {out}")
     return 0
 

@@ -23,7 +23,6 @@ SimpleITK is a benchmark-only dependency (``pip install SimpleITK``, in the ``te
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -37,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_utils import evaluation_pairs  # noqa: E402
 from pemd_tutorial.config import Config  # noqa: E402
+from pemd_tutorial.jsonio import write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GRID = ({"mesh": 3, "iterations": 50}, {"mesh": 6, "iterations": 50}, {"mesh": 6, "iterations": 150})
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     }
     out = Path(args.out or RESULTS / f"classical_{args.target}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(out, result)
     print(f"wrote {out}")
     return 0
 

@@ -12,7 +12,6 @@ step C. The figure ``docs/img/discrepancy_gradients.png`` plots the three over t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from pemd_tutorial.config import BASE_DISCREPANCIES, Config  # noqa: E402
 from pemd_tutorial.experiment import make_data  # noqa: E402
+from pemd_tutorial.jsonio import write_json  # noqa: E402
 from pemd_tutorial.pretrained import load_pretrained  # noqa: E402
 from pemd_tutorial.training import adapt  # noqa: E402
 
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "config": cfg.to_dict(),
               "logs": logs, "wall_time_s": time.perf_counter() - t0}
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    write_json(args.out, result)
 
     import matplotlib
 

@@ -39,6 +39,7 @@ import torch
 from data_utils import PairSampler, evaluation_pairs, make_pairs
 from pemd_tutorial.config import Config, PaperConfig
 from pemd_tutorial.evaluate import label_accuracy, predict
+from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.mind import mind_baseline
 from pemd_tutorial.model import ConcatNet, RegistrationNet
 from pemd_tutorial.paper import evaluation_set, patch_accuracy, training_pairs
@@ -181,7 +182,7 @@ def main() -> None:
         print(f"{name}: {overrides}", flush=True)
         results["variants"][name] = curve(args.experiment, overrides, args.steps, args.every, args.oracle,
                                           args.contrast)
-        out.write_text(json.dumps(results, indent=1) + "\n")
+        write_json(out, results)
     print(f"wrote {out}")
 
 

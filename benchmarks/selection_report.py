@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pemd_tutorial.jsonio import write_json  # noqa: E402
 from pemd_tutorial.selection import SCORES, choose_lambda  # noqa: E402
 
 
@@ -87,8 +88,7 @@ def main(argv=None) -> int:
     result = evaluate(records)
     print(markdown(result))
     if args.out:
-        Path(args.out).write_text(json.dumps({"records": args.records, **result,
-                                              "markdown": markdown(result)}, indent=1) + "\n")
+        write_json(args.out, {"records": args.records, **result, "markdown": markdown(result)})
     return 0
 
 

@@ -49,6 +49,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pemd_tutorial.config import BASE_DISCREPANCIES, Config  # noqa: E402
+from pemd_tutorial.jsonio import write_json  # noqa: E402
 from pemd_tutorial.selection import HIGHER_IS_BETTER, SCORES, choose_lambda, label_free_scores  # noqa: E402
 
 DEFAULT_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -254,9 +255,7 @@ def main(argv=None) -> int:
     def write():
         result["chosen"] = choose(result["runs"], args.discrepancies, grids, result["source_only"],
                                   args.max_source_drop)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, out)
+        write_json(out, result)
 
     done: set = set()
     if args.extend and out.is_file():

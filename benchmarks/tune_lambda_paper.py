@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from pemd_tutorial.config import PAPER_METHODS, PaperConfig
+from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.model import ConcatNet
 from pemd_tutorial.paper import angles_between, evaluation_set, patch_accuracy, training_pairs
 from pemd_tutorial.selection import SCORES, choose_lambda, label_free_scores
@@ -115,8 +116,7 @@ def main() -> None:
         "rows": rows,
         "wall_time_s": time.perf_counter() - t0,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    write_json(args.out, out)
     print(f"wrote {args.out} ({out['wall_time_s']:.0f} s)")
 
 

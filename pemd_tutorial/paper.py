@@ -42,6 +42,7 @@ from pemd_tutorial.config import (
     PaperConfig,
 )
 from pemd_tutorial.evaluate import label_accuracy, mean_std, predict
+from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.mind import mind_patch_costs
 from pemd_tutorial.model import ConcatNet
 from pemd_tutorial.training import adapt, train_oracle, train_source
@@ -299,7 +300,6 @@ def paper_markdown(results: dict[str, Any]) -> str:
 
 def write_paper_report(results: dict[str, Any], out_dir) -> None:
     """``paper_results.json`` (without the networks), ``paper_results.md`` and ``paper_accuracy.png``."""
-    import json
 
     import matplotlib.pyplot as plt
 
@@ -308,7 +308,7 @@ def write_paper_report(results: dict[str, Any], out_dir) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved = {k: v for k, v in results.items() if k != "networks"}
-    (out / "paper_results.json").write_text(json.dumps(saved, indent=1) + "\n")
+    write_json(out / "paper_results.json", saved)
     text = (
         f"# {results['title']}\n\n{results.get('command', '')}\n\n"
         f"Seeds {results['seeds']}; mean ± sample std; "

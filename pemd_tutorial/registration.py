@@ -49,8 +49,6 @@ for Python users, keeps the RAS+ components of the NIfTI world (``nibabel``'s fr
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import shutil
 import tempfile
@@ -63,6 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
 
 __all__ = [
@@ -628,7 +627,7 @@ def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> No
     # ITK reads the components of an intent-vector field as LPS+: negate x and y of the RAS+ vectors
     save(result.field_mm[:, :, :, None, :] * RAS_TO_LPS, "field.nii.gz", vector=True)
     save(result.uncertainty, "uncertainty.nii.gz")
-    (folder / "metrics.json").write_text(json.dumps(_finite(result.metrics), indent=1) + "\n")
+    write_json(folder / "metrics.json", result.metrics)
     if montage:
         import matplotlib.pyplot as plt
 
@@ -641,16 +640,6 @@ def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> No
             fig = plot_registration_montage(*shown, title=f"slice {k} along axis {result.metrics['axis']}")
             fig.savefig(folder / "montage" / f"slice_{k:03d}.png", dpi=100)
             plt.close(fig)
-
-
-def _finite(x):
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def _publish(staging: Path, out: Path) -> dict[str, Path]:

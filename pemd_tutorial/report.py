@@ -12,14 +12,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
+from pemd_tutorial.jsonio import write_json
 
 __all__ = ["PAIRS", "paired_differences", "results_markdown", "write_report"]
 
@@ -145,18 +144,6 @@ def _paired_differences(results: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, torch.Tensor):
-        return x.tolist()
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    return x
-
-
 def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``results.json``, ``results.md`` and the figures into ``out_dir`` (created).
 
@@ -172,10 +159,7 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dict
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     payload = {k: v for k, v in results.items() if k != "figures_data"}
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(_jsonable(payload), indent=1, allow_nan=False))
-    os.replace(tmp, out / "results.json")
-    written["results.json"] = out / "results.json"
+    written["results.json"] = write_json(out / "results.json", payload)
     (out / "results.md").write_text(results_markdown(results))
     written["results.md"] = out / "results.md"
 

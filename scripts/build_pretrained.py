@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import platform
 import shutil
 import sys
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from pemd_tutorial.config import Config  # noqa: E402
 from pemd_tutorial.experiment import run_experiment  # noqa: E402
+from pemd_tutorial.jsonio import write_json  # noqa: E402
 from pemd_tutorial.pretrained import PRETRAINED_NAMES, sha256_file  # noqa: E402
 
 METRIC_KEYS = ("accuracy", "within_one", "epe", "ncc", "source_accuracy", "n_points")
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         "identity_metrics": {k: ident[k] for k in METRIC_KEYS if k in ident},
         "networks": networks,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    write_json(out / "manifest.json", manifest)
     total = sum(n["bytes"] for n in networks.values())
     for name, n in networks.items():
         acc = 100 * n["metrics"]["accuracy"]
@@ -132,7 +132,7 @@ def paper(out: Path) -> int:
         "mind_accuracy": column["per_seed"]["mind"][0],
         "networks": networks,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    write_json(out / "manifest.json", manifest)
     for row, n in networks.items():
         acc = 100 * n["metrics"]["accuracy"]
         print(f"{row:15s} {n['bytes'] / 1024:6.0f} KiB  target test accuracy {acc:5.1f} %")

@@ -4,7 +4,7 @@ A module may import from its own layer or from the layers below, never from abov
 ``_private`` name of another module. The layers, lowest first:
 
 0. ``data_utils``: the data (imports nothing of ``pemd_tutorial``);
-1. the maths and the settings: ``config``, ``emd``, ``correlation``, ``mind``, ``similarity``,
+1. the maths and the settings: ``config``, ``jsonio``, ``emd``, ``correlation``, ``mind``, ``similarity``,
    ``discrepancies``;
 2. the networks: ``model``;
 3. training and evaluation: ``evaluate``, ``loop``, ``training``, ``pretrained``, ``selection``;
@@ -26,7 +26,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
-    "config": 1, "emd": 1, "correlation": 1, "mind": 1, "similarity": 1, "discrepancies": 1,
+    "config": 1, "jsonio": 1, "emd": 1, "correlation": 1, "mind": 1, "similarity": 1, "discrepancies": 1,
     "model": 2,
     "evaluate": 3, "loop": 3, "training": 3, "pretrained": 3, "selection": 3,
     "figures": 4, "report": 4, "widgets": 4,
@@ -88,3 +88,29 @@ def test_the_checks_can_fail(tmp_path):
     bad.write_text("from pemd_tutorial.experiment import run_experiment\nfrom pemd_tutorial.emd import _x\n")
     found = list(_imports(bad))
     assert _layer(found[0][1]) > LAYERS["model"] and found[1][2] == ["_x"]
+
+
+def _writes_json_by_hand(tree: ast.AST) -> list[int]:
+    """Lines that call ``json.dump(...)`` or ``<path>.write_text(json.dumps(...))``."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        if node.func.attr == "dump" and getattr(node.func.value, "id", "") == "json":
+            lines.append(node.lineno)
+        elif node.func.attr == "write_text" and any(
+            isinstance(sub, ast.Attribute) and sub.attr == "dumps" and getattr(sub.value, "id", "") == "json"
+            for arg in node.args for sub in ast.walk(arg)
+        ):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_results_files_are_written_by_the_one_json_writer():
+    """JSON files are written by pemd_tutorial.jsonio.write_json only (atomic, NaN-safe)."""
+    standalone = {ROOT / "scripts" / "build_embedded_data.py"}  # runs without the package installed
+    files = [p for p in _files("pemd_tutorial", "data_utils", "benchmarks", "scripts") if p not in standalone]
+    offenders = [f"{p.relative_to(ROOT)}:{line}"
+                 for p in files for line in _writes_json_by_hand(ast.parse(p.read_text()))]
+    assert offenders == [], f"write these with pemd_tutorial.jsonio.write_json: {offenders}"
+    assert _writes_json_by_hand(ast.parse("import json\nPath('a').write_text(json.dumps({}))\n")) == [2]

@@ -58,6 +58,7 @@ import copy
 import numpy as np
 from ipywidgets import IntSlider, interact
 
+from data_utils import invert_foreground
 from pemd_tutorial.config import PAPER_METHODS, PaperConfig
 from pemd_tutorial.evaluate import predict
 from pemd_tutorial.figures import PAPER_ACCURACY, plot_histogram
@@ -151,9 +152,10 @@ assert 10_000 <= counts["extractor"] <= 16_000 and 60_000 <= counts["classifier"
 
 acc = {"identity": float((target_test.labels == GRID.index(0, 0)).float().mean()),
        "mind": float((mind_patch_baseline(target_test) == target_test.labels).float().mean())}
+acc["inverted"] = patch_accuracy(nets["source"], target_test.with_moving(invert_foreground))  # the trivial trick
 acc.update({row: patch_accuracy(net, target_test) for row, net in nets.items()})
 source_acc = {row: patch_accuracy(net, source_test) for row, net in nets.items()}
-names = {"identity": "no registration", "mind": "MIND patch baseline",
+names = {"identity": "no registration", "mind": "MIND patch baseline", "inverted": "no adaptation, inverted",
          **{row: label for row, (label, _, _) in PAPER_METHODS.items()}}
 print(f"{'method':24s} {'T2w test':>9s} {'T1w test':>9s}")
 for row, a in acc.items():
