@@ -20,7 +20,8 @@ __all__ = ["random_deformation", "smooth_noise", "warp", "identity_grid", "jacob
 
 def _check_generator(generator: torch.Generator | None, name: str) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"{name}() 'generator' must be a torch.Generator or None, got {type(generator)}")
+        raise TypeError(f"{name}() 'generator' must be a torch.Generator or None, "
+                        f"got {type(generator).__name__}")
 
 
 def smooth_noise(

@@ -263,7 +263,7 @@ def load_embedded(
     if split not in SPLITS:
         raise ValueError(f"load_embedded() 'split' must be one of {SPLITS}, got {split!r}")
     if isinstance(contrasts, str):
-        raise ValueError("load_embedded() 'contrasts' must be a sequence of names, e.g. ('t1', 't2')")
+        raise TypeError("load_embedded() 'contrasts' must be a sequence of names, e.g. ('t1', 't2')")
     if not contrasts:
         raise ValueError("load_embedded() 'contrasts' must not be empty")
     for c in contrasts:

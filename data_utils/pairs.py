@@ -189,7 +189,7 @@ class PairSampler:
         if domain not in DOMAINS:
             raise ValueError(f"make_pairs() 'domain' must be one of {DOMAINS}, got {domain!r}")
         if not isinstance(grid, LabelGrid):
-            raise ValueError(f"make_pairs() 'grid' must be a LabelGrid, got {type(grid).__name__}")
+            raise TypeError(f"make_pairs() 'grid' must be a LabelGrid, got {type(grid).__name__}")
         if isinstance(size, bool) or not isinstance(size, int) or size < 8:
             raise ValueError(f"make_pairs() 'size' must be an integer >= 8, got {size!r}")
         check_control_spacing(size, size, control_spacing)
@@ -203,7 +203,7 @@ class PairSampler:
         elif isinstance(augment, bool):
             aug_kwargs = {} if augment else None
         else:
-            raise ValueError(f"make_pairs() 'augment' must be a bool or a dict, got {type(augment).__name__}")
+            raise TypeError(f"make_pairs() 'augment' must be a bool or a dict, got {type(augment).__name__}")
         if data is None:
             contrasts = tuple(dict.fromkeys((fixed_contrast, moving_contrast)))
             data = load_embedded(split, contrasts=contrasts, size=size)

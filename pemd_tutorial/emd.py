@@ -96,7 +96,7 @@ def _fn_name(fn: str, name: str) -> str:
 
 def _check_tensor(x, fn: str, name: str) -> None:
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"{_fn_name(fn, name)} must be a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{_fn_name(fn, name)} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise ValueError(f"{_fn_name(fn, name)} must be a floating-point tensor, got {x.dtype}")
 
@@ -548,7 +548,7 @@ def sliced_wasserstein_discrepancy(
     if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections < 1:
         raise ValueError(f"{fn}() 'n_projections' must be an int >= 1, got {n_projections!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(
+        raise TypeError(
             f"{fn}() 'generator' must be a torch.Generator or None, got {type(generator).__name__}"
         )
     check_reduction(reduction, fn)

@@ -173,7 +173,7 @@ def _score(target_probs: torch.Tensor, source_probs: torch.Tensor, data: Experim
 
 def _check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     if isinstance(methods, str):
-        raise ValueError(f"run_experiment() 'methods' must be a sequence of names, got {methods!r}")
+        raise TypeError(f"run_experiment() 'methods' must be a sequence of names, got {methods!r}")
     methods = tuple(methods)
     if not methods:
         raise ValueError("run_experiment() 'methods' must not be empty")

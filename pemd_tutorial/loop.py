@@ -68,7 +68,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
         The path written.
     """
     if not isinstance(state, dict):
-        raise ValueError(f"save_checkpoint() 'state' must be a dict, got {type(state).__name__}")
+        raise TypeError(f"save_checkpoint() 'state' must be a dict, got {type(state).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -130,7 +130,7 @@ class RegistrationNet(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         if not isinstance(cfg, Config):
-            raise ValueError(f"RegistrationNet 'cfg' must be a Config, got {type(cfg).__name__}")
+            raise TypeError(f"RegistrationNet 'cfg' must be a Config, got {type(cfg).__name__}")
         self.config = cfg.replace()  # a copy: what save_model() writes beside the weights
         self.metadata: dict = {}  # free-form notes of a loaded model file (see pemd_tutorial.pretrained)
         self.grid = cfg.grid

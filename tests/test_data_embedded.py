@@ -99,7 +99,7 @@ def test_te_changes_contrast():
     "kwargs, word",
     [
         ({"split": "training"}, "split"),
-        ({"contrasts": ("t1", "flair")}, "contrasts"),
+        ({"contrasts": ("t1", "t3")}, "contrasts"),
         ({"contrasts": "t1"}, "contrasts"),
         ({"contrasts": ()}, "contrasts"),
         ({"size": 4}, "size"),
@@ -107,7 +107,8 @@ def test_te_changes_contrast():
     ],
 )
 def test_load_embedded_validates(kwargs, word):
-    with pytest.raises(ValueError, match=word):
+    error = TypeError if kwargs.get("contrasts") == "t1" else ValueError  # a str is not a sequence of names
+    with pytest.raises(error, match=word):
         load_embedded(**kwargs)
 
 

@@ -180,14 +180,15 @@ def test_speed_few_hundred_pairs():
         ({"size": 4}, "size"),
         ({"grid": (4, 2.0)}, "grid"),
         ({"max_displacement": -1.0}, "max_displacement"),
-        ({"moving_contrast": "flair"}, "contrasts"),
+        ({"moving_contrast": "t3"}, "contrasts"),
         ({"augment": "yes"}, "augment"),
         ({"seed": 1.5}, "seed"),
     ],
 )
 def test_make_pairs_validates(kwargs, word):
     args = {"n_pairs": 2, "size": 32, **kwargs}
-    with pytest.raises(ValueError, match=word):
+    error = TypeError if word in ("grid", "augment") else ValueError  # a wrong type, or a wrong value
+    with pytest.raises(error, match=word):
         make_pairs(**args)
 
 

@@ -370,7 +370,7 @@ def test_histogram_errors_name_the_argument(call):
         call(p, q * 1.01)
     with pytest.raises(ValueError, match="'p' must be a floating-point tensor"):
         call(p.long(), q.long())
-    with pytest.raises(ValueError, match="'p' must be a torch.Tensor"):
+    with pytest.raises(TypeError, match="'p' must be a torch.Tensor"):
         call(p.numpy(), q)
 
 
@@ -423,7 +423,7 @@ def test_other_argument_errors():
         sliced_wasserstein_discrepancy(p[0], q[0])
     with pytest.raises(ValueError, match="'n_projections' must be an int >= 1"):
         sliced_wasserstein_discrepancy(p, q, n_projections=0)
-    with pytest.raises(ValueError, match="'generator' must be a torch.Generator"):
+    with pytest.raises(TypeError, match="'generator' must be a torch.Generator"):
         sliced_wasserstein_discrepancy(p, q, generator=0)
     with pytest.raises(ValueError, match="'angle' must be a single angle"):
         project_histogram(p, (9, 9), [0.0, 90.0])

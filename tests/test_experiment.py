@@ -118,7 +118,6 @@ def test_paired_differences_match_seeds():
     [
         ({"methods": ("mind", "bogus")}, "methods"),
         ({"methods": ()}, "methods"),
-        ({"methods": "mind"}, "methods"),
         ({"seeds": ()}, "seeds"),
         ({"seeds": (0, 0)}, "distinct"),
         ({"seeds": (-1,)}, "seeds"),
@@ -128,6 +127,8 @@ def test_paired_differences_match_seeds():
 def test_run_experiment_bad_arguments(kwargs, match, tmp_path):
     with pytest.raises(ValueError, match=match):
         run_experiment(tiny_config(), out_dir=tmp_path, progress=False, **kwargs)
+    with pytest.raises(TypeError, match="sequence of names"):  # a wrong type is a TypeError
+        run_experiment(tiny_config(), methods="mind", out_dir=tmp_path, progress=False)
 
 
 def test_run_experiment_bad_config_and_missing_file(tmp_path):

@@ -60,7 +60,7 @@ def test_rng_state_round_trip():
 
 
 def test_checkpoint_errors(tmp_path):
-    with pytest.raises(ValueError, match="'state'"):
+    with pytest.raises(TypeError, match="'state'"):
         save_checkpoint(tmp_path / "c.pt", [1, 2])
     with pytest.raises(ValueError, match="'path'"):
         load_checkpoint(tmp_path / "missing.pt")

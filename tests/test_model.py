@@ -88,7 +88,7 @@ def test_model_errors():
         net(torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 28))
     with pytest.raises(ValueError, match="divisible"):
         net(torch.rand(2, 1, 30, 30), torch.rand(2, 1, 30, 30))
-    with pytest.raises(ValueError, match="'cfg'"):
+    with pytest.raises(TypeError, match="'cfg'"):
         RegistrationNet({"image_size": 32})
 
 
