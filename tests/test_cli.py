@@ -1,22 +1,12 @@
 import json
 
-import numpy as np
 import pytest
 import torch
+from conftest import write_nifti
 
 from pemd_tutorial.__main__ import main
 
-# a TINY configuration: the whole CLI (all methods) runs in seconds on a CPU
-TINY = dict(image_size=16, radius=1, label_step=2.0, control_spacing=4, channels=[4], head_channels=4,
-            n_train_pairs=4, n_val_pairs=2, n_test_pairs=3, batch_size=2, source_steps=2, adapt_steps=1,
-            oracle_steps=2, num_k=1, n_projections=8, val_every=1, checkpoint_every=1)
-
-
-@pytest.fixture
-def tiny_json(tmp_path):
-    path = tmp_path / "tiny.json"
-    path.write_text(json.dumps(TINY))
-    return path
+# tiny_json (conftest.py): a configuration whose whole CLI run (all methods) takes seconds on a CPU
 
 
 def test_quick_mode_end_to_end_on_a_tiny_configuration(tmp_path, tiny_json, capsys):
@@ -33,7 +23,8 @@ def test_quick_mode_end_to_end_on_a_tiny_configuration(tmp_path, tiny_json, caps
         assert (out / f).stat().st_size > 0, f
     r = json.loads((out / "results.json").read_text())
     assert r["config"]["image_size"] == 16 and r["config"]["device"] == "cpu" and r["seeds"] == [0]
-    assert r["methods"] == ["identity", "mind", "source", "mcd_l1", "mcd_swd", "mcd_pemd", "oracle"]
+    assert r["methods"] == ["identity", "mind", "source", "inverted", "mcd_l1", "mcd_swd", "mcd_pemd",
+                            "oracle"]
     assert r["command"].startswith("python -m pemd_tutorial --profile quick")
     for m in r["methods"]:
         acc = r["summary"][m]["accuracy"]
@@ -84,7 +75,7 @@ def test_resume_from_checkpoints_gives_the_same_table(tmp_path, tiny_json):
 
 
 def _write_volume_pair(tmp_path):
-    nib = pytest.importorskip("nibabel")
+    pytest.importorskip("nibabel")
     g = torch.Generator().manual_seed(0)
     coarse = torch.rand(1, 1, 5, 5, 5, generator=g, dtype=torch.float64)
     vol = torch.nn.functional.interpolate(coarse, size=(20, 20, 24), mode="trilinear", align_corners=False)
@@ -96,8 +87,7 @@ def _write_volume_pair(tmp_path):
     paths = []
     for name, v in (("fixed", fixed), ("moving", moving)):
         p = tmp_path / f"{name}.nii.gz"
-        nib.save(nib.Nifti1Image(v.numpy().astype(np.float32), np.eye(4)), str(p))
-        paths.append(p)
+        paths.append(write_nifti(p, v.numpy()))
     return paths
 
 

@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import write_nifti
 
 from data_utils import load_nifti_pair, make_pairs, save_nifti, split_slices
 
@@ -24,8 +25,7 @@ def _phantom(seed=0):
 
 
 def _write(path, data, affine=AFFINE):
-    nib.save(nib.Nifti1Image(np.asarray(data, dtype=np.float32), affine), str(path))
-    return path
+    return write_nifti(path, data, affine)
 
 
 @pytest.fixture

@@ -3,19 +3,11 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_config
 
 import data_utils
-from pemd_tutorial.config import Config
 from pemd_tutorial.experiment import make_data, run_experiment, summarise
 from pemd_tutorial.report import results_markdown
-
-
-def tiny_config(**kw) -> Config:
-    base = dict(image_size=16, radius=1, label_step=2.0, control_spacing=4, channels=(4,), head_channels=4,
-                n_train_pairs=4, n_val_pairs=2, n_test_pairs=3, batch_size=2, source_steps=2, adapt_steps=1,
-                oracle_steps=2, num_k=1, n_projections=8, val_every=1, checkpoint_every=1, device="cpu")
-    base.update(kw)
-    return Config(**base)
 
 
 def test_summarise_mean_and_sample_std():

@@ -2,17 +2,11 @@ import json
 
 import pytest
 import torch
+from conftest import small_config as tiny
 
 from pemd_tutorial.config import Config
 from pemd_tutorial.correlation import cost_volume
 from pemd_tutorial.model import RegistrationNet
-
-
-def tiny(**kw) -> Config:
-    base = dict(image_size=32, radius=2, label_step=2.0, control_spacing=4, channels=(4, 8), head_channels=8,
-                batch_size=4, n_train_pairs=8, n_val_pairs=4, n_test_pairs=4)
-    base.update(kw)
-    return Config(**base)
 
 
 @pytest.mark.parametrize("channels,stride", [((4,), 1), ((4, 8), 2), ((4, 8, 8), 4)])

@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from conftest import write_nifti
 
 from data_utils.standin import write_standin_pair
 from pemd_tutorial.__main__ import main
@@ -35,10 +36,7 @@ def registered(pair, tmp_path_factory):
     return register(pair.fixed, pair.moving, "pretrained:mcd_pemd", out), out
 
 
-def _save(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
-    affine = np.eye(4) if affine is None else affine
-    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), affine), str(path))
-    return path
+_save = write_nifti
 
 
 def _epe(field_mm: np.ndarray, pair) -> float:

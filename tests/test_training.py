@@ -2,6 +2,7 @@ import copy
 
 import pytest
 import torch
+from conftest import small_config
 
 from data_utils import make_pairs
 from data_utils.grid import LabelGrid
@@ -14,11 +15,9 @@ from pemd_tutorial.training import adapt, mcd_step_a, mcd_step_b, mcd_step_c, tr
 
 
 def tiny(**kw) -> Config:
-    base = dict(image_size=32, radius=2, label_step=2.0, control_spacing=4, channels=(4, 8), head_channels=8,
-                batch_size=4, lr=3e-3, num_k=2, val_every=2, checkpoint_every=2,
-                lambdas={"l1": 0.5, "swd": 0.5, "pemd": 0.5})
-    base.update(kw)
-    return Config(**base)
+    """The shared 32 px configuration with a faster learning rate and λ 0.5 for every discrepancy."""
+    return small_config(**{"lr": 3e-3, "num_k": 2, "val_every": 2, "checkpoint_every": 2,
+                           "lambdas": {"l1": 0.5, "swd": 0.5, "pemd": 0.5}, **kw})
 
 
 @pytest.fixture(scope="module")
