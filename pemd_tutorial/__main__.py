@@ -265,9 +265,6 @@ def paper_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     if args.resume and args.checkpoint_dir is None:
         parser.error("--resume needs --checkpoint-dir")
-    if args.target is not None and args.fixed is not None:
-        parser.error("--target chooses the embedded target contrast; with --fixed/--moving your moving "
-                     "volume is the target")
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         parser.error(f"--seeds must be distinct integers >= 0, got {args.seeds}")
     device = _resolve_device(args.device, parser)

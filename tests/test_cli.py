@@ -176,3 +176,20 @@ def test_readme_example_runs_and_pemd_is_below_the_exact_emd():
         exec(compile(code, "README.md", "exec"), {})
     pemd, emd = (float(v) for v in out.getvalue().split())
     assert 0.0 < pemd <= emd + 1e-9
+
+
+def test_target_option_selects_the_contrast_and_refuses_contradictions(tmp_path, tiny_json, capsys):
+    out = tmp_path / "flair"
+    assert main(["--profile", "quick", "--seeds", "0", "--methods", "mind", "--target", "flair",
+                 "--config-json", str(tiny_json), "--out", str(out), "--no-progress"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["config"]["target_contrast"] == "flair" and "FLAIR" in r["data"]["target"]
+    contradicting = tmp_path / "c.json"
+    contradicting.write_text(json.dumps({"target_contrast": "t2"}))
+    with pytest.raises(SystemExit):
+        main(["--target", "flair", "--config-json", str(contradicting), "--out", str(out)])
+    assert "contradicts" in capsys.readouterr().err
+    fixed, moving = _write_volume_pair(tmp_path)
+    with pytest.raises(SystemExit):
+        main(["--target", "flair", "--fixed", str(fixed), "--moving", str(moving), "--out", str(out)])
+    assert "--target" in capsys.readouterr().err
