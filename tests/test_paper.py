@@ -388,7 +388,8 @@ def test_cli_honours_methods_device_and_checkpoints(tmp_path, capsys):
             "--checkpoint-dir", str(ck)]
     assert main(argv) == 0
     saved = json.loads((out / "paper_results.json").read_text())
-    assert saved["methods"] == ["identity", "mind", "inverted", "source", "mcd_l1"] and saved["config"]["device"] == "cpu"
+    assert saved["methods"] == ["identity", "mind", "inverted", "source", "mcd_l1"]
+    assert saved["config"]["device"] == "cpu"
     assert (ck / "seed0" / "source.pt").is_file() and (ck / "seed0" / "t2" / "mcd_l1.pt").is_file()
     assert main([*argv, "--resume"]) == 0
     again = json.loads((out / "paper_results.json").read_text())["columns"]["t2"]
