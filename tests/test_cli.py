@@ -9,6 +9,7 @@ from pemd_tutorial.__main__ import main
 # tiny_json (conftest.py): a configuration whose whole CLI run (all methods) takes seconds on a CPU
 
 
+@pytest.mark.slow
 def test_quick_mode_end_to_end_on_a_tiny_configuration(tmp_path, tiny_json, capsys):
     out = tmp_path / "res"
     rc = main(["--profile", "quick", "--device", "cpu", "--seeds", "0", "--config-json", str(tiny_json),
@@ -46,6 +47,7 @@ def test_auto_profile_is_standard_and_quick_says_it_is_a_smoke_test(capsys):
     assert err.value.code == 2 and "--profile" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_save_models_writes_every_trained_network(tmp_path, tiny_json, capsys):
     from pemd_tutorial.pretrained import load_model
 
@@ -62,6 +64,7 @@ def test_save_models_writes_every_trained_network(tmp_path, tiny_json, capsys):
     assert net.config.image_size == 16
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoints_gives_the_same_table(tmp_path, tiny_json):
     args = ["--device", "cpu", "--seeds", "1", "--methods", "source", "mcd_pemd", "--config-json",
             str(tiny_json), "--no-progress", "--checkpoint-dir", str(tmp_path / "ck")]
@@ -91,6 +94,7 @@ def _write_volume_pair(tmp_path):
     return paths
 
 
+@pytest.mark.slow
 def test_users_nifti_pair_becomes_the_target_domain(tmp_path, tiny_json, capsys):
     fixed, moving = _write_volume_pair(tmp_path)
     out = tmp_path / "mine"

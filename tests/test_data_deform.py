@@ -105,6 +105,7 @@ def test_random_deformation_dtype_device_follow_arguments():
     assert u.dtype == torch.float64 and u.device.type == "cpu"
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_random_deformation_cuda_matches_cpu():
     a = random_deformation(2, 16, 16, generator=torch.Generator().manual_seed(7), device="cuda")

@@ -438,6 +438,7 @@ def test_other_argument_errors():
 # ------------------------------------------------------------------------------------------ CUDA
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu():
     gs = (9, 9)

@@ -47,6 +47,7 @@ def test_mind_only_run_writes_every_file(tmp_path):
     assert (tmp_path / "accuracy.png").stat().st_size > 1000 and (tmp_path / "examples.png").is_file()
 
 
+@pytest.mark.slow
 def test_all_methods_same_seed_same_metrics_and_target_train_labels_unread(tmp_path, monkeypatch):
     # instrument: the evaluation view of the *target training* pairs may only be opened by the oracle
     opened = []
@@ -155,6 +156,7 @@ def test_method_table_adds_a_row_with_one_entry(tmp_path, monkeypatch):
     assert "| zero shift |" in (tmp_path / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_fresh_training_pairs_every_step_run_end_to_end_and_reproduce():
     cfg = tiny_config(n_train_pairs=None)
     data = make_data(cfg, seed=0)
@@ -169,6 +171,7 @@ def test_fresh_training_pairs_every_step_run_end_to_end_and_reproduce():
         tiny_config(n_train_pairs=0)
 
 
+@pytest.mark.slow
 def test_inverted_row_is_the_source_network_on_inverted_moving_images():
     from data_utils import invert_foreground
     from pemd_tutorial.evaluate import evaluate_probs, predict

@@ -60,6 +60,7 @@ def test_patch_pairs_bad_arguments(kwargs, match):
         make_patch_pairs("test", "t2", 0)
 
 
+@pytest.mark.slow
 def test_sampler_draws_fresh_reproducible_pairs_inside_the_brain():
     sampler = PatchSampler("train", "t2")
     g = torch.Generator().manual_seed(0)
@@ -146,6 +147,7 @@ def test_mind_patch_baseline_finds_mono_modal_shifts():
     assert float((mind_patch_baseline(pairs) == pairs.labels).float().mean()) > 0.8
 
 
+@pytest.mark.slow
 def test_tiny_run_and_cli(tmp_path, capsys):
     cfg = tiny_cfg()
     r = run_paper_experiment(cfg, seeds=(0,), methods=("source", "mcd_pemd16_swd", "oracle"), progress=False)
@@ -176,6 +178,7 @@ def test_tiny_run_and_cli(tmp_path, capsys):
         main(["--experiment", "paper", "--profile", "full", "--out", str(out)])
 
 
+@pytest.mark.slow
 def test_candidates_hold_the_moving_patch_at_its_label():
     pairs = make_patch_pairs("test", "t2", 30, seed=6)
     for k in range(8):
@@ -261,6 +264,7 @@ def test_standard_lambdas_are_the_ones_the_validation_sweep_chose(contrast, swee
         assert cfg.lambda_for(row, contrast) == result["chosen"], row
 
 
+@pytest.mark.slow
 def test_two_target_columns_share_the_source_network_and_use_their_own_lambdas(monkeypatch):
     import pemd_tutorial.paper as paper
 
@@ -315,6 +319,7 @@ def test_step_b_leaves_the_extractor_bit_identical_on_patches():
     assert not _equal(f_before, net.head_parameters())
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_and_a_killed_run_resumes_bit_identical(tmp_path):
     cfg = tiny_cfg(source_steps=4)
     source = training_pairs(cfg, "t1", labelled=True)
@@ -337,6 +342,7 @@ def test_same_seed_same_result_and_a_killed_run_resumes_bit_identical(tmp_path):
     assert log_d == log_e and _equal(_state(d), _state(e))
 
 
+@pytest.mark.slow
 def test_adaptation_never_reads_target_labels_on_patches():
     cfg = tiny_cfg(n_train=16)
     pool = training_pairs(cfg, "t2", labelled=False)
@@ -376,6 +382,7 @@ def test_patch_accuracy_is_the_mean_of_both_heads():
     assert patch_accuracy(net, pairs) == pytest.approx(float((pairs.labels == wrong).float().mean()))
 
 
+@pytest.mark.slow
 def test_cli_honours_methods_device_and_checkpoints(tmp_path, capsys):
     from pemd_tutorial.__main__ import main
 

@@ -154,6 +154,7 @@ def test_patch_network_round_trips_and_refuses_a_dense_config(tmp_path):
         load_model(path, TINY)
 
 
+@pytest.mark.slow
 def test_shipped_patch_networks_are_listed_and_reproduce_their_manifest():
     from pemd_tutorial.config import PAPER_METHODS, PaperConfig
     from pemd_tutorial.paper import evaluation_set, patch_accuracy

@@ -86,6 +86,7 @@ def test_mind_model_needs_no_network_and_also_helps(pair, tmp_path):
     assert _epe(result.field_mm, pair) < 0.75 * identity and result.files == {}
 
 
+@pytest.mark.slow
 def test_same_grid_is_not_resampled_and_an_identical_pair_barely_moves(pair, tmp_path):
     with pytest.warns(UserWarning, match="same file"):
         result = register(pair.fixed, pair.fixed, "mind", tmp_path / "same")

@@ -147,6 +147,7 @@ def test_step_b_raises_the_discrepancy_and_step_c_lowers_it(data):
 # ------------------------------------------------------------------------------------------ loops
 
 
+@pytest.mark.slow
 def test_source_training_overfits_a_few_pairs(data):
     cfg = tiny(lr=1e-2, batch_size=4)
     net = RegistrationNet(cfg)
@@ -198,6 +199,7 @@ class _Killer:
         return self.pairs.batch(indices)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["source", "adapt_swd", "oracle"])
 def test_killed_run_resumes_bit_identical(data, tmp_path, phase):
     cfg = tiny(checkpoint_every=2)
@@ -333,6 +335,7 @@ def test_adapt_starts_from_a_copy_without_touching_the_original(data):
     assert log[0]["phase"] == "adapt_pemd" and log[0]["lam"] == 0.5
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_training_runs_on_cuda_and_matches_cpu_closely(data):
     cfg = tiny()
