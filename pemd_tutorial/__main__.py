@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your fixed NIfTI volume (e.g. T1w); with --moving it replaces the target domain")
     p.add_argument("--moving", metavar="PATH",
                    help="your moving NIfTI volume (e.g. T2w), aligned with --fixed")
+    p.add_argument("--select-lambda", type=float, nargs="+", metavar="LAMBDA",
+                   help="choose λ (and half or all of the MCD iterations) of every MCD row per seed from "
+                        "this grid without target labels: the λ whose network makes the fixed and the "
+                        "warped moving validation images most alike (MIND-SSD), among those that keep "
+                        "the source accuracy (docs/selection.md); one adaptation per λ. Meant for "
+                        "your own target (--fixed/--moving)")
     p.add_argument("--checkpoint-dir", metavar="DIR",
                    help="write training checkpoints there (needed for --resume)")
     p.add_argument("--save-models", metavar="DIR",
@@ -349,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_experiment(
         cfg, methods=args.methods, seeds=args.seeds, out_dir=args.out, progress=not args.no_progress,
         fixed=args.fixed, moving=args.moving, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-        save_models=args.save_models,
+        save_models=args.save_models, lambda_grid=args.select_lambda,
         command=" ".join(["python -m pemd_tutorial", *argv_list]),
     )
     print(results_markdown(results))

@@ -62,6 +62,7 @@ class ExperimentData:
         source_train: labelled source training pairs.
         target_train: target training pairs (labels hidden; see :class:`data_utils.PairDataset`).
         target_val: evaluation view of the target validation pairs (training logs only).
+        target_val_images: the same pairs without labels (label-free choice of λ).
         source_test: evaluation view of the source test pairs (collapse check).
         target_test: evaluation view of the target test pairs (the table).
         description: what the target domain is (embedded data or the user's files).
@@ -73,6 +74,7 @@ class ExperimentData:
     source_test: Any
     target_test: Any
     description: str
+    target_val_images: Any = None
 
 
 def _pair_kwargs(cfg: Config) -> dict[str, Any]:
@@ -111,7 +113,8 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
     if user_slices is None:
         tkw = {**kw, "moving_contrast": cfg.target_contrast}
         target_train = training("target", **tkw)
-        target_val = evaluation_pairs("target", "val", cfg.n_val_pairs, **tkw).evaluation_view()
+        target_val_images = evaluation_pairs("target", "val", cfg.n_val_pairs, **tkw)
+        target_val = target_val_images.evaluation_view()
         target_test = evaluation_pairs("target", "test", cfg.n_test_pairs, **tkw).evaluation_view()
         desc = ("embedded MNI152 slices: fixed T1w (deformed), moving simulated "
                 f"{DENSE_TARGET_CONTRASTS[cfg.target_contrast]}")
@@ -120,12 +123,14 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
         target_train = training("target", data=train)
         from data_utils import EVALUATION_SEEDS
 
-        target_val = make_pairs("target", n_pairs=cfg.n_val_pairs, seed=EVALUATION_SEEDS["val"], data=val,
-                                **kw).evaluation_view()
+        target_val_images = make_pairs("target", n_pairs=cfg.n_val_pairs, seed=EVALUATION_SEEDS["val"],
+                                       data=val, **kw)
+        target_val = target_val_images.evaluation_view()
         target_test = make_pairs("target", n_pairs=cfg.n_test_pairs, seed=EVALUATION_SEEDS["test"],
                                  data=test, **kw).evaluation_view()
         desc = "the user's NIfTI pair: fixed (deformed) vs moving"
-    return ExperimentData(source_train, target_train, target_val, source_test, target_test, desc)
+    return ExperimentData(source_train, target_train, target_val, source_test, target_test, desc,
+                          target_val_images)
 
 
 def summarise(per_seed: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
@@ -260,6 +265,7 @@ class MethodResult:
         extra_time_s: training time spent before the call that belongs to this method (the shared
             source-only training of the MCD rows and of the inverted-contrast row).
         inference_time_s: seconds a training-free method took (``None`` for networks).
+        chosen: what a label-free choice picked (``{"lam", "steps"}``), recorded in the row.
     """
 
     target_probs: torch.Tensor
@@ -269,6 +275,7 @@ class MethodResult:
     heads: tuple[torch.Tensor, torch.Tensor] | None = None
     extra_time_s: float = 0.0
     inference_time_s: float | None = None
+    chosen: dict[str, Any] | None = None
 
 
 def _network_result(model, run: SeedRun, log, extra_time_s: float = 0.0) -> MethodResult:
@@ -309,6 +316,17 @@ def _run_source(run: SeedRun) -> MethodResult:
     return _network_result(model, run, log)
 
 
+def _source_val(run: SeedRun):
+    """The labelled *source* validation pairs (the collapse check of a label-free λ choice)."""
+    shared = run.cache["across_seeds"]
+    if "source_val" not in shared:
+        from data_utils import evaluation_pairs
+
+        shared["source_val"] = evaluation_pairs("source", "val", run.cfg.n_val_pairs,
+                                                **_pair_kwargs(run.cfg)).evaluation_view()
+    return shared["source_val"]
+
+
 def _run_inverted(run: SeedRun) -> MethodResult:
     """The trivial trick: the seed's source-only network on the moving images inverted on their
     foreground (:func:`data_utils.invert_foreground`); no training beyond the source network's."""
@@ -330,11 +348,26 @@ def _mcd(discrepancy: str) -> Callable[[SeedRun], MethodResult]:
 
         trained_before = "source" in run.cache
         source, _, seconds = _source_model(run)
-        model = copy.deepcopy(source)  # every discrepancy starts from the same network
-        log = adapt(model, run.data.source_train, run.data.target_train, run.cfg, discrepancy=discrepancy,
-                    **run.train_kw)
+        grid = run.cache.get("lambda_grid")
+        if grid is None:
+            model = copy.deepcopy(source)  # every discrepancy starts from the same network
+            log = adapt(model, run.data.source_train, run.data.target_train, run.cfg, discrepancy=discrepancy,
+                        **run.train_kw)
+            chosen = None
+        else:  # λ and the number of iterations chosen without target labels (pemd_tutorial.selection)
+            from pemd_tutorial.selection import select_lambda
+
+            steps = run.cfg.adapt_steps
+            choice = select_lambda(source, run.data.source_train, run.data.target_train,
+                                   run.data.target_val_images, _source_val(run), run.cfg,
+                                   discrepancy=discrepancy, lambdas=grid,
+                                   checkpoints=sorted({max(1, steps // 2), steps}),
+                                   progress=run.train_kw.get("progress", False))
+            model, log, chosen = choice.model, choice.log, {"lam": choice.lam, "steps": choice.steps}
         # the adaptation's time includes the shared source training (already measured if it ran before)
-        return _network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
+        result = _network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
+        result.chosen = chosen
+        return result
 
     run_mcd.__name__ = f"run_mcd_{discrepancy}"
     run_mcd.__doc__ = f"MCD with the {discrepancy!r} discrepancy from the seed's source-only network."
@@ -393,6 +426,7 @@ def run_experiment(
     resume: bool = False,
     command: str | None = None,
     save_models: str | os.PathLike | None = None,
+    lambda_grid: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate every method over several seeds; write ``results.json``, ``results.md`` and figures.
 
@@ -422,6 +456,11 @@ def run_experiment(
         command: the command line to record (default: ``sys.argv``).
         save_models: folder for every trained network (``<dir>/seed<s>/<method>.pt``, written by
             :func:`pemd_tutorial.save_model` with the method and seed as metadata); ``None``: none.
+        lambda_grid: choose λ (and the number of MCD iterations, half or all of
+            ``cfg.adapt_steps``) of every MCD row per seed **without target labels**, from this
+            grid, with :func:`pemd_tutorial.selection.select_lambda` on the unlabelled target
+            validation pairs (for your own target contrast); ``None``: ``cfg.lambdas``. The choice
+            is recorded in each row as ``"lam"`` and ``"steps"``.
 
     Returns:
         ``{"config", "seeds", "methods", "per_seed", "summary", "chance", "logs", "machine",
@@ -461,7 +500,8 @@ def run_experiment(
         ck = None if checkpoint_dir is None else Path(checkpoint_dir) / f"seed{seed}"
         run = SeedRun(cfg_s, seed, data, device,
                       {"val": data.target_val, "checkpoint_dir": ck, "resume": resume, "progress": progress},
-                      {"across_seeds": across_seeds})
+                      {"across_seeds": across_seeds,
+                       **({} if lambda_grid is None else {"lambda_grid": tuple(lambda_grid)})})
         first = seed == seeds[0]
         if first:
             figures_data["test_batch"] = {k: v[:n_fig] for k, v in data.target_test.batch().items()}
@@ -480,6 +520,7 @@ def run_experiment(
                 row.update(train_time_s=result.extra_time_s, inference_time_s=result.inference_time_s)
             else:
                 row["train_time_s"] = seconds
+            row.update(result.chosen or {})
             per_seed[name].append({"seed": seed, **row})
             if result.log is not None:
                 logs.setdefault(name, {})[str(seed)] = result.log

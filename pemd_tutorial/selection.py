@@ -203,6 +203,7 @@ class LambdaChoice:
         model: the adapted network at ``(lam, steps)``.
         table: ``λ -> {steps -> {"source_val_acc", "mind_ssd", "nmi", "im", "snd", "eligible"}}``.
         source_reference: the source-only network's source validation accuracy.
+        log: the training log of the chosen adaptation (its first ``steps`` iterations).
     """
 
     lam: float
@@ -211,6 +212,7 @@ class LambdaChoice:
     model: torch.nn.Module
     table: dict[float, dict[int, dict[str, Any]]] = field(default_factory=dict)
     source_reference: float = float("nan")
+    log: list[dict] = field(default_factory=list)
 
 
 def select_lambda(
@@ -267,13 +269,15 @@ def select_lambda(
     reference = source_accuracy(model, source_val)
     table: dict[float, dict[int, dict[str, Any]]] = {}
     states: dict[tuple[float, int], dict] = {}
+    logs: dict[float, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="select_lambda_") as work:
         for lam in lambdas:
             net = copy.deepcopy(model)
             table[lam] = {}
             for steps in checkpoints:
-                adapt(net, source, target, cfg, discrepancy=discrepancy, lam=lam, steps=steps,
-                      phase=f"select_{lam:g}", checkpoint_dir=work, resume=True, progress=progress)
+                logs[lam] = adapt(net, source, target, cfg, discrepancy=discrepancy, lam=lam, steps=steps,
+                                  phase=f"select_{lam:g}", checkpoint_dir=work, resume=True,
+                                  progress=progress)
                 row: dict[str, Any] = {"source_val_acc": source_accuracy(net, source_val),
                                        **label_free_scores(net, target_val)}
                 row["eligible"] = reference - row["source_val_acc"] <= max_source_drop
@@ -296,4 +300,4 @@ def select_lambda(
     chosen = copy.deepcopy(model)
     chosen.load_state_dict(states[(lam, steps)])
     chosen.eval()
-    return LambdaChoice(lam, steps, score, chosen, table, reference)
+    return LambdaChoice(lam, steps, score, chosen, table, reference, logs[lam][:steps])

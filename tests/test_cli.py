@@ -197,3 +197,14 @@ def test_target_option_selects_the_contrast_and_refuses_contradictions(tmp_path,
     with pytest.raises(SystemExit):
         main(["--target", "flair", "--fixed", str(fixed), "--moving", str(moving), "--out", str(out)])
     assert "--target" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_select_lambda_chooses_each_mcd_rows_weight_without_labels(tmp_path, tiny_json):
+    out = tmp_path / "sel"
+    assert main(["--profile", "quick", "--seeds", "0", "--methods", "mcd_l1", "mcd_pemd", "--select-lambda",
+                 "0.1", "1", "--config-json", str(tiny_json), "--out", str(out), "--no-progress"]) == 0
+    r = json.loads((out / "results.json").read_text())
+    for m in ("mcd_l1", "mcd_pemd"):
+        row = r["per_seed"][m][0]
+        assert row["lam"] in (0.1, 1.0) and row["steps"] == 1  # TINY: adapt_steps 1, so half is 1 too
