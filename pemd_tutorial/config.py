@@ -348,18 +348,20 @@ PAPER_METHODS: dict[str, tuple[str, str | None, int]] = {
     "oracle": ("oracle (target labels)", None, 0),
 }
 
-#: Step-B weights of the paper experiment's ``standard`` profile, per row. Chosen on each target
-#: contrast's *validation* patches with the collapse rule by ``benchmarks/tune_lambda_paper.py``
-#: (seed 0, grid 0.03 / 0.1 / 0.3 / 1; never on the test patches): the plain row keys for T2w
-#: (``--contrast t2``, ``benchmarks/results/lambda_paper.json``), the ``"inter/<row>"`` keys for the
-#: intermediate-weighted target (``--contrast inter``, ``lambda_paper_inter.json``). The PD-weighted
-#: target uses the T2w values (not swept). The plain discrepancy keys repeat the T2w choices, for
-#: :meth:`PaperConfig.lam`.
+#: Step-B weights of the paper experiment's ``standard`` profile, per row. For the T2w column (the
+#: plain row keys) chosen **without target labels** by ``benchmarks/tune_lambda_paper.py`` (seed 0,
+#: grid 0.03 / 0.1 / 0.3 / 1, ``benchmarks/results/lambda_paper_labelfree.json``): the eligible λ
+#: (collapse rule on the T1w validation accuracy) with the lowest MIND-SSD between the fixed patch
+#: and the moving patch shifted by the predicted label, on unlabelled T2w validation patches. The
+#: labels would have picked the same λ for every row but MCD-SWD (0.03). The ``"inter/<row>"`` keys
+#: of the opt-in intermediate-weighted target were chosen with that contrast's validation *labels*
+#: (``lambda_paper_inter.json``; docs/paper.md says so). The PD-weighted target uses the T2w values
+#: (not swept). The plain discrepancy keys repeat the T2w choices, for :meth:`PaperConfig.lam`.
 PAPER_STANDARD_LAMBDAS: dict[str, float] = {
-    "mcd_swd": 0.03, "mcd_l1": 0.3, "mcd_pemd2": 0.3, "mcd_pemd16": 0.3, "mcd_pemd16_swd": 0.3,
+    "mcd_swd": 0.3, "mcd_l1": 0.3, "mcd_pemd2": 0.3, "mcd_pemd16": 0.3, "mcd_pemd16_swd": 0.3,
     "inter/mcd_swd": 0.03, "inter/mcd_l1": 0.03, "inter/mcd_pemd2": 0.3, "inter/mcd_pemd16": 0.1,
     "inter/mcd_pemd16_swd": 0.03,
-    "swd": 0.03, "l1": 0.3, "pemd": 0.3, "pemd+swd": 0.3,
+    "swd": 0.3, "l1": 0.3, "pemd": 0.3, "pemd+swd": 0.3,
 }
 
 
