@@ -225,6 +225,16 @@ plot_accuracy(one_seed);
 # see [docs/results.md](../docs/results.md). `make main` reports all rows over three seeds
 # (mean ± std); see the README.
 #
+# **Why does SWD do nothing?** Not because its λ is badly chosen (no λ from 1 to 10 moves it). In
+# step C, G minimises D itself, without λ, and SWD hands G a gradient about 400 times smaller
+# than the projected EMD does (`benchmarks/discrepancy_gradients.py`). Two things make SWD small
+# on these predictions: it sorts the projections across control points, so it compares the two
+# heads' *sets* of predictions, which look alike even where the heads disagree point by point (a
+# factor of about 17), and squared differences of diffuse histograms along random directions are
+# small next to their L1 or EMD (a further factor of about 50):
+#
+# ![λ·D and the gradients of each discrepancy during MCD](../docs/img/discrepancy_gradients.png)
+#
 # ## 4. Beside the paper
 #
 # The authors' talk slides (MIDL 2020) report target label accuracy for their experiment: 2D
