@@ -235,9 +235,9 @@ def select_lambda(
     Every λ adapts its own copy of ``model`` (:func:`pemd_tutorial.training.adapt`) up to the
     largest of ``checkpoints``, in chunks resumed from a checkpoint (identical to one uninterrupted
     run), and is scored after each chunk on the *unlabelled* ``target_val`` pairs
-    (:func:`label_free_scores`) and on the labelled ``source_val`` pairs (source accuracy). λ is
-    chosen on the last checkpoint by :func:`choose_lambda`; then, for that λ, the eligible number of
-    iterations with the best score.
+    (:func:`label_free_scores`) and on the labelled ``source_val`` pairs (source accuracy). Among
+    all eligible ``(λ, iterations)`` (the collapse rule of :func:`choose_lambda` applied to each)
+    the one with the best score wins; ties go to the smaller λ, then to fewer iterations.
 
     Args:
         model: the source-only network (left unchanged).
@@ -289,14 +289,14 @@ def select_lambda(
                 table[lam][steps] = row
                 states[(lam, steps)] = copy.deepcopy(net.state_dict())
     last = checkpoints[-1]
-    lam = choose_lambda({v: table[v][last] for v in lambdas}, score, reference,
-                        max_source_drop=max_source_drop, name=discrepancy)
-    runs = {k: r for k, r in table[lam].items() if r["eligible"]}
-    if score == "rank_sum":
+    candidates = [(v, k) for v in lambdas for k in checkpoints if table[v][k]["eligible"]]
+    if score == "rank_sum" or not candidates:  # the λ rule on the last checkpoint (raises if all collapse)
+        lam = choose_lambda({v: table[v][last] for v in lambdas}, score, reference,
+                            max_source_drop=max_source_drop, name=discrepancy)
         steps = last
     else:
         sign = -1.0 if HIGHER_IS_BETTER[score] else 1.0
-        steps = min(sorted(runs), key=lambda k: sign * float(runs[k][score]))
+        lam, steps = min(candidates, key=lambda c: (sign * float(table[c[0]][c[1]][score]), c))
     chosen = copy.deepcopy(model)
     chosen.load_state_dict(states[(lam, steps)])
     chosen.eval()

@@ -184,8 +184,8 @@ def test_select_lambda_adapts_each_weight_scores_it_and_warns_about_collapse(rec
                            lambdas=(0.1, 1.0), checkpoints=(1, 2), max_source_drop=1.0)
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))  # input untouched
     assert choice.lam in (0.1, 1.0) and choice.steps in (1, 2) and set(choice.table) == {0.1, 1.0}
-    best = min(choice.table, key=lambda lam: (choice.table[lam][2]["mind_ssd"], lam))
-    assert choice.lam == best
+    runs = [(lam, k) for lam in choice.table for k in (1, 2)]
+    assert (choice.lam, choice.steps) == min(runs, key=lambda c: (choice.table[c[0]][c[1]]["mind_ssd"], c))
     # the returned network is the one adapted with the chosen weight for the chosen iterations,
     # identical to an uninterrupted adaptation of the same length
     import copy

@@ -171,8 +171,8 @@ assert logits1.shape == (2, GRID.n_labels, *cfg.control_shape) and not torch.equ
 #   `CE_source − λ·D(F1, F2 on target)` (they learn to **disagree** on target points); **C** the
 #   heads frozen, G minimises `D` on the target (features on which the heads **agree**);
 # * **oracle**: the same network trained with the target labels: what this network reaches when it
-#   may read them, which no unsupervised method can. (It is not a bound for every method: MIND
-#   below needs no training and comes close to it.)
+#   may read them, which no unsupervised method can. It bounds nothing but this network trained
+#   this way; other methods (MIND below, or a different network) are not held under it.
 #
 # The weight λ of every discrepancy was chosen **without target labels**: among the λ that keep
 # the accuracy on labelled *source* validation pairs, the one whose network makes the fixed image
