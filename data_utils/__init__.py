@@ -20,6 +20,7 @@ Modules, in data-flow order:
 
 from data_utils.deform import identity_grid, jacobian_determinant, random_deformation, smooth_noise, warp
 from data_utils.embedded import (
+    CONTRAST_NAMES,
     CONTRASTS,
     RELAXATION_1P5T,
     SPLITS,
@@ -51,6 +52,7 @@ __all__ = [
     "at_control_points",
     "check_control_spacing",
     "CONTRASTS",
+    "CONTRAST_NAMES",
     "RELAXATION_1P5T",
     "SPLITS",
     "EmbeddedSlices",

@@ -64,6 +64,7 @@ __all__ = [
     "RELAXATION_1P5T",
     "SPLITS",
     "CONTRASTS",
+    "CONTRAST_NAMES",
     "EmbeddedSlices",
     "load_embedded",
     "spin_echo",
@@ -82,6 +83,11 @@ RELAXATION_1P5T: dict[str, tuple[float, float, float]] = {
 }
 SPLITS = ("train", "val", "test", "all")
 CONTRASTS = ("t1", "t2", "pd", "flair")
+#: Display names of every contrast of the project, the one table the package and its figures read
+#: (``"inter"``, the intermediate-weighted spin echo, exists for the patch experiment only:
+#: :data:`data_utils.patches.SEQUENCES`).
+CONTRAST_NAMES: dict[str, str] = {"t1": "T1w", "t2": "T2w", "pd": "PD-weighted", "flair": "FLAIR-like",
+                                  "inter": "intermediate-weighted"}
 _SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 _FILE = "mni152_slices.npz"
 

@@ -31,7 +31,10 @@ from typing import Any
 
 import torch
 
+from data_utils.embedded import CONTRAST_NAMES
+from data_utils.embedded import CONTRASTS as EMBEDDED_CONTRASTS
 from data_utils.grid import LabelGrid, check_control_spacing
+from data_utils.patches import CONTRASTS as PATCH_CONTRASTS
 
 __all__ = [
     "BASE_DISCREPANCIES",
@@ -84,7 +87,7 @@ FULL_LAMBDAS = dict(STANDARD_LAMBDAS)
 
 #: Target contrasts of the main job (moving images of the target domain, simulated from the
 #: embedded tissue maps by :func:`data_utils.load_embedded`) and their display names.
-DENSE_TARGET_CONTRASTS: dict[str, str] = {"t2": "T2w", "flair": "FLAIR-like", "pd": "PD-weighted"}
+DENSE_TARGET_CONTRASTS: dict[str, str] = {c: CONTRAST_NAMES[c] for c in EMBEDDED_CONTRASTS if c != "t1"}
 
 
 def _is_int(x) -> bool:
@@ -339,11 +342,7 @@ class Config:
 
 #: Target contrasts of the paper experiment (simulated spin echoes,
 #: :data:`data_utils.patches.SEQUENCES`) and their display names.
-TARGET_CONTRASTS: dict[str, str] = {
-    "t2": "T2w",
-    "pd": "PD-weighted",
-    "inter": "intermediate-weighted",
-}
+TARGET_CONTRASTS: dict[str, str] = {c: CONTRAST_NAMES[c] for c in PATCH_CONTRASTS if c != "t1"}
 
 #: The rows of the paper experiment: name -> (display name, discrepancy, number of angles).
 PAPER_METHODS: dict[str, tuple[str, str | None, int]] = {

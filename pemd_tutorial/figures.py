@@ -23,6 +23,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from data_utils.embedded import CONTRAST_NAMES
 from data_utils.grid import LabelGrid
 from pemd_tutorial.emd import project_histogram
 
@@ -784,8 +785,7 @@ def plot_paper_experiment(results: Mapping[str, Any]) -> Figure:
     xs = np.arange(len(labels))
     ax.bar(xs - 0.4 + width / 2, [PAPER_ACCURACY[k] for k in labels], width, color="0.6",
            label="paper (slides): canine T1w → T2w")
-    names = {"t2": "ours: MNI T1w → simulated T2w", "pd": "ours: MNI T1w → simulated PD",
-             "inter": "ours: MNI T1w → simulated intermediate-w"}
+    names = {c: f"ours: MNI T1w → simulated {CONTRAST_NAMES.get(c, c)}" for c in columns}
     for c, (contrast, col) in enumerate(columns.items()):
         keys = [PAPER_EXPERIMENT_COUNTERPARTS[k] for k in labels]
         means = [100 * col["summary"][k]["accuracy"] if k in col["summary"] else np.nan for k in keys]
