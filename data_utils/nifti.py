@@ -11,7 +11,8 @@ Slice images follow the embedded data's layout: for the two in-plane canonical a
 (in increasing axis order), image columns run along ``+a`` and image rows along ``-b`` (so for an
 axial slice anterior is at the top and the subject's right on the image's right). Each slice is
 zero-padded to a centred square and then resampled (antialiased bilinear) to ``size x size``;
-in-plane voxels are assumed square (anisotropic voxels are stretched, not resampled).
+in-plane voxels are assumed square (anisotropic voxels are stretched, not resampled;
+:func:`pemd_tutorial.register` resamples in millimetres instead).
 
 :func:`save_nifti` writes model-space images or displacement fields back into the input's voxel
 grid, orientation and affine (see its docstring for the units of fields).
@@ -30,7 +31,8 @@ from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
 from data_utils.embedded import EmbeddedSlices
 
-__all__ = ["SliceGeometry", "NiftiSlices", "load_nifti_pair", "save_nifti", "read_nifti_volume"]
+__all__ = ["RAS_TO_LPS", "SliceGeometry", "NiftiSlices", "load_nifti_pair", "normalise_intensities",
+           "read_nifti_volume", "save_nifti"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,61 +67,91 @@ class NiftiSlices(EmbeddedSlices):
     geometry: SliceGeometry | None = None
 
 
-def _describe(path: Path) -> str:
-    return f"'{path}'"
+#: Multiply a RAS+ vector (NIfTI's world axes) by this to get its LPS+ components (ITK's frame).
+#: Displacement fields are written in LPS+ with the NIfTI intent "vector", which ITK, ANTs,
+#: ITK-SNAP and 3D Slicer read as LPS+ (what ANTs writes for its own fields).
+RAS_TO_LPS = np.array([-1.0, -1.0, 1.0])
 
 
-def read_nifti_volume(path: str | Path, volume: int | None = None) -> tuple[np.ndarray, nib.Nifti1Image]:
+def _describe(path: Path, role: str | None = None) -> str:
+    return f"{role} file '{path}'" if role else f"'{path}'"
+
+
+def read_nifti_volume(
+    path: str | Path, volume: int | None = None, *, role: str | None = None, allow_constant: bool = False
+) -> tuple[np.ndarray, nib.Nifti1Image]:
     """Read a 3D volume (or one volume of a 4D file) as float64: ``(data, image)``.
+
+    The one reader of the project (:func:`load_nifti_pair`, :func:`pemd_tutorial.register`): a NIfTI-1
+    or NIfTI-2 file; NaN or infinite voxels are refused (never silently replaced).
+
+    Args:
+        path: the file.
+        volume: for a 4D file with more than one volume, which one.
+        role: how error messages name the file (e.g. ``"moving"``: "moving file '...'").
+        allow_constant: accept an all-zero or constant volume (a mask may be all ones).
 
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: not a NIfTI file or corrupt, not 3D/4D, 4D without ``volume``, ``volume`` out
-            of range, non-finite only, empty (all zero) or constant. Every message names the file.
+            of range, NaN or infinite voxels, empty (all zero) or constant. Every message names the file.
     """
     path = Path(path)
+    name = _describe(path, role)
     if not path.is_file():
-        raise FileNotFoundError(f"NIfTI file {_describe(path)} does not exist")
+        raise FileNotFoundError(f"{role} file not found: '{path}'" if role
+                                else f"NIfTI file '{path}' does not exist")
     try:
         img = nib.load(str(path))
     except Exception as err:  # nibabel raises several types for unreadable files
-        raise ValueError(f"{_describe(path)} is not a readable NIfTI file ({err})") from None
+        raise ValueError(f"{name} is not a readable NIfTI file ({err})") from None
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
-        raise ValueError(f"{_describe(path)} is not a NIfTI file (nibabel read it as {type(img).__name__})")
+        raise ValueError(f"{name} is not a NIfTI file (nibabel read it as {type(img).__name__})")
     shape = img.shape
+    if len(shape) < 3:
+        raise ValueError(f"{name} is {len(shape)}D {shape}; a 3D volume is needed")
     if len(shape) == 4 and shape[3] == 1 and volume is None:
         volume = 0
     if len(shape) == 4:
         if volume is None:
-            raise ValueError(f"{_describe(path)} is 4D with {shape[3]} volumes: choose one with 'volume'")
+            raise ValueError(f"{name} is 4D with {shape[3]} volumes: choose one with --volume-index "
+                             f"(volume_index=, or 'volume' of load_nifti_pair)")
         if isinstance(volume, bool) or not isinstance(volume, int) or not 0 <= volume < shape[3]:
-            raise ValueError(
-                f"'volume'={volume!r} is out of range for {_describe(path)} with {shape[3]} volumes"
-            )
+            raise ValueError(f"volume index {volume!r} is out of range for {name} with {shape[3]} volumes")
         img = img.slicer[..., volume]
     elif len(shape) != 3:
-        raise ValueError(f"{_describe(path)} must be a 3D volume (or 4D with 'volume'), got shape {shape}")
+        raise ValueError(f"{name} must be a 3D volume (or 4D with a volume index), got shape {shape}")
     try:
         data = np.asarray(img.dataobj, dtype=np.float64)
     except Exception as err:
-        raise ValueError(f"{_describe(path)} is corrupt: its voxel data cannot be read ({err})") from None
-    finite = np.isfinite(data)
-    if not finite.any():
-        raise ValueError(f"{_describe(path)} contains no finite values")
-    data = np.where(finite, data, 0.0)
-    if not data.any():
-        raise ValueError(f"{_describe(path)} is empty (all voxels are zero)")
-    if data.max() == data.min():
-        raise ValueError(f"{_describe(path)} is constant (every voxel is {data.max()})")
+        raise ValueError(f"{name} is corrupt: its voxel data cannot be read ({err})") from None
+    bad = int((~np.isfinite(data)).sum())
+    if bad:
+        raise ValueError(f"{name} has {bad} NaN or infinite voxels")
+    if not allow_constant:
+        if not data.any():
+            raise ValueError(f"{name} is empty (all voxels are zero)")
+        if data.max() == data.min():
+            raise ValueError(f"{name} is constant (every voxel is {data.max():g})")
     return data, img
 
 
-def _normalise(data: np.ndarray, percentiles: tuple[float, float], path: Path) -> np.ndarray:
-    """Map the percentiles ``(lo, hi)`` of the voxels above the minimum to ``[0, 1]`` (clipped)."""
+def normalise_intensities(data: np.ndarray, percentiles: tuple[float, float] = (1.0, 99.0),
+                          path: str | Path | None = None) -> np.ndarray:
+    """Map the percentiles ``(lo, hi)`` of the voxels above the minimum to ``[0, 1]`` (clipped).
+
+    The one intensity normalisation of users' volumes (:func:`load_nifti_pair`,
+    :func:`pemd_tutorial.register`). When the two percentiles coincide (a binary image, or a few
+    bright voxels), the volume's minimum and maximum are used instead; ``path`` names the file in
+    the error raised for a constant volume.
+    """
     fg = data[data > data.min()]
     lo, hi = np.percentile(fg if fg.size else data, percentiles)
     if not hi > lo:
-        raise ValueError(f"{_describe(path)}: percentiles {percentiles} give an empty intensity range")
+        lo, hi = float(data.min()), float(data.max())
+    if not hi > lo:
+        where = f"'{path}': " if path is not None else ""
+        raise ValueError(f"{where}the volume is constant: no intensity range to normalise")
     return np.clip((data - lo) / (hi - lo), 0.0, 1.0)
 
 
@@ -222,8 +254,8 @@ def load_nifti_pair(
     can_m = apply_orientation(data_m, to_ras)
     can_affine = img_f.affine @ inv_ornt_aff(to_ras, data_f.shape)
 
-    norm_f = _normalise(can_f, percentiles, fixed_path)
-    norm_m = _normalise(can_m, percentiles, moving_path)
+    norm_f = normalise_intensities(can_f, percentiles, fixed_path)
+    norm_m = normalise_intensities(can_m, percentiles, moving_path)
     fg = norm_f > mask_threshold
     n_along = can_f.shape[axis]
     if slices is None:
@@ -276,8 +308,9 @@ def save_nifti(
     Images ``(N, H, W)`` or ``(N, 1, H, W)`` are resampled to the slice size and written as a 3D
     float32 volume (slices not in ``slice_index`` are 0). Displacement fields ``(N, 2, H, W)``
     (``(dx, dy)`` in model pixels, :mod:`data_utils.grid` convention) are converted to
-    **millimetres in world (RAS+) coordinates** and written as a 5D NIfTI ``(X, Y, Z, 1, 3)`` with
-    the vector intent (the component along the slicing axis is 0).
+    **millimetres** and written as a 5D NIfTI ``(X, Y, Z, 1, 3)`` with the vector intent, in ITK's
+    **LPS+** components (:data:`RAS_TO_LPS`; the component along the slicing axis is 0), so that
+    ITK, ANTs, ITK-SNAP and Slicer apply them as written.
 
     Args:
         path: output file (``.nii`` or ``.nii.gz``); its folder must exist.
@@ -343,7 +376,7 @@ def save_nifti(
         np.moveaxis(vb_full, axis, 0)[idx] = vb
         vox[..., a_axis] = va_full
         vox[..., b_axis] = vb_full
-        mm = vox @ geometry.canonical_affine[:3, :3].T  # world (RAS+) displacement in mm
+        mm = vox @ geometry.canonical_affine[:3, :3].T * RAS_TO_LPS  # world displacement in mm, LPS+
         out = np.stack([apply_orientation(mm[..., c], to_orig) for c in range(3)], axis=-1)
         img = nib.Nifti1Image(out[:, :, :, None, :].astype(np.float32), geometry.affine)
         img.header.set_intent("vector")

@@ -61,6 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from data_utils.nifti import RAS_TO_LPS, normalise_intensities, read_nifti_volume
 from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
 
@@ -79,8 +80,6 @@ _FOREGROUND_THRESHOLD = 0.1  # normalised fixed intensity above which a voxel co
 _MIN_FOREGROUND = 0.02  # default slices: at least this share of the slice is foreground
 _FOV_MARGIN = 1.15  # square field of view = larger side of the foreground's bounding box x margin
 _CANONICAL = np.array([[0, 1], [1, 1], [2, 1]])
-#: Multiplying a RAS+ vector by this gives its LPS+ components (ITK's frame), and back.
-RAS_TO_LPS = np.array([-1.0, -1.0, 1.0], dtype=np.float32)
 
 
 @dataclass
@@ -126,55 +125,17 @@ def display_orientation(slice_ab: np.ndarray) -> np.ndarray:
 
 
 def _read(path: str | os.PathLike, role: str, volume_index: int | None):
-    """Read a 3D volume (or one volume of a 4D file) with its image; strict checks, named errors."""
-    import nibabel as nib
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"register() {role} file not found: '{path}'")
+    """:func:`data_utils.nifti.read_nifti_volume` with the messages prefixed by ``register()``."""
     try:
-        img = nib.load(str(path))
-    except Exception as err:  # nibabel raises several types for unreadable files
-        raise ValueError(f"register() {role} file '{path}' is not a readable NIfTI file ({err})") from None
-    shape = img.shape
-    if len(shape) < 3:
-        raise ValueError(f"register() {role} file '{path}' is {len(shape)}D {shape}; a 3D volume is needed")
-    if len(shape) == 4 and shape[3] > 1:
-        if volume_index is None:
-            raise ValueError(
-                f"register() {role} file '{path}' is 4D with {shape[3]} volumes: choose one with "
-                f"--volume-index (volume_index=)"
-            )
-        if not 0 <= volume_index < shape[3]:
-            raise ValueError(
-                f"register() volume_index={volume_index} is out of range for {role} file '{path}' "
-                f"with {shape[3]} volumes"
-            )
-        img = img.slicer[..., volume_index]
-    elif len(shape) == 4:
-        img = img.slicer[..., 0]
-    elif len(shape) > 4:
-        raise ValueError(f"register() {role} file '{path}' has shape {shape}; a 3D volume is needed")
-    data = np.asarray(img.dataobj, dtype=np.float64)
-    bad = int((~np.isfinite(data)).sum())
-    if bad:
-        raise ValueError(f"register() {role} file '{path}' has {bad} NaN or infinite voxels")
-    if role != "mask" and data.max() == data.min():
-        raise ValueError(f"register() {role} file '{path}' is constant (every voxel is {data.max():g})")
-    return data, img
+        return read_nifti_volume(path, volume_index, role=role, allow_constant=role == "mask")
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"register() {err}") from None
+    except ValueError as err:
+        raise ValueError(f"register() {err}") from None
 
 
 def _same_grid(a, b, atol: float = 1e-3) -> bool:
     return a.shape[:3] == b.shape[:3] and np.allclose(a.affine, b.affine, rtol=0, atol=atol)
-
-
-def _normalise(data: np.ndarray) -> np.ndarray:
-    """1st and 99th percentile of the voxels above the minimum -> 0 and 1, clipped."""
-    above = data[data > data.min()]
-    lo, hi = np.percentile(above if above.size else data, (1.0, 99.0))
-    if not hi > lo:
-        lo, hi = float(data.min()), float(data.max())
-    return np.clip((data - lo) / (hi - lo), 0.0, 1.0)
 
 
 def parse_slices(text: str | None, n: int) -> list[int] | None:
@@ -415,7 +376,7 @@ def register(
                 ).dataobj,
                 dtype=np.float64,
             )
-        norm_f, norm_m = _normalise(data_f), _normalise(data_m)
+        norm_f, norm_m = normalise_intensities(data_f, path=fixed), normalise_intensities(data_m, path=moving)
         if mask is not None:
             data_k, img_k = _read_mask(mask, img_f)
             fg = data_k > 0
@@ -625,7 +586,7 @@ def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> No
 
     save(result.moved, "moved.nii.gz")
     # ITK reads the components of an intent-vector field as LPS+: negate x and y of the RAS+ vectors
-    save(result.field_mm[:, :, :, None, :] * RAS_TO_LPS, "field.nii.gz", vector=True)
+    save((result.field_mm[:, :, :, None, :] * RAS_TO_LPS).astype(np.float32), "field.nii.gz", vector=True)
     save(result.uncertainty, "uncertainty.nii.gz")
     write_json(folder / "metrics.json", result.metrics)
     if montage:

@@ -79,7 +79,7 @@ def test_round_trip_image_into_input_grid(pair, tmp_path):
         np.testing.assert_allclose(got[:, j, :], expected[:, j, :], rtol=0, atol=1e-5)
 
 
-def test_field_written_in_world_millimetres(pair, tmp_path):
+def test_field_written_in_world_millimetres_as_itk_reads_them(pair, tmp_path):
     sl = load_nifti_pair(*pair, axis=2, size=20)
     field = torch.zeros(len(sl), 2, 20, 20)
     field[:, 0] = 1.0  # one model pixel along +column = +x (right) = 1 voxel of 2 mm
@@ -89,8 +89,9 @@ def test_field_written_in_world_millimetres(pair, tmp_path):
     assert img.shape == (*SHAPE, 1, 3)
     assert img.header.get_intent()[0] == "vector"
     v = img.get_fdata()[:, :, sl.slice_index.tolist(), 0, :]
-    np.testing.assert_allclose(v[..., 0], 2.0, atol=1e-5)
-    np.testing.assert_allclose(v[..., 1], -2.0, atol=1e-5)
+    # RAS+ (2 mm right, 2 mm posterior) written as LPS+ components, as ITK reads intent-vector fields
+    np.testing.assert_allclose(v[..., 0], -2.0, atol=1e-5)
+    np.testing.assert_allclose(v[..., 1], 2.0, atol=1e-5)
     np.testing.assert_allclose(v[..., 2], 0.0, atol=1e-6)
 
 
@@ -188,3 +189,11 @@ def test_save_validates(pair, tmp_path):
         save_nifti(tmp_path / "missing" / "x.nii", sl.images["t1"], sl)
     with pytest.raises(ValueError, match="geometry"):
         save_nifti(tmp_path / "x.nii", sl.images["t1"], None)
+
+
+def test_nan_voxels_are_refused_with_the_file_named_like_register_does(pair, tmp_path):
+    bad = _phantom(0)
+    bad[3, 4, 5] = np.nan
+    path = _write(tmp_path / "nan.nii.gz", bad)
+    with pytest.raises(ValueError, match="nan.nii.gz.* 1 NaN or infinite voxels"):
+        load_nifti_pair(path, pair[1])
