@@ -63,6 +63,7 @@ import nibabel as nib
 import numpy as np
 
 from data_utils import PairSampler, load_nifti_pair
+from data_utils.nifti import RAS_TO_LPS
 from data_utils.standin import write_standin_pair
 from pemd_tutorial import load_pretrained, save_model
 from pemd_tutorial.figures import plot_registration_montage
@@ -146,10 +147,12 @@ assert m["nmi_after"] > m["nmi_before"] and m["mind_ssd_after"] < m["mind_ssd_be
 #
 # The montage of one slice (also saved as `montage/slice_<k>.png`): the fixed image, the moving
 # image before and after registration, with the fixed image's edges drawn on both. The field and
-# the uncertainty map are NIfTI volumes on the fixed grid: the displacement in millimetres along
-# the world axes (a 5D vector image, as ITK-SNAP and 3D Slicer expect; note that ITK and ANTs
-# store displacements in LPS+, so negate its first two components for them), and the entropy of
-# the label histogram at each point (in nats; `log 81 = 4.39` is a uniform guess).
+# the uncertainty map are NIfTI volumes on the fixed grid. The field says, for every point `p` of
+# the fixed image, the displacement `d` in millimetres such that `p + d` is the corresponding
+# point of the moving image; it is a 5D vector image whose components are **LPS+** (x and y
+# negated against NIfTI's RAS+ world axes), the frame in which ITK, ANTs, ITK-SNAP and 3D Slicer
+# read displacement fields, so those tools apply it as written. The uncertainty map is the entropy
+# of the label histogram at each point (in nats; `log 81 = 4.39` is a uniform guess).
 
 # %%
 native = result.model_space["native"]
@@ -161,7 +164,7 @@ plot_registration_montage(*(display_orientation(native[key][i]) for key in ("fix
 # the volumes in RAS+ voxel order, like the registered slices (your fixed file may be stored otherwise)
 field = nib.as_closest_canonical(nib.load(result.files["field.nii.gz"]))
 uncertainty = np.asarray(nib.as_closest_canonical(nib.load(result.files["uncertainty.nii.gz"])).dataobj)
-u = np.asarray(field.dataobj)[:, :, :, 0, :]  # (X, Y, Z, 3) mm along the world axes
+u = np.asarray(field.dataobj)[:, :, :, 0, :] * RAS_TO_LPS  # (X, Y, Z, 3) mm, LPS+ in the file -> RAS+
 z = result.slices[i]
 fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.6))
 axes[0].imshow(display_orientation(native["fixed"][i]), cmap="gray")
