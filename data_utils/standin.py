@@ -28,6 +28,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from data_utils.embedded import load_embedded
+
 __all__ = ["StandinPair", "misalignment_mm", "write_standin_pair"]
 
 PIXEL_MM = 1.4375  # in-plane voxel size of the embedded slices
@@ -88,7 +90,6 @@ def write_standin_pair(folder: str | Path, seed: int = 0, scale: float = 2.0) ->
     """
     from scipy.ndimage import map_coordinates
 
-    from data_utils.embedded import load_embedded
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

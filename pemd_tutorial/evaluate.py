@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from data_utils import control_to_dense, warp
 from data_utils.grid import LabelGrid, check_control_spacing
 
 __all__ = [
@@ -176,7 +177,6 @@ def dense_field(
     Returns:
         ``(N, 2, H, W)`` dense displacement field in pixels; device and dtype follow the input.
     """
-    from data_utils import control_to_dense
 
     hc, wc = check_control_spacing(height, width, control_spacing)
     if (
@@ -262,7 +262,6 @@ def evaluate_probs(probs: torch.Tensor, eval_pairs, cfg) -> dict[str, Any]:
         the moving image warped by the prediction with ``ncc_reference``'s target (see the module
         docstring); label metrics are absent when the pairs carry no labels.
     """
-    from data_utils import warp
 
     grid = cfg.grid
     _check_probs(probs, grid)

@@ -41,8 +41,30 @@ from typing import Any
 
 import torch
 
+from data_utils import (
+    EVALUATION_SEEDS,
+    PairSampler,
+    evaluation_pairs,
+    invert_foreground,
+    load_nifti_pair,
+    make_pairs,
+    split_slices,
+)
 from pemd_tutorial.config import DENSE_TARGET_CONTRASTS, Config
-from pemd_tutorial.evaluate import evaluate_probs, identity_probs, mean_std
+from pemd_tutorial.evaluate import (
+    evaluate_probs,
+    identity_probs,
+    label_metrics,
+    mean_std,
+    predict,
+    true_label_histogram,
+)
+from pemd_tutorial.mind import mind_baseline
+from pemd_tutorial.model import RegistrationNet
+from pemd_tutorial.pretrained import save_model
+from pemd_tutorial.report import paired_differences, write_report
+from pemd_tutorial.selection import select_lambda
+from pemd_tutorial.training import adapt, train_oracle, train_source
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "METHOD_NAMES", "METHOD_TABLE", "OPT_IN_METHODS", "ExperimentData",
            "Method",
@@ -97,7 +119,6 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
     Returns:
         An :class:`ExperimentData`.
     """
-    from data_utils import PairSampler, evaluation_pairs, make_pairs
 
     kw = _pair_kwargs(cfg)
 
@@ -121,7 +142,6 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
     else:
         train, val, test = user_slices
         target_train = training("target", data=train)
-        from data_utils import EVALUATION_SEEDS
 
         target_val_images = make_pairs("target", n_pairs=cfg.n_val_pairs, seed=EVALUATION_SEEDS["val"],
                                        data=val, **kw)
@@ -166,7 +186,6 @@ def _machine(device: str) -> dict[str, Any]:
 
 def _score(target_probs: torch.Tensor, source_probs: torch.Tensor, data: ExperimentData, cfg: Config):
     """All metrics on the target test pairs, plus the accuracy on the source test pairs (collapse check)."""
-    from pemd_tutorial.evaluate import label_metrics
 
     row = evaluate_probs(target_probs, data.target_test, cfg)
     b = data.source_test.batch()
@@ -220,7 +239,6 @@ def load_user_slices(fixed, moving, cfg: Config):
     for name, path in (("fixed", fixed), ("moving", moving)):
         if not Path(path).is_file():
             raise FileNotFoundError(f"run_experiment() '{name}' NIfTI file not found: {str(path)!r}")
-    from data_utils import load_nifti_pair, split_slices  # nibabel is needed only here
 
     slices = load_nifti_pair(fixed, moving, size=cfg.image_size)
     try:
@@ -279,7 +297,6 @@ class MethodResult:
 
 
 def _network_result(model, run: SeedRun, log, extra_time_s: float = 0.0) -> MethodResult:
-    from pemd_tutorial.evaluate import predict
 
     p1, p2 = predict(model, run.data.target_test)
     q1, q2 = predict(model, run.data.source_test)
@@ -287,7 +304,6 @@ def _network_result(model, run: SeedRun, log, extra_time_s: float = 0.0) -> Meth
 
 
 def _run_mind(run: SeedRun) -> MethodResult:
-    from pemd_tutorial.mind import mind_baseline
 
     shared = run.cache["across_seeds"]
     if "mind" not in shared:  # deterministic and seed-free: computed once
@@ -301,8 +317,6 @@ def _run_mind(run: SeedRun) -> MethodResult:
 def _source_model(run: SeedRun):
     """The seed's source-only network, trained on first use and shared by the rows that start from it."""
     if "source" not in run.cache:
-        from pemd_tutorial.model import RegistrationNet
-        from pemd_tutorial.training import train_source
 
         t0 = time.perf_counter()
         model = RegistrationNet(run.cfg).to(run.device)
@@ -320,7 +334,6 @@ def _source_val(run: SeedRun):
     """The labelled *source* validation pairs (the collapse check of a label-free λ choice)."""
     shared = run.cache["across_seeds"]
     if "source_val" not in shared:
-        from data_utils import evaluation_pairs
 
         shared["source_val"] = evaluation_pairs("source", "val", run.cfg.n_val_pairs,
                                                 **_pair_kwargs(run.cfg)).evaluation_view()
@@ -330,8 +343,6 @@ def _source_val(run: SeedRun):
 def _run_inverted(run: SeedRun) -> MethodResult:
     """The trivial trick: the seed's source-only network on the moving images inverted on their
     foreground (:func:`data_utils.invert_foreground`); no training beyond the source network's."""
-    from data_utils import invert_foreground
-    from pemd_tutorial.evaluate import predict
 
     source, _, seconds = _source_model(run)
     t0 = time.perf_counter()
@@ -344,7 +355,6 @@ def _run_inverted(run: SeedRun) -> MethodResult:
 
 def _mcd(discrepancy: str) -> Callable[[SeedRun], MethodResult]:
     def run_mcd(run: SeedRun) -> MethodResult:
-        from pemd_tutorial.training import adapt
 
         trained_before = "source" in run.cache
         source, _, seconds = _source_model(run)
@@ -355,7 +365,6 @@ def _mcd(discrepancy: str) -> Callable[[SeedRun], MethodResult]:
                         **run.train_kw)
             chosen = None
         else:  # λ and the number of iterations chosen without target labels (pemd_tutorial.selection)
-            from pemd_tutorial.selection import select_lambda
 
             steps = run.cfg.adapt_steps
             choice = select_lambda(source, run.data.source_train, run.data.target_train,
@@ -375,8 +384,6 @@ def _mcd(discrepancy: str) -> Callable[[SeedRun], MethodResult]:
 
 
 def _run_oracle(run: SeedRun) -> MethodResult:
-    from pemd_tutorial.model import RegistrationNet
-    from pemd_tutorial.training import train_oracle
 
     model = RegistrationNet(run.cfg).to(run.device)
     # the one place that trains on target labels: the explicitly named oracle
@@ -469,8 +476,6 @@ def run_experiment(
         Figures' data (example predictions, label distributions) is in ``"figures_data"`` and is
         not written to JSON.
     """
-    from pemd_tutorial.evaluate import true_label_histogram
-    from pemd_tutorial.report import paired_differences
 
     if not isinstance(cfg, Config):
         raise TypeError(f"run_experiment() 'cfg' must be a Config, got {type(cfg).__name__}")
@@ -525,7 +530,6 @@ def run_experiment(
             if result.log is not None:
                 logs.setdefault(name, {})[str(seed)] = result.log
             if save_models is not None and result.model is not None:
-                from pemd_tutorial.pretrained import save_model
 
                 save_model(result.model, Path(save_models) / f"seed{seed}" / f"{name}.pt",
                            metadata={"method": name, "seed": seed, "test_metrics": row})
@@ -561,7 +565,6 @@ def run_experiment(
         "figures_data": figures_data,
     }
     if out_dir is not None:
-        from pemd_tutorial.report import write_report
 
         write_report(results, out_dir)
     return results

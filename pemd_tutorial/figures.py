@@ -23,9 +23,11 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from data_utils import warp
 from data_utils.embedded import CONTRAST_NAMES
 from data_utils.grid import LabelGrid
 from pemd_tutorial.emd import project_histogram
+from pemd_tutorial.evaluate import dense_field
 
 __all__ = [
     "DPI",
@@ -599,8 +601,6 @@ def plot_examples(
         are the (expected) displacements at the foreground control points, to scale (the key
         under the first row shows the label step).
     """
-    from data_utils import warp
-    from pemd_tutorial.evaluate import dense_field
 
     names = names or {}
     fixed, moving = batch["fixed"].float(), batch["moving"].float()

@@ -42,6 +42,7 @@ from pemd_tutorial.config import (
     PaperConfig,
 )
 from pemd_tutorial.evaluate import label_accuracy, mean_std, predict
+from pemd_tutorial.figures import plot_paper_experiment
 from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.mind import mind_patch_costs
 from pemd_tutorial.model import ConcatNet
@@ -303,7 +304,6 @@ def write_paper_report(results: dict[str, Any], out_dir) -> None:
 
     import matplotlib.pyplot as plt
 
-    from pemd_tutorial.figures import plot_paper_experiment
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

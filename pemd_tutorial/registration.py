@@ -61,8 +61,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from data_utils import warp
 from data_utils.nifti import RAS_TO_LPS, normalise_intensities, read_nifti_volume
+from pemd_tutorial.config import Config
+from pemd_tutorial.evaluate import dense_field
+from pemd_tutorial.figures import plot_registration_montage
 from pemd_tutorial.jsonio import write_json
+from pemd_tutorial.mind import mind_probs
+from pemd_tutorial.pretrained import architecture_mismatch, load_model, load_pretrained
 from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
 
 __all__ = [
@@ -176,8 +182,6 @@ def load_registration_model(spec: str | os.PathLike, device: str | torch.device 
             for another network than ``config`` (when given).
         FileNotFoundError: the file does not exist.
     """
-    from pemd_tutorial.config import Config
-    from pemd_tutorial.pretrained import load_model, load_pretrained
 
     spec = str(spec)
     if spec == "mind":
@@ -185,7 +189,6 @@ def load_registration_model(spec: str | os.PathLike, device: str | torch.device 
     if spec.startswith("pretrained:"):
         model = load_pretrained(spec.split(":", 1)[1], device=device)
         if config is not None:
-            from pemd_tutorial.pretrained import architecture_mismatch
 
             bad = architecture_mismatch(model.config, config)
             if bad:
@@ -350,7 +353,6 @@ def register(
     from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
     from scipy.ndimage import binary_fill_holes
 
-    from pemd_tutorial.evaluate import dense_field
 
     if axis not in (0, 1, 2) or isinstance(axis, bool):
         raise ValueError(f"register() 'axis' must be 0, 1 or 2, got {axis!r}")
@@ -420,7 +422,6 @@ def register(
         entropy_dense = F.interpolate(
             entropy, size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False
         )
-        from data_utils import warp
 
         moved_model = warp(img_moving, dense)
 
@@ -508,7 +509,6 @@ def _sample_model(maps: torch.Tensor, x: np.ndarray, y: np.ndarray) -> np.ndarra
 def _predict(net, cfg, fixed: torch.Tensor, moving: torch.Tensor, device) -> torch.Tensor:
     """Label probabilities ``(N, L, Hc, Wc)`` on the CPU: the network's mean of F1 and F2, or MIND."""
     if net is None:
-        from pemd_tutorial.mind import mind_probs
 
         return mind_probs(fixed, moving, cfg.grid, cfg.control_spacing)
     net = net.to(device).eval()
@@ -592,7 +592,6 @@ def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> No
     if montage:
         import matplotlib.pyplot as plt
 
-        from pemd_tutorial.figures import plot_registration_montage
 
         (folder / "montage").mkdir()
         nat = result.model_space["native"]

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from data_utils.grid import LabelGrid
+from pemd_tutorial.figures import DPI, pick_points, plot_accuracy, plot_distributions, plot_examples
 from pemd_tutorial.jsonio import write_json
 
 __all__ = ["PAIRS", "paired_differences", "results_markdown", "write_report"]
@@ -152,8 +154,6 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dict
     """
     import matplotlib.pyplot as plt
 
-    from data_utils.grid import LabelGrid
-    from pemd_tutorial.figures import DPI, pick_points, plot_accuracy, plot_distributions, plot_examples
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,7 @@ from data_utils.patches import PatchPairs
 from pemd_tutorial.evaluate import dense_field, label_accuracy, predict
 from pemd_tutorial.mind import mind_patch_costs
 from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
+from pemd_tutorial.training import adapt
 
 __all__ = ["HIGHER_IS_BETTER", "SCORES", "LambdaChoice", "choose_lambda", "label_free_scores",
            "output_scores", "registration_scores", "select_lambda", "source_accuracy"]
@@ -258,7 +259,6 @@ def select_lambda(
     Raises:
         ValueError: every λ collapses (see :func:`choose_lambda`), or an empty grid.
     """
-    from pemd_tutorial.training import adapt
 
     lambdas = sorted({float(v) for v in lambdas})
     if not lambdas or any(not v >= 0 for v in lambdas):

@@ -63,7 +63,9 @@ def test_all_methods_same_seed_same_metrics_and_target_train_labels_unread(tmp_p
             opened.append(True)
         return real_view(self)
 
-    monkeypatch.setattr(data_utils, "make_pairs", make_pairs)
+    import pemd_tutorial.experiment as experiment
+
+    monkeypatch.setattr(experiment, "make_pairs", make_pairs)  # what make_data calls
     monkeypatch.setattr(data_utils.PairDataset, "evaluation_view", evaluation_view)
     cfg = tiny_config()
     methods = ("source", "mcd_l1", "mcd_swd", "mcd_pemd")
