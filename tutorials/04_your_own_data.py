@@ -24,7 +24,8 @@
 # nibabel, resamples the moving one onto the fixed grid, registers slice by slice, and writes the
 # warped image, the displacement field in millimetres and an uncertainty map as NIfTI files that
 # open in any viewer on top of your fixed image. Then it adapts the network to *your* contrast
-# with MCD-pEMD, using only your unlabelled images.
+# with MCD-pEMD, using no label of your images (only the package's labelled T1w → T1w source
+# pairs), and chooses its weight λ without labels too.
 #
 # The same thing from a terminal:
 #
@@ -87,7 +88,7 @@ print(f"QUICK={QUICK}, DEVICE={DEVICE}, output folder {OUT}")
 # notebook runs anywhere: the fixed file is the T1w image of 8 axial slices (1.44 mm pixels, RAS+
 # voxel order); the moving file is the simulated T2w image of the same slices written on another
 # grid (coarser 1.84 mm pixels, LPS+ voxel order, shifted) and **misaligned** by a known smooth
-# deformation (a rotation of 6°, a shift of 7 mm and a smooth warp). Real pairs come without such
+# deformation (a rotation of 6°, a shift of (6, −4) mm, about 7 mm, and a smooth warp). Real pairs come without such
 # a truth; this one has it so that we can score the result. To use your files, set `FIXED_PATH`
 # and `MOVING_PATH` in the cell above.
 
@@ -199,7 +200,8 @@ assert 0.0 < brain_entropy < np.log(81)  # more certain than a uniform guess
 # ## 4. Scored against the truth of the stand-in pair
 #
 # Because the stand-in pair's misalignment is known, we can measure the error of the written field
-# in millimetres over the brain, and compare the shipped networks with doing nothing (the
+# in millimetres over the brain, and compare two shipped networks (source-only and MCD-pEMD) with
+# doing nothing (the
 # identity) and with the training-free MIND baseline (`model="mind"`). With your own files this
 # section is skipped: there is no truth to compare with, only the similarities printed above.
 
@@ -219,7 +221,8 @@ if standin is not None:
 
 # %% [markdown]
 # The network trained only on T1w → T1w pairs (`source`) makes the alignment *worse* than doing
-# nothing; the same network after MCD-pEMD (notebook 03) removes about half of the misalignment.
+# nothing; the same network after MCD-pEMD (notebook 03) cuts the mean error from 9.02 to 4.92 mm,
+# a little under half.
 # The training-free MIND baseline does better still on this pair. Keep in mind that the stand-in
 # pair is *in-distribution* for the shipped networks (the same template and the simulated T2w
 # they were adapted to), so these millimetres say nothing about a real T2w scan; for a real pair,
@@ -295,5 +298,6 @@ if standin is not None and not QUICK:
 # **Summary.** `register` (or `python -m pemd_tutorial register`) takes two NIfTI files on any
 # grids, and writes the moved image, the displacement field in millimetres and an uncertainty map
 # in the fixed image's space, with similarity measures that need no ground truth. To fit the
-# network to your contrast, adapt the source-only network with MCD-pEMD on your unlabelled slices,
+# network to your contrast, adapt the source-only network with MCD-pEMD on your unlabelled slices
+# (plus the embedded labelled source pairs), choosing λ with `select_lambda`,
 # save it with `save_model`, and pass the file as `model=`.
