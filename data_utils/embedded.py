@@ -163,20 +163,25 @@ def spin_echo(
     Returns:
         The unscaled signal, same shape, dtype and device as the tissue maps.
     """
-    relaxation = RELAXATION_1P5T if relaxation is None else relaxation
     if not (tr > 0):
         raise ValueError(f"spin_echo() 'tr' must be > 0 ms, got {tr!r}")
     if not (te >= 0):
         raise ValueError(f"spin_echo() 'te' must be >= 0 ms, got {te!r}")
+    return _mixture(tissues, relaxation, "spin_echo",
+                    lambda t1, t2, pd: pd * (1.0 - math.exp(-tr / t1)) * math.exp(-te / t2))
+
+
+def _mixture(tissues: dict[str, torch.Tensor], relaxation, fn: str, weight) -> torch.Tensor:
+    """``sum_t p_t weight(T1_t, T2_t, PD_t)`` over the tissues, with the checks both simulations share."""
+    relaxation = RELAXATION_1P5T if relaxation is None else relaxation
     if not tissues:
-        raise ValueError("spin_echo() 'tissues' must not be empty")
+        raise ValueError(f"{fn}() 'tissues' must not be empty")
     signal = None
     for name, p in tissues.items():
         if name not in relaxation:
-            raise ValueError(f"spin_echo() 'relaxation' has no values for tissue {name!r}")
-        t1, t2, pd = relaxation[name]
-        weight = pd * (1.0 - math.exp(-tr / t1)) * math.exp(-te / t2)
-        signal = p * weight if signal is None else signal + p * weight
+            raise ValueError(f"{fn}() 'relaxation' has no values for tissue {name!r}")
+        w = weight(*relaxation[name])
+        signal = p * w if signal is None else signal + p * w
     return signal
 
 
@@ -206,23 +211,15 @@ def inversion_recovery(
         >>> float(inversion_recovery(p, 9000.0, 1700.0, 100.0)) < 0.01  # TI nulls CSF
         True
     """
-    relaxation = RELAXATION_1P5T if relaxation is None else relaxation
     if not (tr > 0):
         raise ValueError(f"inversion_recovery() 'tr' must be > 0 ms, got {tr!r}")
     if not (0 < ti < tr):
         raise ValueError(f"inversion_recovery() 'ti' must be in (0, tr) ms, got {ti!r} (tr {tr!r})")
     if not (te >= 0):
         raise ValueError(f"inversion_recovery() 'te' must be >= 0 ms, got {te!r}")
-    if not tissues:
-        raise ValueError("inversion_recovery() 'tissues' must not be empty")
-    signal = None
-    for name, p in tissues.items():
-        if name not in relaxation:
-            raise ValueError(f"inversion_recovery() 'relaxation' has no values for tissue {name!r}")
-        t1, t2, pd = relaxation[name]
-        weight = pd * abs(1.0 - 2.0 * math.exp(-ti / t1) + math.exp(-tr / t1)) * math.exp(-te / t2)
-        signal = p * weight if signal is None else signal + p * weight
-    return signal
+    return _mixture(tissues, relaxation, "inversion_recovery",
+                    lambda t1, t2, pd: pd * abs(1.0 - 2.0 * math.exp(-ti / t1) + math.exp(-tr / t1))
+                    * math.exp(-te / t2))
 
 
 def resize_images(images: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
