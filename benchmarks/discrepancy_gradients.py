@@ -31,7 +31,7 @@ from pemd_tutorial.config import BASE_DISCREPANCIES, Config  # noqa: E402
 from pemd_tutorial.experiment import make_data  # noqa: E402
 from pemd_tutorial.jsonio import write_json  # noqa: E402
 from pemd_tutorial.pretrained import load_pretrained  # noqa: E402
-from pemd_tutorial.training import adapt  # noqa: E402
+from pemd_tutorial.training import adapt, control_point_rows  # noqa: E402
 
 LABELS = {"l1": "MCD-L1", "swd": "MCD-SWD", "pemd": "MCD-pEMD"}
 
@@ -44,7 +44,7 @@ def scale_or_sorting(model, pairs, cfg: Config, n_projections: int = 128) -> dic
 
     p1, p2 = predict(model, pairs)
     mask = pairs.batch()["mask"]
-    p, q = (x.permute(0, 2, 3, 1)[mask].double() for x in (p1, p2))
+    p, q = (control_point_rows(x, mask).double() for x in (p1, p2))
     gen = torch.Generator().manual_seed(0)
     theta = torch.randn(p.shape[1], n_projections, generator=gen, dtype=p.dtype)
     theta = theta / theta.norm(dim=0, keepdim=True)

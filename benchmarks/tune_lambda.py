@@ -131,10 +131,11 @@ def _target_discrepancy(model, pairs, cfg: Config, name: str) -> float:
     """D(F1, F2) on the foreground control points of ``pairs`` (images only: no labels read)."""
     from pemd_tutorial.discrepancies import scaled_discrepancy
     from pemd_tutorial.evaluate import predict
+    from pemd_tutorial.training import control_point_rows
 
     p1, p2 = predict(model, pairs)
     mask = pairs.batch()["mask"]
-    rows = [p.permute(0, 2, 3, 1)[mask] for p in (p1, p2)]
+    rows = [control_point_rows(p, mask) for p in (p1, p2)]
     gen = torch.Generator().manual_seed(0)  # SWD's directions: the same for every run
     return float(scaled_discrepancy(name, *rows, cfg.grid, n_projections=cfg.n_projections, generator=gen))
 

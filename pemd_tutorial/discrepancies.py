@@ -38,6 +38,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -100,9 +101,11 @@ DISCREPANCIES: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType(
 )
 
 
+@functools.lru_cache(maxsize=8)
 def shuffled_labels(n_labels: int, seed: int = 0) -> torch.Tensor:
     """The fixed permutation of the ``"pemd_shuffled"`` control: label ``perm[k]`` is put at grid
-    position ``k`` (a seeded ``torch.randperm``; the same in every run)."""
+    position ``k`` (a seeded ``torch.randperm``; the same in every run, made once per size: the
+    training loop asks for it at every step). Do not modify the returned tensor."""
     return torch.randperm(n_labels, generator=torch.Generator().manual_seed(seed))
 
 

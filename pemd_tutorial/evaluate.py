@@ -30,6 +30,7 @@ from data_utils.grid import LabelGrid, check_control_spacing
 
 __all__ = [
     "dense_field",
+    "dense_mask",
     "fetch_batch",
     "mean_std",
     "label_accuracy",
@@ -240,8 +241,9 @@ def identity_probs(
     return p
 
 
-def _dense_mask(batch: dict[str, torch.Tensor], spacing: int) -> torch.Tensor:
-    """Foreground for NCC: the control-point mask upsampled to the pixels it stands for."""
+def dense_mask(batch: dict[str, torch.Tensor], spacing: int) -> torch.Tensor:
+    """The control-point foreground ``batch["mask"]`` ``(N, Hc, Wc)`` upsampled to the pixels it
+    stands for: ``(N, Hc * spacing, Wc * spacing)`` bool (NCC after warping, label-free scores)."""
     m = batch["mask"]
     return m.repeat_interleave(spacing, dim=-2).repeat_interleave(spacing, dim=-1).bool()
 
@@ -283,7 +285,7 @@ def evaluate_probs(probs: torch.Tensor, eval_pairs, cfg) -> dict[str, Any]:
 
     pred_field = dense_field(grid.expected_displacement(probs), h, w, s)
     warped = warp(moving, pred_field)
-    fg = _dense_mask(batch, s)
+    fg = dense_mask(batch, s)
     if "field" in batch:  # evaluation views carry the true dense field of their synthetic deformation
         target, ref = warp(moving, batch["field"].to(probs.dtype)), "true dense field"
     else:  # no truth at all: compare with the fixed image itself

@@ -122,18 +122,18 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
 
     kw = _pair_kwargs(cfg)
 
-    def training(domain: str, data=None, **pair_kw):
-        pair_kw = pair_kw or kw
+    def training(domain: str, data=None, moving_contrast: str | None = None):
         if cfg.n_train_pairs is None:  # fresh pairs for every step, drawn by the training phase
-            return PairSampler(domain, "train", data=data, **pair_kw)
+            return PairSampler(domain, "train", data=data, moving_contrast=moving_contrast, **kw)
         seed_k = seed * 1000 + (_SOURCE_SEED if domain == "source" else _TARGET_SEED)
-        return make_pairs(domain, "train", cfg.n_train_pairs, seed=seed_k, data=data, **pair_kw)
+        return make_pairs(domain, "train", cfg.n_train_pairs, seed=seed_k, data=data,
+                          moving_contrast=moving_contrast, **kw)
 
     source_train = training("source")
     source_test = evaluation_pairs("source", "test", cfg.n_test_pairs, **kw).evaluation_view()
     if user_slices is None:
         tkw = {**kw, "moving_contrast": cfg.target_contrast}
-        target_train = training("target", **tkw)
+        target_train = training("target", moving_contrast=cfg.target_contrast)
         target_val_images = evaluation_pairs("target", "val", cfg.n_val_pairs, **tkw)
         target_val = target_val_images.evaluation_view()
         target_test = evaluation_pairs("target", "test", cfg.n_test_pairs, **tkw).evaluation_view()

@@ -196,8 +196,8 @@ def run_paper_experiment(
             bases[seed] = (net, log, time.perf_counter() - t0)
         return bases[seed]
 
+    extra = ("inverted",) if "source" in methods else ()  # the inverted row needs the source network
     for contrast in cfg.target_contrasts:
-        extra = ("inverted",) if "source" in methods else ()  # needs the source-only network
         per_seed: dict[str, list[float]] = {m: [] for m in ("identity", "mind", *extra, *methods)}
         source_acc: dict[str, list[float]] = {m: [] for m in methods}
         curves: dict[str, dict[str, list]] = {}
@@ -265,7 +265,7 @@ def run_paper_experiment(
         "title": "pemd-tutorial paper experiment (patch-based, 25 classes)",
         "config": cfg.to_dict(),
         "seeds": seeds,
-        "methods": ["identity", "mind", *(("inverted",) if "source" in methods else ()), *methods],
+        "methods": ["identity", "mind", *extra, *methods],
         "method_names": {
             "identity": "no registration",
             "mind": "MIND patch baseline",

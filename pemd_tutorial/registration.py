@@ -3,9 +3,10 @@
 :func:`register` is what the command calls. For a fixed volume (e.g. a T1w scan) and a moving
 volume (e.g. a T2w scan of the same subject, on any voxel grid):
 
-1. **Read** both with nibabel (a 4D file needs ``volume_index``; a 2D file, NaN or infinite voxels
-   are refused). When the grids differ (shape or affine: orientation, voxel size, field of view),
-   the moving volume is **resampled onto the fixed grid** with
+1. **Read** both with :func:`data_utils.read_nifti_volume`, the project's one NIfTI reader (a 4D
+   file needs ``volume_index``; a 2D file, NaN or infinite voxels are refused). When the grids
+   differ (shape or affine: orientation, voxel size, field of view), the moving volume is
+   **resampled onto the fixed grid** with
    :func:`nibabel.processing.resample_from_to` (trilinear; needs SciPy), and the result says so.
 2. **Foreground**: the given mask (on the fixed grid), or an estimate: the fixed volume's
    normalised intensity above 0.1, holes filled (:func:`scipy.ndimage.binary_fill_holes`).

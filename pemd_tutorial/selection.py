@@ -46,10 +46,10 @@ import torch
 
 from data_utils import warp
 from data_utils.patches import PatchPairs
-from pemd_tutorial.evaluate import dense_field, label_accuracy, predict
+from pemd_tutorial.evaluate import dense_field, dense_mask, label_accuracy, predict
 from pemd_tutorial.mind import mind_patch_costs
 from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
-from pemd_tutorial.training import adapt
+from pemd_tutorial.training import adapt, control_point_rows
 
 __all__ = ["HIGHER_IS_BETTER", "SCORES", "LambdaChoice", "choose_lambda", "label_free_scores",
            "output_scores", "registration_scores", "select_lambda", "source_accuracy"]
@@ -62,11 +62,6 @@ _SND_POINTS = 2000
 _SND_TEMPERATURE = 0.05
 
 
-def _rows(probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``(N, L, Hc, Wc)`` probabilities -> ``(M, L)`` rows of the foreground control points."""
-    return probs.permute(0, 2, 3, 1)[mask.bool()]
-
-
 def output_scores(probs: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     """The generic validators ``"im"`` and ``"snd"`` of label probabilities (module docstring).
 
@@ -74,7 +69,10 @@ def output_scores(probs: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
         probs: ``(N, L, Hc, Wc)`` probabilities (e.g. the mean of both heads).
         mask: ``(N, Hc, Wc)`` bool, the control points that count.
     """
-    rows = _rows(probs, mask).double()
+    if probs.dim() != 4 or mask.shape != (probs.shape[0], *probs.shape[2:]):
+        raise ValueError(f"output_scores() 'probs' must be (N, L, Hc, Wc) and 'mask' (N, Hc, Wc), got "
+                         f"{tuple(probs.shape)} and {tuple(mask.shape)}")
+    rows = control_point_rows(probs, mask.bool()).double()
     if rows.shape[0] < 2:
         raise ValueError("output_scores() needs at least 2 foreground control points")
     eps = 1e-12
@@ -104,9 +102,9 @@ def registration_scores(probs: torch.Tensor, pairs, control_spacing: int | None 
     batch = pairs.batch()
     fixed, moving = batch["fixed"].float(), batch["moving"].float()
     grid = pairs.grid
-    if probs.shape[0] != fixed.shape[0]:
-        raise ValueError(f"registration_scores() 'probs' has {probs.shape[0]} rows for "
-                         f"{fixed.shape[0]} pairs")
+    if probs.dim() != 4 or probs.shape[0] != fixed.shape[0] or probs.shape[1] != grid.n_labels:
+        raise ValueError(f"registration_scores() 'probs' must be (N, {grid.n_labels}, Hc, Wc) for "
+                         f"{fixed.shape[0]} pairs, got {tuple(probs.shape)}")
     if isinstance(pairs, PatchPairs):
         label = probs.reshape(probs.shape[0], -1).argmax(dim=1)
         costs = mind_patch_costs(fixed, moving, grid)
@@ -122,7 +120,7 @@ def registration_scores(probs: torch.Tensor, pairs, control_spacing: int | None 
     h, w = fixed.shape[-2:]
     field = dense_field(grid.expected_displacement(probs.float()), h, w, s)
     warped = warp(moving, field)
-    fg = batch["mask"].bool().repeat_interleave(s, dim=-2).repeat_interleave(s, dim=-1)
+    fg = dense_mask(batch, s)
     a, b = fixed[:, 0], warped[:, 0]
     return {"mind_ssd": mind_ssd(a, b, fg),
             "nmi": normalised_mutual_information(a.clamp(0, 1), b.clamp(0, 1), fg)}
