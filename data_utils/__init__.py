@@ -14,7 +14,10 @@ Modules, in data-flow order:
 * :mod:`data_utils.pairs`: :func:`make_pairs` / :class:`PairDataset` (source pairs with labels,
   target pairs whose labels only :meth:`PairDataset.evaluation_view` returns),
   :func:`evaluation_pairs` (fixed evaluation sets).
-* :mod:`data_utils.nifti`: :func:`load_nifti_pair`, :func:`save_nifti` for users' own volumes.
+* :mod:`data_utils.geometry`: the one slice geometry of users' volumes (canonical orientation, a
+  square field of view resampled in millimetres, and the way back).
+* :mod:`data_utils.nifti`: :func:`read_nifti_volume` (the one reader), :func:`slice_pair`,
+  :func:`load_nifti_pair`, :func:`save_nifti` for users' own volumes.
 * :mod:`data_utils.figures`: :func:`plot_pair_montage`.
 """
 
@@ -35,7 +38,15 @@ from data_utils.embedded import (
 from data_utils.figures import control_to_dense, plot_pair_montage
 from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
 from data_utils.intensity import augment_intensity, bias_field, gamma_jitter, invert_foreground, rician_noise
-from data_utils.nifti import NiftiSlices, SliceGeometry, load_nifti_pair, read_nifti_volume, save_nifti
+from data_utils.nifti import (
+    NiftiSlices,
+    SlicedPair,
+    SliceGeometry,
+    load_nifti_pair,
+    read_nifti_volume,
+    save_nifti,
+    slice_pair,
+)
 from data_utils.pairs import (
     DOMAINS,
     EVALUATION_SEEDS,
@@ -81,10 +92,12 @@ __all__ = [
     "iterate_batches",
     "make_pairs",
     "NiftiSlices",
+    "SlicedPair",
     "SliceGeometry",
     "load_nifti_pair",
     "read_nifti_volume",
     "save_nifti",
+    "slice_pair",
     "control_to_dense",
     "plot_pair_montage",
 ]

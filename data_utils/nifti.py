@@ -1,21 +1,16 @@
-"""Users' own data: two aligned NIfTI volumes of one subject -> 2D slices, and a NIfTI writer.
+"""Users' own data: NIfTI volumes in and out, with one reader and one slice geometry.
 
-:func:`load_nifti_pair` reads e.g. a T1w and a T2w volume of one subject (the paper's canine
-data, or any pair that is already aligned), checks that they share the voxel grid, reorients both
-to the closest canonical (RAS+) orientation, normalises intensities by percentiles, cuts 2D slices
-along ``axis`` and resamples them to the model's size. The result has the structure of the
-embedded data (:class:`data_utils.embedded.EmbeddedSlices`), so
-``make_pairs(..., data=slices)`` builds source/target pairs with labels from it.
-
-Slice images follow the embedded data's layout: for the two in-plane canonical axes ``(a, b)``
-(in increasing axis order), image columns run along ``+a`` and image rows along ``-b`` (so for an
-axial slice anterior is at the top and the subject's right on the image's right). Each slice is
-zero-padded to a centred square and then resampled (antialiased bilinear) to ``size x size``;
-in-plane voxels are assumed square (anisotropic voxels are stretched, not resampled;
-:func:`pemd_tutorial.register` resamples in millimetres instead).
+:func:`read_nifti_volume` is the project's one NIfTI reader (NaN or infinite voxels refused, the
+file named in every error). :func:`slice_pair` turns a fixed and a moving volume into model-sized
+slices with the one policy of :mod:`data_utils.geometry` (canonical RAS+ orientation, a square
+field of view resampled in millimetres, never stretched); :func:`pemd_tutorial.register` and
+:func:`load_nifti_pair` both use it, so a network adapted on ``load_nifti_pair``'s slices sees
+exactly what ``register`` shows it. :func:`load_nifti_pair` returns the structure of the embedded
+data (:class:`data_utils.embedded.EmbeddedSlices`), so ``make_pairs(..., data=slices)`` builds
+source/target pairs with labels from it.
 
 :func:`save_nifti` writes model-space images or displacement fields back into the input's voxel
-grid, orientation and affine (see its docstring for the units of fields).
+grid, orientation and affine (see its docstring for the units and frame of fields).
 """
 
 from __future__ import annotations
@@ -26,13 +21,28 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
-import torch.nn.functional as F
-from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
+from nibabel.processing import resample_from_to
 
 from data_utils.embedded import EmbeddedSlices
+from data_utils.geometry import (
+    MIN_FOREGROUND,
+    CanonicalFrame,
+    SliceFrame,
+    choose_slices,
+    estimate_foreground,
+    from_canonical,
+    in_plane_axes,
+    model_images,
+    reorient,
+    sample_model,
+    slice_frame,
+    to_canonical,
+    volume_from_slices,
+)
 
-__all__ = ["RAS_TO_LPS", "SliceGeometry", "NiftiSlices", "load_nifti_pair", "normalise_intensities",
-           "read_nifti_volume", "save_nifti"]
+__all__ = ["RAS_TO_LPS", "SliceGeometry", "SlicedPair", "NiftiSlices", "field_to_world", "load_nifti_pair",
+           "normalise_intensities", "read_nifti_volume", "resample_to_grid", "same_grid", "save_nifti",
+           "slice_pair"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,24 +50,24 @@ class SliceGeometry:
     """Where the slices of a :class:`NiftiSlices` came from (needed by :func:`save_nifti`).
 
     Attributes:
-        affine: ``(4, 4)`` affine of the input files (original orientation).
-        shape: spatial shape of the input volumes (original orientation).
-        canonical_affine: ``(4, 4)`` affine after reorientation to RAS+.
-        canonical_shape: spatial shape after reorientation.
+        canonical: the input's affine and shape, before and after reorientation to RAS+.
         axis: slicing axis in the canonical volume (0, 1 or 2).
-        side: side of the zero-padded square in voxels; ``pad``: ``(rows, cols)`` offsets of the
-            slice inside that square.
-        size: side of the resampled images in pixels.
+        frame: the square field of view in mm of the model images (:class:`data_utils.geometry.SliceFrame`).
     """
 
-    affine: np.ndarray
-    shape: tuple[int, int, int]
-    canonical_affine: np.ndarray
-    canonical_shape: tuple[int, int, int]
+    canonical: CanonicalFrame
     axis: int
-    side: int
-    pad: tuple[int, int]
-    size: int
+    frame: SliceFrame
+
+    @property
+    def size(self) -> int:
+        """Side of the model images in pixels."""
+        return self.frame.size
+
+    @property
+    def pixel_mm(self) -> float:
+        """Millimetres per model pixel."""
+        return self.frame.pixel
 
 
 @dataclass
@@ -155,29 +165,126 @@ def normalise_intensities(data: np.ndarray, percentiles: tuple[float, float] = (
     return np.clip((data - lo) / (hi - lo), 0.0, 1.0)
 
 
-def _to_square_images(vol: np.ndarray, axis: int, side: int, pad: tuple[int, int]) -> np.ndarray:
-    """``(X, Y, Z)`` -> ``(N, side, side)``: slices along ``axis`` in the image layout, zero-padded."""
-    sl = np.moveaxis(vol, axis, 0)  # (N, a, b)
-    img = np.transpose(sl, (0, 2, 1))[:, ::-1, :]  # rows along -b, columns along +a
-    out = np.zeros((img.shape[0], side, side), dtype=np.float64)
-    out[:, pad[0] : pad[0] + img.shape[1], pad[1] : pad[1] + img.shape[2]] = img
-    return out
+def same_grid(img_a, img_b, atol: float = 1e-3) -> bool:
+    """Whether two nibabel images share the voxel grid (shape and affine within ``atol`` mm)."""
+    return img_a.shape[:3] == img_b.shape[:3] and np.allclose(img_a.affine, img_b.affine, rtol=0, atol=atol)
 
 
-def _from_square_images(imgs: np.ndarray, axis: int, shape: tuple[int, int, int], pad) -> np.ndarray:
-    """Inverse of :func:`_to_square_images` for the selected slices: ``(N, side, side)`` -> ``(N, a, b)``."""
-    rest = [shape[i] for i in range(3) if i != axis]
-    a, b = rest
-    crop = imgs[:, pad[0] : pad[0] + b, pad[1] : pad[1] + a]  # (N, b, a)
-    return np.transpose(crop[:, ::-1, :], (0, 2, 1))  # (N, a, b)
+def resample_to_grid(data: np.ndarray, img, target) -> np.ndarray:
+    """``data`` of the image ``img`` resampled onto the grid of the image ``target`` (trilinear, in mm).
+
+    Voxels outside ``img``'s field of view get its minimum. Uses :func:`nibabel.processing.resample_from_to`.
+    """
+    src = nib.Nifti1Image(np.asarray(data, dtype=np.float64), img.affine)
+    out = resample_from_to(src, (target.shape[:3], target.affine), order=1, mode="constant",
+                           cval=float(np.min(data)))
+    return np.asarray(out.dataobj, dtype=np.float64)
 
 
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``(N, C, S, S)`` -> ``(N, C, size, size)``, antialiased bilinear."""
-    if x.shape[-1] == size:
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                         antialias=size < x.shape[-1])
+@dataclass(frozen=True, eq=False)
+class SlicedPair:
+    """A fixed and a moving volume cut into slices on one model field of view (:func:`slice_pair`).
+
+    Attributes:
+        fixed_image: the fixed file's nibabel image (its affine and header are the output space).
+        geometry: where the slices came from (:class:`SliceGeometry`).
+        slices: indices of the chosen slices along ``geometry.axis`` of the canonical volume.
+        canonical: ``"fixed"``, ``"moving"`` (normalised, canonical RAS+ voxel order) and ``"mask"`` (bool).
+        native: the chosen slices ``(N, na, nb)`` of each, at the volume's own resolution.
+        model: the model images ``(N, S, S)`` of each (float64; the mask as 0/1).
+        resampled: whether the moving volume was resampled onto the fixed grid.
+    """
+
+    fixed_image: nib.Nifti1Image
+    geometry: SliceGeometry
+    slices: list[int]
+    canonical: dict[str, np.ndarray]
+    native: dict[str, np.ndarray]
+    model: dict[str, np.ndarray]
+    resampled: bool
+
+
+def slice_pair(
+    fixed_path: str | Path,
+    moving_path: str | Path,
+    *,
+    axis: int = 2,
+    size: int = 64,
+    volume: int | tuple[int | None, int | None] | None = None,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    mask_path: str | Path | None = None,
+    slices=None,
+    min_foreground: float = MIN_FOREGROUND,
+    resample: bool = False,
+    affine_atol: float = 1e-3,
+    who: str = "load_nifti_pair()",
+) -> SlicedPair:
+    """Read a fixed and a moving volume and cut them into model-sized slices (the module's one policy).
+
+    Both are read with :func:`read_nifti_volume`; a moving volume on another grid is resampled onto
+    the fixed grid in mm (``resample=True``) or refused. Intensities are normalised with
+    :func:`normalise_intensities`; the foreground is ``mask_path`` (non-zero voxels, on the fixed grid)
+    or :func:`data_utils.geometry.estimate_foreground` of the fixed volume; the slices and the square
+    field of view in mm follow :mod:`data_utils.geometry`. ``who`` names the caller in error messages.
+    """
+    if isinstance(axis, bool) or axis not in (0, 1, 2):
+        raise ValueError(f"{who} 'axis' must be 0, 1 or 2, got {axis!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"{who} 'size' must be an integer >= 8, got {size!r}")
+    lo_p, hi_p = percentiles
+    if not 0 <= lo_p < hi_p <= 100:
+        raise ValueError(f"{who} 'percentiles' must satisfy 0 <= low < high <= 100, got {percentiles}")
+    vol_f, vol_m = volume if isinstance(volume, tuple) else (volume, volume)
+    fixed_path, moving_path = Path(fixed_path), Path(moving_path)
+
+    data_f, img_f = read_nifti_volume(fixed_path, vol_f, role="fixed")
+    data_m, img_m = read_nifti_volume(moving_path, vol_m, role="moving")
+    resampled = not same_grid(img_f, img_m, affine_atol)
+    if resampled and not resample:
+        if data_f.shape != data_m.shape:
+            detail = f"shape {data_f.shape} vs {data_m.shape}"
+        else:
+            detail = f"affines differ by up to {float(np.abs(img_f.affine - img_m.affine).max()):.4g} mm"
+        raise ValueError(
+            f"{who} fixed file '{fixed_path}' and moving file '{moving_path}' are not on one voxel grid "
+            f"({detail}; affine_atol={affine_atol}): resample the moving volume onto the fixed grid first "
+            f"(pemd_tutorial.registration.resample_moving)"
+        )
+    if resampled:
+        data_m = resample_to_grid(data_m, img_m, img_f)
+    norm_f = normalise_intensities(data_f, percentiles, fixed_path)
+    norm_m = normalise_intensities(data_m, percentiles, moving_path)
+    if mask_path is not None:
+        data_k, img_k = read_nifti_volume(mask_path, None, role="mask", allow_constant=True)
+        if not same_grid(img_k, img_f, affine_atol):
+            raise ValueError(
+                f"{who} mask file '{mask_path}' is on another grid than the fixed image (shape "
+                f"{img_k.shape[:3]} vs {img_f.shape[:3]}, or a different affine); give a mask in the "
+                f"fixed image's space"
+            )
+        fg = data_k > 0
+        if not fg.any():
+            raise ValueError(f"{who} mask file '{mask_path}' is empty (no voxel > 0)")
+    else:
+        fg = estimate_foreground(norm_f)
+
+    canon = to_canonical(img_f.affine, data_f.shape)
+    cf, cm = reorient(norm_f, canon), reorient(norm_m, canon)
+    ck = reorient(fg.astype(np.int8), canon) > 0
+    chosen = choose_slices(ck, axis, slices, min_foreground, who=who, name=f"'{fixed_path}'")
+    canonical = {"fixed": cf, "moving": cm, "mask": ck}
+    native = {key: np.moveaxis(v, axis, 0)[chosen] for key, v in canonical.items()}
+    if not native["mask"].any():
+        raise ValueError(f"{who} the foreground is empty in the chosen slices")
+    a_ax, b_ax = in_plane_axes(axis)
+    frame = slice_frame(native["mask"], canon.spacing[a_ax], canon.spacing[b_ax], size)
+    model = {
+        "fixed": np.clip(model_images(native["fixed"], frame), 0.0, 1.0),
+        "moving": np.clip(model_images(native["moving"], frame), 0.0, 1.0),
+        "mask": (model_images(native["mask"].astype(np.float64), frame, antialias=False) >= 0.5) * 1.0,
+    }
+    geometry = SliceGeometry(canon, axis, frame)
+    return SlicedPair(img_f, geometry, chosen, canonical, native, model, resampled)
 
 
 def load_nifti_pair(
@@ -189,28 +296,35 @@ def load_nifti_pair(
     percentiles: tuple[float, float] = (1.0, 99.0),
     affine_atol: float = 1e-3,
     contrasts: tuple[str, str] = ("t1", "t2"),
-    mask_threshold: float = 0.05,
-    min_foreground: float = 0.02,
+    mask: str | Path | None = None,
+    min_foreground: float = MIN_FOREGROUND,
     slices: list[int] | None = None,
+    resample: bool = False,
 ) -> NiftiSlices:
     """Load two aligned NIfTI volumes of one subject as 2D slices shaped like the embedded data.
 
+    The slices are exactly the model images :func:`pemd_tutorial.register` makes of the same files
+    (:func:`slice_pair`): a network adapted on them sees what ``register`` will show it.
+
     Args:
         fixed_path, moving_path: the volume of the fixed contrast (e.g. T1w) and of the moving one
-            (e.g. T2w); they must share the voxel grid.
+            (e.g. T2w); they must share the voxel grid unless ``resample``.
         axis: slicing axis of the canonical (RAS+) volume: 0 sagittal, 1 coronal, 2 axial.
         size: side length of the output images in pixels.
         volume: for 4D files, the volume index (one int for both, or a pair for (fixed, moving)).
         percentiles: intensity percentiles (of the voxels above the volume's minimum) mapped to
             0 and 1; values outside are clipped.
         affine_atol: largest allowed absolute difference between the two affines (mm for the
-            translation, mm per voxel for the matrix part), compared after reorientation.
+            translation, mm per voxel for the matrix part).
         contrasts: names of the two contrasts in ``images`` (use them as ``fixed_contrast`` /
             ``moving_contrast`` in :func:`data_utils.pairs.make_pairs`).
-        mask_threshold: foreground = normalised fixed intensity ``> mask_threshold``.
+        mask: optional foreground mask file on the fixed grid (non-zero = foreground); default the
+            fixed volume's normalised intensity above 0.1, holes filled.
         min_foreground: keep slices whose foreground covers at least this fraction of the slice
             (ignored if ``slices`` is given).
         slices: explicit slice indices along ``axis`` of the canonical volume.
+        resample: resample a moving volume on another grid onto the fixed grid (trilinear, in mm,
+            as :func:`pemd_tutorial.register` does); by default such a pair is refused.
 
     Returns:
         :class:`NiftiSlices` with ``images[contrasts[0]]``, ``images[contrasts[1]]`` ``(N, size,
@@ -218,82 +332,48 @@ def load_nifti_pair(
         ``geometry`` for :func:`save_nifti`.
 
     Raises:
-        FileNotFoundError, ValueError: see :func:`read_nifti_volume`; also shape or affine
-        mismatch, bad arguments, no slice with foreground.
+        FileNotFoundError, ValueError: see :func:`read_nifti_volume`; also grids that differ, bad
+        arguments, no slice with foreground.
     """
-    fixed_path, moving_path = Path(fixed_path), Path(moving_path)
-    if axis not in (0, 1, 2):
-        raise ValueError(f"load_nifti_pair() 'axis' must be 0, 1 or 2, got {axis!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
-        raise ValueError(f"load_nifti_pair() 'size' must be an integer >= 8, got {size!r}")
-    lo_p, hi_p = percentiles
-    if not 0 <= lo_p < hi_p <= 100:
-        raise ValueError(
-            f"load_nifti_pair() 'percentiles' must satisfy 0 <= low < high <= 100, got {percentiles}"
-        )
     if len(contrasts) != 2 or contrasts[0] == contrasts[1]:
         raise ValueError(f"load_nifti_pair() 'contrasts' must be two different names, got {contrasts!r}")
-    vol_f, vol_m = volume if isinstance(volume, tuple) else (volume, volume)
+    pair = slice_pair(fixed_path, moving_path, axis=axis, size=size, volume=volume, percentiles=percentiles,
+                      mask_path=mask, slices=slices, min_foreground=min_foreground, affine_atol=affine_atol,
+                      resample=resample)
 
-    data_f, img_f = read_nifti_volume(fixed_path, vol_f)
-    data_m, img_m = read_nifti_volume(moving_path, vol_m)
-    if data_f.shape != data_m.shape:
-        raise ValueError(
-            f"shape mismatch: {_describe(fixed_path)} has {data_f.shape}, {_describe(moving_path)} has "
-            f"{data_m.shape}; the volumes must be aligned on one voxel grid"
-        )
-    if not np.allclose(img_f.affine, img_m.affine, rtol=0, atol=affine_atol):
-        diff = float(np.abs(img_f.affine - img_m.affine).max())
-        raise ValueError(
-            f"affine mismatch between {_describe(fixed_path)} and {_describe(moving_path)}: largest "
-            f"difference {diff:.4g} > affine_atol={affine_atol}; the volumes must be aligned"
-        )
-    ornt = io_orientation(img_f.affine)
-    to_ras = ornt_transform(ornt, np.array([[0, 1], [1, 1], [2, 1]]))
-    can_f = apply_orientation(data_f, to_ras)
-    can_m = apply_orientation(data_m, to_ras)
-    can_affine = img_f.affine @ inv_ornt_aff(to_ras, data_f.shape)
+    def tensor(key: str) -> torch.Tensor:
+        return torch.from_numpy(pair.model[key]).float().contiguous()
 
-    norm_f = normalise_intensities(can_f, percentiles, fixed_path)
-    norm_m = normalise_intensities(can_m, percentiles, moving_path)
-    fg = norm_f > mask_threshold
-    n_along = can_f.shape[axis]
-    if slices is None:
-        frac = np.moveaxis(fg, axis, 0).reshape(n_along, -1).mean(axis=1)
-        idx = np.nonzero(frac >= min_foreground)[0]
-        if idx.size == 0:
-            raise ValueError(
-                f"{_describe(fixed_path)}: no slice along axis {axis} has >= {min_foreground:.0%} foreground"
-            )
-    else:
-        idx = np.asarray(slices, dtype=np.int64)
-        if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= n_along:
-            raise ValueError(f"load_nifti_pair() 'slices' must be indices in [0, {n_along}), got {slices!r}")
-    rest = [can_f.shape[i] for i in range(3) if i != axis]  # (a, b)
-    side = max(rest)
-    pad = ((side - rest[1]) // 2, (side - rest[0]) // 2)
-
-    def prep(vol: np.ndarray) -> torch.Tensor:
-        sq = _to_square_images(np.take(vol, idx, axis=axis), axis, side, pad)
-        return _resize(torch.from_numpy(sq).float()[:, None], size)[:, 0].clamp(0.0, 1.0).contiguous()
-
-    geometry = SliceGeometry(
-        affine=img_f.affine.copy(),
-        shape=tuple(int(s) for s in data_f.shape),
-        canonical_affine=can_affine,
-        canonical_shape=tuple(int(s) for s in can_f.shape),
-        axis=axis,
-        side=side,
-        pad=pad,
-        size=size,
-    )
     return NiftiSlices(
-        images={contrasts[0]: prep(norm_f), contrasts[1]: prep(norm_m)},
-        mask=prep(fg.astype(np.float64)) >= 0.5,
+        images={contrasts[0]: tensor("fixed"), contrasts[1]: tensor("moving")},
+        mask=tensor("mask") >= 0.5,
         tissues=None,
-        slice_index=torch.from_numpy(idx.astype(np.int64)),
-        geometry=geometry,
+        slice_index=torch.tensor(pair.slices, dtype=torch.int64),
+        geometry=pair.geometry,
     )
+
+
+def field_to_world(dense: np.ndarray, geometry: SliceGeometry, chosen) -> tuple[np.ndarray, np.ndarray]:
+    """Model-space displacements ``(N, 2, S, S)`` (model pixels) at slices ``chosen`` -> the input's grid.
+
+    Returns:
+        ``(voxels, mm)``: the displacement in canonical voxels along ``(a, b)``, each ``(N, na, nb)``
+        (0 outside the field of view), and the world displacement in mm along the RAS+ axes of the
+        file's affine, ``(X, Y, Z, 3)`` in the file's voxel order (0 outside the chosen slices).
+    """
+    canon, frame, axis = geometry.canonical, geometry.frame, geometry.axis
+    shape = canon.canonical_shape
+    a_ax, b_ax = in_plane_axes(axis)
+    na, nb = shape[a_ax], shape[b_ax]
+    mx, my = frame.model_coordinates(na, nb)
+    inside = frame.inside(na, nb)
+    dx, dy = (sample_model(dense[:, c], mx, my) * inside for c in (0, 1))
+    da, db = frame.to_voxels(dx, dy)
+    vox = np.zeros((*shape, 3))
+    vox[..., a_ax] = volume_from_slices(da, axis, shape, chosen)
+    vox[..., b_ax] = volume_from_slices(db, axis, shape, chosen)
+    mm = vox @ canon.canonical_affine[:3, :3].T
+    return (da, db), from_canonical(mm, canon)
 
 
 def save_nifti(
@@ -305,12 +385,13 @@ def save_nifti(
 ) -> Path:
     """Write model-space slices back into the input's voxel grid, with the input's affine.
 
-    Images ``(N, H, W)`` or ``(N, 1, H, W)`` are resampled to the slice size and written as a 3D
-    float32 volume (slices not in ``slice_index`` are 0). Displacement fields ``(N, 2, H, W)``
-    (``(dx, dy)`` in model pixels, :mod:`data_utils.grid` convention) are converted to
-    **millimetres** and written as a 5D NIfTI ``(X, Y, Z, 1, 3)`` with the vector intent, in ITK's
-    **LPS+** components (:data:`RAS_TO_LPS`; the component along the slicing axis is 0), so that
-    ITK, ANTs, ITK-SNAP and Slicer apply them as written.
+    Images ``(N, H, W)`` or ``(N, 1, H, W)`` are resampled from the model's field of view to the
+    input's voxels (bilinear) and written as a 3D float32 volume (0 outside the chosen slices and
+    the field of view). Displacement fields ``(N, 2, H, W)`` (``(dx, dy)`` in model pixels,
+    :mod:`data_utils.grid` convention) are converted to **millimetres** and written as a 5D NIfTI
+    ``(X, Y, Z, 1, 3)`` with the vector intent, in ITK's **LPS+** components (:data:`RAS_TO_LPS`;
+    the component along the slicing axis is 0), so that ITK, ANTs, ITK-SNAP and Slicer apply them
+    as written.
 
     Args:
         path: output file (``.nii`` or ``.nii.gz``); its folder must exist.
@@ -328,7 +409,8 @@ def save_nifti(
             slice_index = geometry.slice_index
         geometry = geometry.geometry
     if not isinstance(geometry, SliceGeometry):
-        raise ValueError("save_nifti() 'geometry' must be a SliceGeometry or the NiftiSlices it came with")
+        raise TypeError("save_nifti() 'geometry' must be a SliceGeometry or the NiftiSlices it came with, "
+                        f"got {type(geometry).__name__}")
     path = Path(path)
     if not path.name.endswith((".nii", ".nii.gz")):
         raise ValueError(f"save_nifti() 'path' must end in .nii or .nii.gz, got '{path}'")
@@ -340,47 +422,33 @@ def save_nifti(
     if x.dim() == 3 and not is_field:
         x = x[:, None]
     want_c = 2 if is_field else 1
-    if x.dim() != 4 or x.shape[1] != want_c or x.shape[-2:] != (geometry.size, geometry.size):
-        s = geometry.size
+    s = geometry.size
+    if x.dim() != 4 or x.shape[1] != want_c or x.shape[-2:] != (s, s):
         expected = f"(N, 2, {s}, {s})" if is_field else f"(N, {s}, {s})"
         raise ValueError(f"save_nifti() 'data' must have shape {expected}, got {tuple(x.shape)}")
     if slice_index is None:
         raise ValueError("save_nifti() needs 'slice_index' when 'geometry' is a SliceGeometry")
     idx = np.asarray(torch.as_tensor(slice_index).cpu(), dtype=np.int64).reshape(-1)
-    n_along = geometry.canonical_shape[geometry.axis]
+    canon, axis = geometry.canonical, geometry.axis
+    n_along = canon.canonical_shape[axis]
     if idx.size != x.shape[0] or len(set(idx.tolist())) != idx.size or idx.min() < 0 or idx.max() >= n_along:
         raise ValueError(
             f"save_nifti() 'slice_index' must hold {x.shape[0]} distinct indices in [0, {n_along}), "
             f"got {idx.tolist()}"
         )
-    scale = geometry.side / geometry.size  # voxels per model pixel
-    big = F.interpolate(x, size=(geometry.side, geometry.side), mode="bilinear", align_corners=False).numpy()
-    axis, shape = geometry.axis, geometry.canonical_shape
-    a_axis, b_axis = [i for i in range(3) if i != axis]
-    to_orig = ornt_transform(np.array([[0, 1], [1, 1], [2, 1]]), io_orientation(geometry.affine))
-
+    x = x.numpy()
     if not is_field:
-        vol = np.zeros(shape, dtype=np.float64)
-        slabs = _from_square_images(big[:, 0], axis, shape, geometry.pad)  # (N, a, b)
-        np.moveaxis(vol, axis, 0)[idx] = slabs
-        out = apply_orientation(vol, to_orig).astype(np.float32)
-        img = nib.Nifti1Image(out, geometry.affine)
+        a_ax, b_ax = in_plane_axes(axis)
+        na, nb = canon.canonical_shape[a_ax], canon.canonical_shape[b_ax]
+        mx, my = geometry.frame.model_coordinates(na, nb)
+        values = sample_model(x[:, 0], mx, my) * geometry.frame.inside(na, nb)
+        vol = volume_from_slices(values, axis, canon.canonical_shape, idx)
+        img = nib.Nifti1Image(from_canonical(vol, canon).astype(np.float32), canon.affine)
     else:
-        # pixels -> canonical voxel steps: +dx along +a, +dy (rows, downwards) along -b
-        va = _from_square_images(big[:, 0], axis, shape, geometry.pad) * scale
-        vb = -_from_square_images(big[:, 1], axis, shape, geometry.pad) * scale
-        vox = np.zeros((*shape, 3), dtype=np.float64)
-        va_full = np.zeros(shape)
-        vb_full = np.zeros(shape)
-        np.moveaxis(va_full, axis, 0)[idx] = va
-        np.moveaxis(vb_full, axis, 0)[idx] = vb
-        vox[..., a_axis] = va_full
-        vox[..., b_axis] = vb_full
-        mm = vox @ geometry.canonical_affine[:3, :3].T * RAS_TO_LPS  # world displacement in mm, LPS+
-        out = np.stack([apply_orientation(mm[..., c], to_orig) for c in range(3)], axis=-1)
-        img = nib.Nifti1Image(out[:, :, :, None, :].astype(np.float32), geometry.affine)
+        _, mm = field_to_world(x, geometry, idx)
+        img = nib.Nifti1Image((mm * RAS_TO_LPS)[:, :, :, None, :].astype(np.float32), canon.affine)
         img.header.set_intent("vector")
-    img.set_qform(geometry.affine, code=1)
-    img.set_sform(geometry.affine, code=1)
+    img.set_qform(canon.affine, code=1)
+    img.set_sform(canon.affine, code=1)
     nib.save(img, str(path))
     return path

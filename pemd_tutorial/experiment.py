@@ -224,8 +224,9 @@ def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
 def load_user_slices(fixed, moving, cfg: Config):
     """Load the user's aligned NIfTI pair; split its slices into target ``(train, val, test)``.
 
-    Slices come from :func:`data_utils.load_nifti_pair` (axial, resized to ``cfg.image_size``,
-    contrasts ``"t1"`` = fixed and ``"t2"`` = moving) and are split by position with
+    Slices come from :func:`data_utils.load_nifti_pair` (axial, the moving volume resampled onto
+    the fixed grid when they differ, each slice resampled in mm to ``cfg.image_size`` exactly as
+    ``register`` does; contrasts ``"t1"`` = fixed and ``"t2"`` = moving) and are split by position with
     :func:`data_utils.split_slices` (70/15/15 %, 2 slices left out between blocks; without a gap if
     the volume is too thin for one).
 
@@ -240,7 +241,7 @@ def load_user_slices(fixed, moving, cfg: Config):
         if not Path(path).is_file():
             raise FileNotFoundError(f"run_experiment() '{name}' NIfTI file not found: {str(path)!r}")
 
-    slices = load_nifti_pair(fixed, moving, size=cfg.image_size)
+    slices = load_nifti_pair(fixed, moving, size=cfg.image_size, resample=True)
     try:
         parts = split_slices(slices, gap=2)
     except ValueError:

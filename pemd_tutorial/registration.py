@@ -58,12 +58,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from data_utils import warp
-from data_utils.nifti import RAS_TO_LPS, normalise_intensities, read_nifti_volume
+from data_utils.geometry import (
+    display_orientation,
+    from_canonical,
+    parse_slices,
+    sample_model,
+    sample_slices,
+    volume_from_slices,
+)
+from data_utils.nifti import (
+    RAS_TO_LPS,
+    SlicedPair,
+    field_to_world,
+    read_nifti_volume,
+    resample_to_grid,
+    same_grid,
+    slice_pair,
+)
 from pemd_tutorial.config import Config
 from pemd_tutorial.evaluate import dense_field
 from pemd_tutorial.figures import plot_registration_montage
@@ -83,10 +100,6 @@ __all__ = [
     "resample_moving",
 ]
 
-_FOREGROUND_THRESHOLD = 0.1  # normalised fixed intensity above which a voxel counts as foreground
-_MIN_FOREGROUND = 0.02  # default slices: at least this share of the slice is foreground
-_FOV_MARGIN = 1.15  # square field of view = larger side of the foreground's bounding box x margin
-_CANONICAL = np.array([[0, 1], [1, 1], [2, 1]])
 
 
 @dataclass
@@ -122,53 +135,24 @@ class RegistrationResult:
 # --------------------------------------------------------------------------------------------
 
 
-def display_orientation(slice_ab: np.ndarray) -> np.ndarray:
-    """A canonical slice ``(na, nb)`` (first in-plane axis to the right, second up) as an image.
-
-    Rows run downwards along ``-b`` and columns along ``+a``: an axial slice is seen from the feet
-    with the subject's right on the right of the image, as in the embedded data.
-    """
-    return np.ascontiguousarray(np.asarray(slice_ab).T[::-1])
-
-
 def _read(path: str | os.PathLike, role: str, volume_index: int | None):
     """:func:`data_utils.nifti.read_nifti_volume` with the messages prefixed by ``register()``."""
     try:
-        return read_nifti_volume(path, volume_index, role=role, allow_constant=role == "mask")
+        return read_nifti_volume(path, volume_index, role=role)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"register() {err}") from None
     except ValueError as err:
         raise ValueError(f"register() {err}") from None
 
 
-def _same_grid(a, b, atol: float = 1e-3) -> bool:
-    return a.shape[:3] == b.shape[:3] and np.allclose(a.affine, b.affine, rtol=0, atol=atol)
-
-
-def parse_slices(text: str | None, n: int) -> list[int] | None:
-    """``"a:b"`` (end exclusive, like Python), ``"a:"``, ``":b"`` or ``"k"`` -> slice indices in ``[0, n)``.
-
-    Raises:
-        ValueError: not of that form, or outside ``[0, n)``, or empty.
-    """
-    if text is None:
-        return None
-    text = str(text).strip()
+def _slice_pair(fixed, moving, axis: int, size: int, volume_index, mask, slices) -> SlicedPair:
+    """:func:`data_utils.nifti.slice_pair` for ``register()``: the moving volume resampled when needed."""
     try:
-        if ":" in text:
-            lo_s, hi_s = text.split(":", 1)
-            lo = int(lo_s) if lo_s.strip() else 0
-            hi = int(hi_s) if hi_s.strip() else n
-        else:
-            lo = int(text)
-            hi = lo + 1
-    except ValueError:
-        raise ValueError(f"register() 'slices' must look like 40:90, 40: or 42, got {text!r}") from None
-    if not (0 <= lo < hi <= n):
-        raise ValueError(
-            f"register() 'slices' {text!r} is outside the volume: {n} slices along the axis (0:{n})"
-        )
-    return list(range(lo, hi))
+        return slice_pair(fixed, moving, axis=axis, size=size, volume=volume_index, mask_path=mask,
+                          slices=slices, resample=True, who="register()")
+    except (FileNotFoundError, ValueError) as err:
+        message = str(err) if str(err).startswith("register()") else f"register() {err}"
+        raise type(err)(message) from None
 
 
 def load_registration_model(spec: str | os.PathLike, device: str | torch.device = "cpu", config=None):
@@ -212,18 +196,10 @@ def resample_moving(
     loaded with :func:`data_utils.load_nifti_pair` to make *unlabelled* target pairs for adapting a
     network to this contrast (notebook 04). Returns ``out_path``.
     """
-    import nibabel as nib
-    from nibabel.processing import resample_from_to
-
     data_f, img_f = _read(fixed, "fixed", volume_index)
     data_m, img_m = _read(moving, "moving", volume_index)
-    if not _same_grid(img_f, img_m):
-        src = nib.Nifti1Image(data_m, img_m.affine)
-        data_m = np.asarray(
-            resample_from_to(src, (img_f.shape[:3], img_f.affine), order=1, mode="constant",
-                             cval=float(data_m.min())).dataobj,
-            dtype=np.float64,
-        )
+    if not same_grid(img_f, img_m):
+        data_m = resample_to_grid(data_m, img_m, img_f)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     img = nib.Nifti1Image(data_m.astype(np.float32), img_f.affine)
@@ -236,65 +212,6 @@ def resample_moving(
 # --------------------------------------------------------------------------------------------
 # Geometry of the model images
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _SliceFrame:
-    """The square field of view of every slice, in the canonical in-plane voxel axes ``(a, b)``.
-
-    Model pixel ``(row r, column c)`` has its centre at the in-plane point (mm, relative to voxel
-    ``(0, 0)``): ``a = a0 + (c + 0.5) * pixel``, ``b = b0 - (r + 0.5) * pixel``; columns run along
-    ``+a`` and rows along ``-b``, like the embedded data.
-    """
-
-    a0: float
-    b0: float
-    pixel: float  # mm per model pixel
-    size: int
-    spacing_a: float  # mm per voxel along a
-    spacing_b: float
-
-    def voxel_coordinates(self) -> tuple[np.ndarray, np.ndarray]:
-        """In-plane voxel coordinates ``(a, b)`` of every model pixel centre, each ``(S, S)``."""
-        c = (np.arange(self.size) + 0.5) * self.pixel
-        a_mm = self.a0 + c[None, :].repeat(self.size, 0)
-        b_mm = self.b0 - c[:, None].repeat(self.size, 1)
-        return a_mm / self.spacing_a, b_mm / self.spacing_b
-
-    def model_coordinates(self, na: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
-        """Model-pixel coordinates ``(column x, row y)`` of every in-plane voxel, each ``(na, nb)``."""
-        a_mm = np.arange(na)[:, None] * self.spacing_a
-        b_mm = np.arange(nb)[None, :] * self.spacing_b
-        x = (a_mm - self.a0) / self.pixel - 0.5
-        y = (self.b0 - b_mm) / self.pixel - 0.5
-        return np.broadcast_to(x, (na, nb)), np.broadcast_to(y, (na, nb))
-
-
-def _frame(mask_slices: np.ndarray, spacing_a: float, spacing_b: float, size: int) -> _SliceFrame:
-    """A square field of view around the foreground of ``mask_slices`` ``(N, na, nb)``."""
-    fg = mask_slices.any(axis=0)
-    if not fg.any():
-        fg = np.ones_like(fg)
-    ia, ib = np.nonzero(fg)
-    lo_a, hi_a = ia.min() * spacing_a, ia.max() * spacing_a
-    lo_b, hi_b = ib.min() * spacing_b, ib.max() * spacing_b
-    side = max(hi_a - lo_a + spacing_a, hi_b - lo_b + spacing_b) * _FOV_MARGIN
-    ca, cb = (lo_a + hi_a) / 2, (lo_b + hi_b) / 2
-    return _SliceFrame(
-        a0=ca - side / 2,
-        b0=cb + side / 2,
-        pixel=side / size,
-        size=size,
-        spacing_a=spacing_a,
-        spacing_b=spacing_b,
-    )
-
-
-def _sample(slices: np.ndarray, a: np.ndarray, b: np.ndarray, order: int = 1) -> np.ndarray:
-    """Bilinear samples of ``slices (N, na, nb)`` at voxel coordinates ``a, b`` (borders: 0)."""
-    from scipy.ndimage import map_coordinates
-
-    return np.stack([map_coordinates(s, [a, b], order=order, mode="constant", cval=0.0) for s in slices])
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,11 +267,6 @@ def register(
             grid, a slice range outside the volume, a model file for another network, an
             unwritable output folder.
     """
-    import nibabel as nib
-    from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
-    from scipy.ndimage import binary_fill_holes
-
-
     if axis not in (0, 1, 2) or isinstance(axis, bool):
         raise ValueError(f"register() 'axis' must be 0, 1 or 2, got {axis!r}")
     if volume_index is not None and (isinstance(volume_index, bool) or not isinstance(volume_index, int)):
@@ -366,56 +278,15 @@ def register(
         if Path(fixed).resolve() == Path(moving).resolve():
             warnings.warn(f"register() 'fixed' and 'moving' are the same file '{fixed}'", stacklevel=2)
         net, cfg = load_registration_model(model, device=device, config=config)
-        data_f, img_f = _read(fixed, "fixed", volume_index)
-        data_m, img_m = _read(moving, "moving", volume_index)
-        resampled = not _same_grid(img_f, img_m)
-        if resampled:
-            from nibabel.processing import resample_from_to
-
-            src = nib.Nifti1Image(data_m, img_m.affine)
-            data_m = np.asarray(
-                resample_from_to(
-                    src, (img_f.shape[:3], img_f.affine), order=1, mode="constant", cval=float(data_m.min())
-                ).dataobj,
-                dtype=np.float64,
-            )
-        norm_f, norm_m = normalise_intensities(data_f, path=fixed), normalise_intensities(data_m, path=moving)
-        if mask is not None:
-            data_k, img_k = _read_mask(mask, img_f)
-            fg = data_k > 0
-        else:
-            fg = binary_fill_holes(norm_f > _FOREGROUND_THRESHOLD)
-
-        # canonical (RAS+) orientation; slices along `axis`; in-plane axes (a, b)
-        to_ras = ornt_transform(io_orientation(img_f.affine), _CANONICAL)
-        back = ornt_transform(_CANONICAL, io_orientation(img_f.affine))
-        cf, cm, ck = (apply_orientation(v, to_ras) for v in (norm_f, norm_m, fg.astype(np.float64)))
-        ck = ck > 0.5
-        can_affine = img_f.affine @ inv_ornt_aff(to_ras, data_f.shape)
-        zooms = np.sqrt((can_affine[:3, :3] ** 2).sum(axis=0))
-        a_ax, b_ax = [i for i in range(3) if i != axis]
-        n_along = cf.shape[axis]
-        chosen = parse_slices(slices, n_along) if isinstance(slices, (str, type(None))) else list(slices)
-        if isinstance(slices, (list, tuple)):
-            if not chosen or min(chosen) < 0 or max(chosen) >= n_along:
-                raise ValueError(f"register() 'slices' must be indices in [0, {n_along}), got {slices!r}")
-        if chosen is None:
-            share = np.moveaxis(ck, axis, 0).reshape(n_along, -1).mean(axis=1)
-            chosen = np.nonzero(share >= _MIN_FOREGROUND)[0].tolist()
-            if not chosen:
-                raise ValueError(f"register() no slice of '{fixed}' along axis {axis} has >= 2 % foreground")
-        sl_f = np.moveaxis(cf, axis, 0)[chosen]  # (N, na, nb)
-        sl_m = np.moveaxis(cm, axis, 0)[chosen]
-        sl_k = np.moveaxis(ck, axis, 0)[chosen]
-        if not sl_k.any():
-            raise ValueError("register() the foreground is empty in the chosen slices")
-        frame = _frame(sl_k, float(zooms[a_ax]), float(zooms[b_ax]), cfg.image_size)
+        pair = _slice_pair(fixed, moving, axis, cfg.image_size, volume_index, mask, slices)
+        geometry, chosen, resampled = pair.geometry, pair.slices, pair.resampled
+        img_f, frame = pair.fixed_image, geometry.frame
+        sl_f, sl_m, sl_k = pair.native["fixed"], pair.native["moving"], pair.native["mask"]
 
         # model images and predictions
-        va, vb = frame.voxel_coordinates()
-        img_fixed = torch.from_numpy(_sample(sl_f, va, vb)).float()[:, None]
-        img_moving = torch.from_numpy(_sample(sl_m, va, vb)).float()[:, None]
-        model_mask = torch.from_numpy(_sample(sl_k.astype(np.float64), va, vb) >= 0.5)
+        img_fixed = torch.from_numpy(pair.model["fixed"]).float()[:, None]
+        img_moving = torch.from_numpy(pair.model["moving"]).float()[:, None]
+        model_mask = torch.from_numpy(pair.model["mask"] >= 0.5)
         probs = _predict(net, cfg, img_fixed, img_moving, device)
         ctrl = cfg.grid.expected_displacement(probs)  # (N, 2, Hc, Wc) model pixels
         dense = dense_field(ctrl, cfg.image_size, cfg.image_size, cfg.control_spacing)  # (N, 2, S, S)
@@ -423,37 +294,21 @@ def register(
         entropy_dense = F.interpolate(
             entropy, size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False
         )
-
         moved_model = warp(img_moving, dense)
 
-        # back to the native in-plane grid of every slice
+        # back to the native grid: warp every moving slice at its own resolution
+        (da, db), field_vol = field_to_world(dense.double().numpy(), geometry, chosen)
         na, nb = sl_f.shape[1:]
         mx, my = frame.model_coordinates(na, nb)
-        inside = (mx >= -0.5) & (mx <= cfg.image_size - 0.5) & (my >= -0.5) & (my <= cfg.image_size - 0.5)
-        dx = _sample_model(dense[:, 0], mx, my) * inside  # model pixels, (N, na, nb)
-        dy = _sample_model(dense[:, 1], mx, my) * inside
-        ent = _sample_model(entropy_dense[:, 0], mx, my) * inside
-        da = dx * frame.pixel / frame.spacing_a  # voxels along +a (columns run along +a)
-        db = -dy * frame.pixel / frame.spacing_b  # rows run along -b
+        ent = sample_model(entropy_dense[:, 0].double().numpy(), mx, my) * frame.inside(na, nb)
         grid_a, grid_b = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
-        moved_sl = np.stack(
-            [_sample(sl_m[i : i + 1], grid_a + da[i], grid_b + db[i])[0] for i in range(len(chosen))]
-        )
+        moved_sl = sample_slices(sl_m, grid_a + da, grid_b + db)
 
-        # assemble canonical volumes, then back to the fixed file's orientation
-        moved_c = cm.copy()
-        np.moveaxis(moved_c, axis, 0)[chosen] = moved_sl
-        disp_vox = np.zeros((*cf.shape, 3))
-        for comp, values in ((a_ax, da), (b_ax, db)):
-            full = np.zeros(cf.shape)
-            np.moveaxis(full, axis, 0)[chosen] = values
-            disp_vox[..., comp] = full
-        field_world = disp_vox @ can_affine[:3, :3].T  # mm along the world axes
-        unc_c = np.zeros(cf.shape)
-        np.moveaxis(unc_c, axis, 0)[chosen] = ent
-        moved_vol = apply_orientation(moved_c, back).astype(np.float32)
-        field_vol = np.stack([apply_orientation(field_world[..., c], back) for c in range(3)], axis=-1)
-        unc_vol = apply_orientation(unc_c, back).astype(np.float32)
+        canon = geometry.canonical
+        shape = canon.canonical_shape
+        moved_c = volume_from_slices(moved_sl, axis, shape, chosen, base=pair.canonical["moving"])
+        moved_vol = from_canonical(moved_c, canon).astype(np.float32)
+        unc_vol = from_canonical(volume_from_slices(ent, axis, shape, chosen), canon).astype(np.float32)
 
         metrics = _metrics(sl_f, sl_m, moved_sl, sl_k, chosen, fixed, moving, model, resampled, cfg, axis,
                            img_f.shape[:3])
@@ -483,27 +338,6 @@ def register(
     finally:
         if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def _read_mask(path, img_f):
-    data, img = _read(path, "mask", None)
-    if not _same_grid(img, img_f):
-        raise ValueError(
-            f"register() mask file '{path}' is on another grid than the fixed image "
-            f"(shape {img.shape[:3]} vs "
-            f"{img_f.shape[:3]}, or a different affine); give a mask in the fixed image's space"
-        )
-    if not (data > 0).any():
-        raise ValueError(f"register() mask file '{path}' is empty (no voxel > 0)")
-    return data, img
-
-
-def _sample_model(maps: torch.Tensor, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Bilinear samples of ``maps (N, S, S)`` (model pixels) at column ``x`` and row ``y`` ``(na, nb)``."""
-    from scipy.ndimage import map_coordinates
-
-    arr = maps.detach().cpu().double().numpy()
-    return np.stack([map_coordinates(m, [y, x], order=1, mode="nearest") for m in arr])
 
 
 @torch.no_grad()

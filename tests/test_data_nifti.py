@@ -44,55 +44,109 @@ def test_load_shapes_ranges_and_structure(pair):
         assert im.dtype == torch.float32 and float(im.min()) >= 0 and float(im.max()) <= 1
     assert sl.mask.dtype == torch.bool and sl.mask.any()
     assert sl.tissues is None and sl.slice_index.dtype == torch.int64
-    assert sl.geometry.canonical_shape == SHAPE and sl.geometry.shape == SHAPE
+    assert sl.geometry.canonical.canonical_shape == SHAPE and sl.geometry.canonical.shape == SHAPE
+    assert sl.geometry.canonical.spacing == (2.0, 1.0, 1.5)
 
 
-def test_reorientation_to_ras_and_image_layout(tmp_path):
-    # a single bright voxel at voxel (i, j, k); i runs right-to-left (x decreasing)
+def _world_mm(affine, ijk):
+    return (affine @ np.array([*ijk, 1.0]))[:3]
+
+
+def test_reorientation_to_ras_and_image_layout_in_millimetres(tmp_path):
+    """A bright voxel lands where its world position says, measured from the field of view's centre."""
     vol = np.zeros(SHAPE)
-    vol[3, 12, 6] = 1.0
-    vol[10, 8, 6] = 0.5  # a second value so the volume is not "constant"
+    vol[3, 12, 6] = 1.0  # voxel axis i runs right-to-left (x decreasing, 2 mm), j anterior (1 mm)
+    vol[10, 8, 6] = 0.5
     f = _write(tmp_path / "a.nii", vol)
     m = _write(tmp_path / "b.nii", vol)
-    sl = load_nifti_pair(f, m, axis=2, size=20, slices=[6], percentiles=(0, 100), mask_threshold=0.0)
-    img = sl.images["t1"][0]
-    # canonical x index = 19 - i = 16 -> column 16 (+pad); row = (16 - 1 - j) + pad = 3 + 2
-    side = 20
-    pad_rows = (side - 16) // 2
+    whole = _write(tmp_path / "mask.nii", np.ones(SHAPE))  # foreground = every voxel: a known field of view
+    size = 46  # the larger side (20 voxels x 2 mm = 40 mm) x 1.15 = 46 mm: 1 mm pixels
+    sl = load_nifti_pair(f, m, axis=2, size=size, slices=[6], percentiles=(0, 100), mask=whole)
+    assert sl.geometry.pixel_mm == pytest.approx(1.0)
+    # centre of the field of view = centre of the mask's bounding box in world mm
+    corners = [_world_mm(AFFINE, c) for c in [(0, 0, 6), (SHAPE[0] - 1, SHAPE[1] - 1, 6)]]
+    cx, cy = (corners[0][:2] + corners[1][:2]) / 2
+    x, y = _world_mm(AFFINE, (3, 12, 6))[:2]
+    col = size / 2 + (x - cx) / 1.0 - 0.5  # columns to the subject's right (+x)
+    row = size / 2 - (y - cy) / 1.0 - 0.5  # rows downwards = posterior (-y)
+    img = sl.images["t1"][0].numpy()
     r, c = np.unravel_index(int(img.argmax()), img.shape)
-    assert (int(r), int(c)) == (16 - 1 - 12 + pad_rows, 19 - 3)
+    assert abs(r - row) <= 0.5 and abs(c - col) <= 0.5
 
 
-def test_round_trip_image_into_input_grid(pair, tmp_path):
-    # side = max(20, 12) = 20 = size: no resampling, so the round trip is exact
-    sl = load_nifti_pair(*pair, axis=1, size=20, percentiles=(0, 100))
+def test_anisotropic_voxels_are_resampled_in_millimetres_not_stretched(tmp_path):
+    """A ball (round in mm) on 2 x 1 mm voxels stays round in the model image."""
+    shape = (24, 48, 5)
+    affine = np.diag([2.0, 1.0, 3.0, 1.0])
+    i, j, k = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    ball = ((i * 2.0 - 23.0) ** 2 + (j * 1.0 - 23.5) ** 2) < 18.0**2
+    vol = np.where(ball, 100.0, 0.0) + 0.0 * k
+    f = _write(tmp_path / "f.nii.gz", vol, affine)
+    m = _write(tmp_path / "m.nii.gz", 150.0 - vol, affine)
+    sl = load_nifti_pair(f, m, axis=2, size=40)
+    fg = sl.images["t1"][0].numpy() > 0.5
+    rows, cols = np.nonzero(fg)
+    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+    assert abs(int(height) - int(width)) <= 1, (height, width)  # stretched, it would be 2:1
+    assert 0.75 <= fg.mean() / (np.pi / 4 / 1.15**2) <= 1.25  # the ball fills the field of view as planned
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_round_trip_image_into_input_grid(tmp_path, axis):
+    """Model image -> save_nifti -> the input's voxels gives the normalised input back.
+
+    On a linear ramp bilinear interpolation is exact, so the two resamplings (voxels -> mm field of
+    view -> voxels) must agree to float precision away from the border; any offset or flip fails.
+    """
+    i, j, k = np.meshgrid(*[np.arange(s) for s in SHAPE], indexing="ij")
+    ramp = 100.0 + 3 * i + 2 * j + k
+    ramp[0] = 0.0  # background, so that the percentiles see the ramp
+    f = _write(tmp_path / "f.nii.gz", ramp)
+    m = _write(tmp_path / "m.nii.gz", ramp)
+    whole = _write(tmp_path / "mask.nii.gz", np.ones(SHAPE))
+    sl = load_nifti_pair(f, m, axis=axis, size=64, percentiles=(0, 100), mask=whole)
+    assert sl.geometry.pixel_mm < min(sl.geometry.canonical.spacing)  # upsampled: no smoothing
     out = save_nifti(tmp_path / "back.nii.gz", sl.images["t1"], sl)
     back = nib.load(str(out))
     np.testing.assert_allclose(back.affine, AFFINE)
     assert back.shape == SHAPE
-    src = nib.load(str(pair[0])).get_fdata()
-    fg = src[src > src.min()]
-    expected = np.clip((src - fg.min()) / (fg.max() - fg.min()), 0, 1)
+    fg = ramp[ramp > 0]
+    expected = (ramp - fg.min()) / (fg.max() - fg.min())
     got = back.get_fdata()
-    # canonical axis 1 (y) is voxel axis j of the input
-    for j in sl.slice_index.tolist():
-        np.testing.assert_allclose(got[:, j, :], expected[:, j, :], rtol=0, atol=1e-5)
+    inner = np.zeros(SHAPE, dtype=bool)
+    inner[2:-2, 2:-2, 2:-2] = True
+    np.testing.assert_allclose(got[inner], expected[inner], rtol=0, atol=1e-6)
 
 
 def test_field_written_in_world_millimetres_as_itk_reads_them(pair, tmp_path):
     sl = load_nifti_pair(*pair, axis=2, size=20)
+    px = sl.geometry.pixel_mm
     field = torch.zeros(len(sl), 2, 20, 20)
-    field[:, 0] = 1.0  # one model pixel along +column = +x (right) = 1 voxel of 2 mm
-    field[:, 1] = 2.0  # two model pixels down the rows = -y (posterior) = 2 voxels of 1 mm
+    field[:, 0] = 1.0  # one model pixel along +column = +x (right)
+    field[:, 1] = 2.0  # two model pixels down the rows = -y (posterior)
     out = save_nifti(tmp_path / "field.nii.gz", field, sl)
     img = nib.load(str(out))
     assert img.shape == (*SHAPE, 1, 3)
     assert img.header.get_intent()[0] == "vector"
-    v = img.get_fdata()[:, :, sl.slice_index.tolist(), 0, :]
-    # RAS+ (2 mm right, 2 mm posterior) written as LPS+ components, as ITK reads intent-vector fields
-    np.testing.assert_allclose(v[..., 0], -2.0, atol=1e-5)
-    np.testing.assert_allclose(v[..., 1], 2.0, atol=1e-5)
+    src = nib.load(str(pair[0])).get_fdata()
+    v = img.get_fdata()[..., 0, :][:, :, sl.slice_index.tolist()]
+    inside = (src > 50)[:, :, sl.slice_index.tolist()]
+    # RAS+ (px mm right, 2 px mm posterior) written as LPS+ components, as ITK reads intent-vector fields
+    np.testing.assert_allclose(v[inside][:, 0], -px, atol=1e-5)
+    np.testing.assert_allclose(v[inside][:, 1], 2 * px, atol=1e-5)
     np.testing.assert_allclose(v[..., 2], 0.0, atol=1e-6)
+
+
+def test_register_sees_exactly_the_slices_load_nifti_pair_makes(pair):
+    """One geometry: a network adapted on load_nifti_pair's slices is shown the same images by register."""
+    from pemd_tutorial.registration import register
+
+    sl = load_nifti_pair(*pair, axis=2, size=48)
+    result = register(*pair, model="mind", axis=2)
+    assert result.slices == sl.slice_index.tolist()
+    torch.testing.assert_close(result.model_space["fixed"][:, 0], sl.images["t1"])
+    torch.testing.assert_close(result.model_space["moving"][:, 0], sl.images["t2"])
+    assert torch.equal(result.model_space["mask"], sl.mask)
 
 
 def test_split_keeps_geometry(pair, tmp_path):
@@ -141,12 +195,12 @@ def test_not_nifti_and_corrupt(pair, tmp_path):
 
 def test_shape_and_affine_mismatch(pair, tmp_path):
     small = _write(tmp_path / "small.nii.gz", _phantom(0)[:-2])
-    with pytest.raises(ValueError, match="shape mismatch.*small.nii.gz"):
+    with pytest.raises(ValueError, match="small.nii.gz.*not on one voxel grid.*shape.*resample_moving"):
         load_nifti_pair(pair[0], small)
     moved = AFFINE.copy()
     moved[0, 3] += 0.5
     shifted = _write(tmp_path / "shifted.nii.gz", _phantom(1), moved)
-    with pytest.raises(ValueError, match="affine mismatch.*shifted.nii.gz"):
+    with pytest.raises(ValueError, match="shifted.nii.gz.*not on one voxel grid.*affines differ"):
         load_nifti_pair(pair[0], shifted)
     moved[0, 3] = AFFINE[0, 3] + 1e-5  # within the documented tolerance
     ok = _write(tmp_path / "ok.nii.gz", _phantom(1), moved)
@@ -187,7 +241,7 @@ def test_save_validates(pair, tmp_path):
         save_nifti(tmp_path / "x.png", sl.images["t1"], sl)
     with pytest.raises(ValueError, match="folder"):
         save_nifti(tmp_path / "missing" / "x.nii", sl.images["t1"], sl)
-    with pytest.raises(ValueError, match="geometry"):
+    with pytest.raises(TypeError, match="geometry"):
         save_nifti(tmp_path / "x.nii", sl.images["t1"], None)
 
 
