@@ -38,13 +38,57 @@ def test_auto_profile_is_standard_and_quick_says_it_is_a_smoke_test(capsys):
 
     parser = build_parser()
     for argv in ([], ["--profile", "auto"], ["--profile", "standard"]):
-        cfg, profile = config_from_args(parser.parse_args([*argv, "--device", "cpu"]), parser)
+        args = parser.parse_args(["run", *argv, "--device", "cpu"])
+        cfg, profile = config_from_args(args, args.parser)
         assert profile == "standard" and cfg.to_dict() == Config.standard(device="cpu").to_dict()
-    help_text = parser.format_help()
+    help_text = parser.parse_args(["run"]).parser.format_help()
     assert "smoke test" in help_text and "unmeasured" in help_text
     with pytest.raises(SystemExit) as err:
-        parser.parse_args(["--profile", "fast"])
+        main(["--profile", "fast"])
     assert err.value.code == 2 and "--profile" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, says", [
+    ("run", ["8 minutes on 2 CPU cores", "results.json", "results.md"]),
+    ("paper", ["9 minutes on 2 CPU cores", "paper_results.json"]),
+    ("register", ["2 CPU cores", "moved.nii.gz", "field.nii.gz", "LPS+", "metrics.json"]),
+])
+def test_every_command_says_its_run_time_and_what_it_writes(command, says, capsys):
+    with pytest.raises(SystemExit) as err:
+        main([command, "--help"])
+    assert err.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in says:
+        assert phrase in text, phrase
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    assert all(c in top for c in ("run", "paper", "register"))
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["paper", "--fixed", "a.nii"], "--fixed"),  # the paper experiment has no user data
+    (["paper", "--target", "flair"], "--target"),  # its contrasts are --targets
+    (["register", "--fixed", "a.nii", "--moving", "b.nii", "--out", "o", "--seeds", "0"], "--seeds"),
+    (["run", "--targets", "t2"], "--targets"),
+    (["--device", "tpu"], "--device"),
+])
+def test_an_option_a_command_does_not_use_is_rejected_by_name(argv, option, capsys):
+    with pytest.raises(SystemExit) as err:
+        main(argv)
+    assert err.value.code == 2 and option in capsys.readouterr().err
+
+
+def test_config_json_goes_through_from_dict_of_the_commands_class(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"patch": 9}))  # a PaperConfig field, not a Config field
+    with pytest.raises(SystemExit):
+        main(["--config-json", str(bad), "--device", "cpu"])
+    assert "unknown fields ['patch']" in capsys.readouterr().err
+    bad.write_text(json.dumps({"image_size": 48}))  # a Config field, not a PaperConfig field
+    with pytest.raises(SystemExit):
+        main(["paper", "--config-json", str(bad), "--device", "cpu"])
+    assert "unknown fields ['image_size']" in capsys.readouterr().err
 
 
 @pytest.mark.slow
