@@ -24,7 +24,7 @@ Modules, in data-flow order:
 from data_utils.deform import identity_grid, jacobian_determinant, random_deformation, smooth_noise, warp
 from data_utils.embedded import (
     CONTRAST_NAMES,
-    CONTRASTS,
+    EMBEDDED_CONTRASTS,
     RELAXATION_1P5T,
     SPLITS,
     EmbeddedSlices,
@@ -62,7 +62,7 @@ __all__ = [
     "LabelGrid",
     "at_control_points",
     "check_control_spacing",
-    "CONTRASTS",
+    "EMBEDDED_CONTRASTS",
     "CONTRAST_NAMES",
     "RELAXATION_1P5T",
     "SPLITS",

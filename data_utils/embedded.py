@@ -63,7 +63,7 @@ import torch.nn.functional as F
 __all__ = [
     "RELAXATION_1P5T",
     "SPLITS",
-    "CONTRASTS",
+    "EMBEDDED_CONTRASTS",
     "CONTRAST_NAMES",
     "EmbeddedSlices",
     "load_embedded",
@@ -82,7 +82,7 @@ RELAXATION_1P5T: dict[str, tuple[float, float, float]] = {
     "wm": (500.0, 70.0, 0.77),
 }
 SPLITS = ("train", "val", "test", "all")
-CONTRASTS = ("t1", "t2", "pd", "flair")
+EMBEDDED_CONTRASTS = ("t1", "t2", "pd", "flair")
 #: Display names of every contrast of the project, the one table the package and its figures read
 #: (``"inter"``, the intermediate-weighted spin echo, exists for the patch experiment only:
 #: :data:`data_utils.patches.SEQUENCES`).
@@ -270,8 +270,9 @@ def load_embedded(
     if not contrasts:
         raise ValueError("load_embedded() 'contrasts' must not be empty")
     for c in contrasts:
-        if c not in CONTRASTS:
-            raise ValueError(f"load_embedded() 'contrasts' entries must be in {CONTRASTS}, got {c!r}")
+        if c not in EMBEDDED_CONTRASTS:
+            raise ValueError(f"load_embedded() 'contrasts' entries must be in {EMBEDDED_CONTRASTS}, "
+                             f"got {c!r}")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
         raise ValueError(f"load_embedded() 'size' must be None or an integer >= 8, got {size!r}")
 

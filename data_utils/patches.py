@@ -16,7 +16,7 @@ that is displaced by one of the 25 labels ``{-2s, -s, 0, s, 2s}^2``; a network c
   shows what the moving patch shows at ``x + d`` (the backward-warping convention of
   :mod:`data_utils.grid`), up to the mild deformation.
 
-Moving contrasts (:data:`CONTRASTS`): ``"t1"`` the real T1w template (source domain); ``"t2"``
+Moving contrasts (:data:`PATCH_CONTRASTS`): ``"t1"`` the real T1w template (source domain); ``"t2"``
 (spin echo TR/TE 4000/100 ms: CSF > GM > WM, the T1w order reversed), ``"pd"`` (4000/15 ms:
 CSF > GM > WM with little contrast) and ``"inter"``, an intermediate-weighted spin echo
 (1500/20 ms: GM and WM almost equal, CSF darker), the mildest of the three: a network trained on
@@ -37,9 +37,14 @@ from data_utils.embedded import load_embedded
 from data_utils.grid import LabelGrid
 from data_utils.intensity import augment_intensity
 
-__all__ = ["CONTRASTS", "SEQUENCES", "PatchPairs", "PatchSampler", "make_patch_pairs", "patch_grid"]
+__all__ = ["PATCH_CONTRASTS", "PATCH_EVALUATION_SEEDS", "SEQUENCES", "PatchPairs", "PatchSampler",
+           "make_patch_pairs", "patch_grid"]
 
-CONTRASTS = ("t1", "t2", "pd", "inter")
+PATCH_CONTRASTS = ("t1", "t2", "pd", "inter")
+
+#: Seeds of the paper experiment's fixed evaluation sets: ``(split, contrast) -> seed`` (``"target"`` =
+#: any target contrast). The dense pairs have :data:`data_utils.pairs.EVALUATION_SEEDS`.
+PATCH_EVALUATION_SEEDS = {("test", "target"): 3, ("test", "t1"): 4, ("val", "target"): 5, ("val", "t1"): 6}
 
 #: Spin-echo ``(TR, TE)`` in ms of the simulated moving contrasts, and which simulation of
 #: :func:`data_utils.embedded.load_embedded` carries it.
@@ -165,9 +170,9 @@ class PatchSampler:
         labelled: bool = True,
     ):
         fn = "PatchSampler()"
-        if moving_contrast not in CONTRASTS:
+        if moving_contrast not in PATCH_CONTRASTS:
             raise ValueError(
-                f"{fn} 'moving_contrast' must be one of {list(CONTRASTS)}, got {moving_contrast!r}"
+                f"{fn} 'moving_contrast' must be one of {list(PATCH_CONTRASTS)}, got {moving_contrast!r}"
             )
         for name, value in (("patch", patch), ("step", step)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -31,10 +31,10 @@ import torch
 
 from pemd_tutorial.config import DENSE_TARGET_CONTRASTS, PAPER_METHODS, TARGET_CONTRASTS, Config, PaperConfig
 from pemd_tutorial.experiment import DEFAULT_METHODS, METHODS, load_user_slices, run_experiment
-from pemd_tutorial.paper import paper_markdown, run_paper_experiment, write_paper_report
+from pemd_tutorial.paper import run_paper_experiment
 from pemd_tutorial.pretrained import PRETRAINED_NAMES, save_model
 from pemd_tutorial.registration import register
-from pemd_tutorial.report import results_markdown
+from pemd_tutorial.report import paper_markdown, results_markdown, write_paper_report
 
 __all__ = ["COMMANDS", "PROFILES", "PROFILE_NOTES", "build_parser", "config_from_args", "main",
            "resolve_device"]

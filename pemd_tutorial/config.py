@@ -31,10 +31,9 @@ from typing import Any
 
 import torch
 
-from data_utils.embedded import CONTRAST_NAMES
-from data_utils.embedded import CONTRASTS as EMBEDDED_CONTRASTS
+from data_utils.embedded import CONTRAST_NAMES, EMBEDDED_CONTRASTS
 from data_utils.grid import LabelGrid, check_control_spacing
-from data_utils.patches import CONTRASTS as PATCH_CONTRASTS
+from data_utils.patches import PATCH_CONTRASTS
 
 __all__ = [
     "BASE_DISCREPANCIES",
@@ -355,6 +354,13 @@ PAPER_METHODS: dict[str, tuple[str, str | None, int]] = {
     "oracle": ("oracle (target labels)", None, 0),
 }
 
+#: Display names of the paper experiment's reference rows (besides :data:`PAPER_METHODS`).
+PAPER_REFERENCE_NAMES: dict[str, str] = {
+    "identity": "no registration",
+    "mind": "MIND patch baseline",
+    "inverted": "no adaptation, moving inverted",
+}
+
 #: Step-B weights of the paper experiment's ``standard`` profile, per row. For the T2w column (the
 #: plain row keys) chosen **without target labels** by ``benchmarks/tune_lambda_paper.py`` (seed 0,
 #: grid 0.03 / 0.1 / 0.3 / 1, ``benchmarks/results/lambda_paper_labelfree.json``): the eligible λ
@@ -556,3 +562,28 @@ class PaperConfig:
             if isinstance(d.get(k), list):
                 d[k] = tuple(d[k])
         return cls(**d)
+
+
+# ==============================================================================================
+# The paper's published numbers (for figures that put ours beside them)
+# ==============================================================================================
+
+#: Target label accuracy (%) of the paper's experiment as the authors' MIDL 2020 talk slides report
+#: it (25 displacement classes, 2D patches of canine T1w/T2w MRI from the MICCAI SATA 2013 data).
+PAPER_ACCURACY = {"no registration": 4.0, "no adaptation": 31.9, "MCD-SWD": 33.2, "MCD-pEMD (16) + SWD": 44.1}
+
+#: Our rows that play the same role as the paper's bars.
+PAPER_COUNTERPARTS = {
+    "no registration": "identity",
+    "no adaptation": "source",
+    "MCD-SWD": "mcd_swd",
+    "MCD-pEMD (16) + SWD": "mcd_pemd",
+}
+
+#: The paper experiment's rows that stand beside the slides' bars.
+PAPER_EXPERIMENT_COUNTERPARTS = {
+    "no registration": "identity",
+    "no adaptation": "source",
+    "MCD-SWD": "mcd_swd",
+    "MCD-pEMD (16) + SWD": "mcd_pemd16_swd",
+}

@@ -20,7 +20,7 @@ backward warping) are those of :mod:`data_utils.grid`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -38,6 +38,7 @@ __all__ = [
     "true_label_histogram",
     "evaluate_model",
     "evaluate_probs",
+    "example_registrations",
     "identity_probs",
     "label_metrics",
     "masked_ncc",
@@ -376,3 +377,34 @@ def predict(model: torch.nn.Module, pairs, *, batch_size: int = 64) -> tuple[tor
     finally:
         model.train(was_training)
     return torch.cat(p1), torch.cat(p2)
+
+
+def example_registrations(
+    batch: Mapping[str, torch.Tensor],
+    probs: Mapping[str, torch.Tensor],
+    grid: LabelGrid,
+    control_spacing: int,
+    n: int,
+) -> list[tuple[str, torch.Tensor, torch.Tensor | None]]:
+    """The columns of an example figure: ``(title, images (n, 1, H, W), control displacements or None)``.
+
+    ``"fixed"``, ``"moving"``, ``"truth"`` (the moving image warped by the true field, with the true
+    control-point displacements), then one column per method of ``probs`` (key as title): the moving
+    image warped by the expected displacement of its probabilities, interpolated as in evaluation.
+    """
+    fixed, moving = batch["fixed"][:n].float(), batch["moving"][:n].float()
+    h, w = fixed.shape[-2:]
+    true_cp = batch["displacement"][:n].float()
+    if "field" in batch:
+        true_dense = batch["field"][:n].float()
+    else:
+        true_dense = dense_field(true_cp, h, w, control_spacing)
+    columns: list[tuple[str, torch.Tensor, torch.Tensor | None]] = [
+        ("fixed", fixed, None),
+        ("moving", moving, None),
+        ("truth", warp(moving, true_dense), true_cp),
+    ]
+    for method, p in probs.items():
+        cp = grid.expected_displacement(p[:n].float())
+        columns.append((method, warp(moving, dense_field(cp, h, w, control_spacing)), cp))
+    return columns

@@ -3,7 +3,7 @@
 The authors' talk slides (MIDL 2020) describe the experiment behind the paper's numbers (no
 registration 4 %, no adaptation 31.9 %, MCD-SWD 33.2 %, MCD with the projected EMD over 16 angles
 plus SWD 44.1 % target label accuracy). This module rebuilds it as faithfully as the slides
-allow; ``python -m pemd_tutorial --experiment paper`` runs it (see ``docs/paper.md``).
+allow; ``python -m pemd_tutorial paper`` runs it (see ``docs/paper.md``).
 
 * **Data** (:mod:`data_utils.patches`): a fixed T1w patch and a moving patch displaced by one of
   the 25 labels ``{-2s, -s, 0, s, 2s}^2`` (balanced classes, so always predicting "no
@@ -34,22 +34,20 @@ from typing import Any
 import torch
 
 from data_utils.intensity import invert_foreground
-from data_utils.patches import PatchPairs, PatchSampler, make_patch_pairs
+from data_utils.patches import PATCH_EVALUATION_SEEDS, PatchPairs, PatchSampler, make_patch_pairs
 from pemd_tutorial.config import (
     PAPER_METHODS,
+    PAPER_REFERENCE_NAMES,
     PAPER_STANDARD_LAMBDAS,
     TARGET_CONTRASTS,
     PaperConfig,
 )
 from pemd_tutorial.evaluate import label_accuracy, mean_std, predict
-from pemd_tutorial.figures import plot_paper_experiment
-from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.mind import mind_patch_costs
 from pemd_tutorial.model import ConcatNet
 from pemd_tutorial.training import adapt, train_oracle, train_source
 
 __all__ = [
-    "EVALUATION_SEEDS",
     "PAPER_METHODS",
     "PAPER_STANDARD_LAMBDAS",
     "TARGET_CONTRASTS",
@@ -57,15 +55,11 @@ __all__ = [
     "PaperConfig",
     "angles_between",
     "mind_patch_baseline",
-    "paper_markdown",
     "patch_accuracy",
     "run_paper_experiment",
     "training_pairs",
-    "write_paper_report",
 ]
 
-#: Seeds of the fixed evaluation sets: ``(split, contrast) -> seed`` (``"target"`` = any target).
-EVALUATION_SEEDS = {("test", "target"): 3, ("test", "t1"): 4, ("val", "target"): 5, ("val", "t1"): 6}
 
 
 def angles_between(n: int, low: float = 0.0, high: float = 90.0) -> tuple[float, ...]:
@@ -83,8 +77,8 @@ def evaluation_set(cfg: PaperConfig, split: str, contrast: str) -> PatchPairs:
     """The fixed validation or test patches of a contrast (the same for every seed and row)."""
     key = (split, "t1" if contrast == "t1" else "target")
     n = cfg.n_val if split == "val" else cfg.n_test
-    return make_patch_pairs(split, contrast, n, seed=EVALUATION_SEEDS[key], patch=cfg.patch, step=cfg.step,
-                            deform=cfg.deform)
+    return make_patch_pairs(split, contrast, n, seed=PATCH_EVALUATION_SEEDS[key], patch=cfg.patch,
+                            step=cfg.step, deform=cfg.deform)
 
 
 def training_pairs(cfg: PaperConfig, contrast: str, *, labelled: bool):
@@ -266,58 +260,10 @@ def run_paper_experiment(
         "config": cfg.to_dict(),
         "seeds": seeds,
         "methods": ["identity", "mind", *extra, *methods],
-        "method_names": {
-            "identity": "no registration",
-            "mind": "MIND patch baseline",
-            "inverted": "no adaptation, moving inverted",
-            **{m: PAPER_METHODS[m][0] for m in methods},
-        },
+        "method_names": {**PAPER_REFERENCE_NAMES, **{m: PAPER_METHODS[m][0] for m in methods}},
         "weights": ConcatNet(cfg).weight_counts(),
         "chance": 1.0 / cfg.grid.n_labels,
         "columns": columns,
         "wall_time_s": time.perf_counter() - t_start,
         "networks": nets,
     }
-
-
-def paper_markdown(results: dict[str, Any]) -> str:
-    """The results table: one row per method, one column per target contrast (mean ± std, %)."""
-    cols = list(results["columns"])
-    head = "| method | " + " | ".join(
-        f"target {TARGET_CONTRASTS.get(c, c)} acc. (%) | source acc. (%)" for c in cols
-    ) + " |"
-    lines = [head, "|---|" + "---:|---:|" * len(cols)]
-    for m in results["methods"]:
-        cells = []
-        for c in cols:
-            s = results["columns"][c]["summary"][m]
-            acc = f"{100 * s['accuracy']:.1f} ± {100 * s['accuracy_std']:.1f}"
-            src = (f"{100 * s['source_accuracy']:.1f} ± {100 * s['source_accuracy_std']:.1f}"
-                   if "source_accuracy" in s else "")
-            cells += [acc, src]
-        lines.append(f"| {results['method_names'][m]} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_paper_report(results: dict[str, Any], out_dir) -> None:
-    """``paper_results.json`` (without the networks), ``paper_results.md`` and ``paper_accuracy.png``."""
-
-    import matplotlib.pyplot as plt
-
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = {k: v for k, v in results.items() if k != "networks"}
-    write_json(out / "paper_results.json", saved)
-    text = (
-        f"# {results['title']}\n\n{results.get('command', '')}\n\n"
-        f"Seeds {results['seeds']}; mean ± sample std; "
-        f"chance {100 * results['chance']:.0f} %; weights: extractor {results['weights']['extractor']}, "
-        f"each classifier {results['weights']['classifier']}; wall time {results['wall_time_s']:.0f} s.\n\n"
-        + paper_markdown(results)
-        + "\n"
-    )
-    (out / "paper_results.md").write_text(text)
-    fig = plot_paper_experiment(results)
-    fig.savefig(out / "paper_accuracy.png", dpi=100)
-    plt.close(fig)

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +87,7 @@ from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.mind import mind_probs
 from pemd_tutorial.pretrained import architecture_mismatch, load_model, load_pretrained
 from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
+from pemd_tutorial.staging import publish, staging_folder
 
 __all__ = [
     "RegistrationResult",
@@ -273,7 +273,7 @@ def register(
         raise TypeError(
             f"register() 'volume_index' must be an int or None, got {type(volume_index).__name__}"
         )
-    staging = _prepare_out(out)
+    staging = staging_folder(out, "register()")
     try:
         if Path(fixed).resolve() == Path(moving).resolve():
             warnings.warn(f"register() 'fixed' and 'moving' are the same file '{fixed}'", stacklevel=2)
@@ -333,7 +333,7 @@ def register(
         )
         if staging is not None:
             _write(staging, result, img_f, montage)
-            result.files = _publish(staging, Path(out))
+            result.files = publish(staging, Path(out))
         return result
     finally:
         if staging is not None and staging.exists():
@@ -394,20 +394,6 @@ def _metrics(
 # --------------------------------------------------------------------------------------------
 
 
-def _prepare_out(out) -> Path | None:
-    """Create ``out`` and a staging folder beside it; a clear error when that is not possible."""
-    if out is None:
-        return None
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"register() output folder '{out}' exists and is not a folder")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
-    except OSError as err:
-        raise ValueError(f"register() cannot write to the output folder '{out}' ({err.strerror})") from None
-
-
 def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> None:
     import nibabel as nib
 
@@ -435,18 +421,3 @@ def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> No
             fig = plot_registration_montage(*shown, title=f"slice {k} along axis {result.metrics['axis']}")
             fig.savefig(folder / "montage" / f"slice_{k:03d}.png", dpi=100)
             plt.close(fig)
-
-
-def _publish(staging: Path, out: Path) -> dict[str, Path]:
-    """Move everything from ``staging`` into ``out`` (created), replacing files of the same name."""
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for src in sorted(staging.rglob("*")):
-        if src.is_dir():
-            continue
-        rel = src.relative_to(staging)
-        dst = out / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
-        files[str(rel)] = dst
-    return files

@@ -1,4 +1,8 @@
-"""Reports of the main job: ``results.json``, ``results.md`` and three figures.
+"""Reports of both experiments: ``results.json``, ``results.md`` and three figures for the main job;
+``paper_results.json``, ``paper_results.md`` and ``paper_accuracy.png`` for the paper experiment
+(:func:`paper_markdown`, :func:`write_paper_report`).
+
+The main job's files:
 
 * ``results.json``: the results dict of :func:`pemd_tutorial.experiment.run_experiment` (config,
   per-seed and summarised numbers, paired differences, training logs, machine, date, wall time),
@@ -18,11 +22,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
+
 from data_utils.grid import LabelGrid
-from pemd_tutorial.figures import DPI, pick_points, plot_accuracy, plot_distributions, plot_examples
+from pemd_tutorial.config import TARGET_CONTRASTS
+from pemd_tutorial.figures import (
+    DPI,
+    pick_points,
+    plot_accuracy,
+    plot_distributions,
+    plot_examples,
+    plot_paper_experiment,
+)
 from pemd_tutorial.jsonio import write_json
 
-__all__ = ["PAIRS", "paired_differences", "results_markdown", "write_report"]
+__all__ = ["PAIRS", "paired_differences", "paper_markdown", "results_markdown", "write_paper_report",
+           "write_report"]
 
 
 # (key, header, scale, decimals)
@@ -152,7 +167,6 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dict
     Returns:
         name -> path of every file written (figures whose data is missing are skipped).
     """
-    import matplotlib.pyplot as plt
 
 
     out = Path(out_dir)
@@ -187,3 +201,47 @@ def write_report(results: Mapping[str, Any], out_dir: str | os.PathLike) -> dict
             fig = plot_distributions(dists, grid, points, fd["test_batch"]["displacement"][0])
             save(fig, "distributions.png")
     return written
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper experiment (pemd_tutorial.paper)
+# ----------------------------------------------------------------------------------------------
+
+
+def paper_markdown(results: dict[str, Any]) -> str:
+    """The results table: one row per method, one column per target contrast (mean ± std, %)."""
+    cols = list(results["columns"])
+    head = "| method | " + " | ".join(
+        f"target {TARGET_CONTRASTS.get(c, c)} acc. (%) | source acc. (%)" for c in cols
+    ) + " |"
+    lines = [head, "|---|" + "---:|---:|" * len(cols)]
+    for m in results["methods"]:
+        cells = []
+        for c in cols:
+            s = results["columns"][c]["summary"][m]
+            acc = f"{100 * s['accuracy']:.1f} ± {100 * s['accuracy_std']:.1f}"
+            src = (f"{100 * s['source_accuracy']:.1f} ± {100 * s['source_accuracy_std']:.1f}"
+                   if "source_accuracy" in s else "")
+            cells += [acc, src]
+        lines.append(f"| {results['method_names'][m]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_paper_report(results: dict[str, Any], out_dir) -> None:
+    """``paper_results.json`` (without the networks), ``paper_results.md`` and ``paper_accuracy.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    saved = {k: v for k, v in results.items() if k != "networks"}
+    write_json(out / "paper_results.json", saved)
+    text = (
+        f"# {results['title']}\n\n{results.get('command', '')}\n\n"
+        f"Seeds {results['seeds']}; mean ± sample std; "
+        f"chance {100 * results['chance']:.0f} %; weights: extractor {results['weights']['extractor']}, "
+        f"each classifier {results['weights']['classifier']}; wall time {results['wall_time_s']:.0f} s.\n\n"
+        + paper_markdown(results)
+        + "\n"
+    )
+    (out / "paper_results.md").write_text(text)
+    fig = plot_paper_experiment(results)
+    fig.savefig(out / "paper_accuracy.png", dpi=DPI)
+    plt.close(fig)

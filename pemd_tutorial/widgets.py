@@ -16,7 +16,6 @@ import torch
 from matplotlib.figure import Figure
 
 from data_utils.grid import LabelGrid, peak_histogram
-from pemd_tutorial.discrepancies import default_shift_start
 from pemd_tutorial.figures import (
     histogram_image,
     plot_distributions,
@@ -25,6 +24,7 @@ from pemd_tutorial.figures import (
     plot_shift_curves,
     projected_histogram,
 )
+from pemd_tutorial.shifts import default_shift_start
 
 __all__ = ["ControlPointExplorer", "ProjectionExplorer", "ShiftExplorer", "SliceExplorer"]
 

@@ -18,9 +18,10 @@ from data_utils.grid import (
     LabelGrid,  # noqa: E402
     peak_histogram,  # noqa: E402
 )
-from pemd_tutorial import discrepancies, figures, widgets  # noqa: E402
+from pemd_tutorial import figures, widgets  # noqa: E402
 from pemd_tutorial.emd import emd_1d  # noqa: E402
 from pemd_tutorial.figures import projected_histogram  # noqa: E402
+from pemd_tutorial.shifts import kl_divergence, shift_curves  # noqa: E402
 
 GRID = LabelGrid(radius=3, step=2.0)
 
@@ -70,20 +71,20 @@ def test_peak_histogram_rejects_bad_arguments():
 
 def test_kl_is_zero_on_itself_positive_otherwise_and_finite_when_disjoint():
     p, q = _random_hist(0), _random_hist(1)
-    assert float(discrepancies.kl_divergence(p, p)) == pytest.approx(0.0, abs=1e-5)
-    assert float(discrepancies.kl_divergence(p, q)) > 0.01
+    assert float(kl_divergence(p, p)) == pytest.approx(0.0, abs=1e-5)
+    assert float(kl_divergence(p, q)) > 0.01
     a = peak_histogram(GRID, (-4.0, 0.0), width=2.0)
     b = peak_histogram(GRID, (2.0, 0.0), width=2.0)
     c = peak_histogram(GRID, (4.0, 0.0), width=2.0)
-    kab, kac = float(discrepancies.kl_divergence(a, b)), float(discrepancies.kl_divergence(a, c))
+    kab, kac = float(kl_divergence(a, b)), float(kl_divergence(a, c))
     assert math.isfinite(kab) and kab == pytest.approx(kac, rel=1e-12)  # saturated
 
 
 def test_kl_rejects_bad_arguments():
     with pytest.raises(ValueError, match="same shape"):
-        discrepancies.kl_divergence(torch.ones(3) / 3, torch.ones(4) / 4)
+        kl_divergence(torch.ones(3) / 3, torch.ones(4) / 4)
     with pytest.raises(ValueError, match="'eps'"):
-        discrepancies.kl_divergence(torch.ones(3) / 3, torch.ones(3) / 3, eps=0.0)
+        kl_divergence(torch.ones(3) / 3, torch.ones(3) / 3, eps=0.0)
 
 
 # ---------------------------------------------------------------------------------- projections
@@ -175,7 +176,7 @@ def test_plot_cumsums_shades_the_1d_emd():
 
 def test_shift_curves_l1_saturates_while_emd_keeps_growing():
     shifts = np.arange(0.0, 8.1, GRID.step)
-    c = discrepancies.shift_curves(GRID, shifts, start=(-4.0, 0.0), width=2.5)
+    c = shift_curves(GRID, shifts, start=(-4.0, 0.0), width=2.5)
     far = shifts > 5.0
     np.testing.assert_allclose(c["l1"][far], 2.0, atol=1e-12)
     assert np.ptp(c["kl"][far]) < 1e-9
@@ -184,12 +185,12 @@ def test_shift_curves_l1_saturates_while_emd_keeps_growing():
     # 4 angles, shift along x: |cos 0| + |cos 45| + |cos 90| + |cos 135| over 4 = (1 + sqrt 2) / 4
     np.testing.assert_allclose(c["projected_emd"], shifts * (1 + math.sqrt(2)) / 4, atol=1e-9)
     with pytest.raises(ValueError, match="'shifts'"):
-        discrepancies.shift_curves(GRID, [])
+        shift_curves(GRID, [])
 
 
 def test_shift_explorer_snaps_to_the_nearest_computed_shift():
     shifts = np.arange(0.0, 6.1, 1.0)
-    c = discrepancies.shift_curves(GRID, shifts)
+    c = shift_curves(GRID, shifts)
     explore = widgets.ShiftExplorer(GRID, c)
     explore.show(3.4)
     assert explore.last_values["shift"] == 3.0

@@ -58,7 +58,6 @@ from scipy.stats import spearmanr
 
 from data_utils.grid import LabelGrid, peak_histogram
 from pemd_tutorial import figures, widgets
-from pemd_tutorial.discrepancies import shift_curves
 from pemd_tutorial.emd import (
     emd_1d,
     exact_emd,
@@ -66,6 +65,7 @@ from pemd_tutorial.emd import (
     projected_emd,
     sliced_wasserstein_discrepancy,
 )
+from pemd_tutorial.shifts import shift_curves
 
 GRID = LabelGrid(radius=4, step=2.0)
 N_PAIRS = 300  # random histogram pairs for section 3 (about 0.5 s; the same in quick mode)

@@ -60,9 +60,9 @@ import numpy as np
 from ipywidgets import IntSlider, interact
 
 from data_utils import invert_foreground
-from pemd_tutorial.config import PAPER_METHODS, PaperConfig
+from pemd_tutorial.config import PAPER_ACCURACY, PAPER_METHODS, PaperConfig
 from pemd_tutorial.evaluate import predict
-from pemd_tutorial.figures import PAPER_ACCURACY, plot_histogram
+from pemd_tutorial.figures import plot_histogram
 from pemd_tutorial.model import ConcatNet
 from pemd_tutorial.paper import (
     angles_between,
