@@ -82,7 +82,6 @@ RELAXATION_1P5T: dict[str, tuple[float, float, float]] = {
     "wm": (500.0, 70.0, 0.77),
 }
 SPLITS = ("train", "val", "test", "all")
-EMBEDDED_CONTRASTS = ("t1", "t2", "pd", "flair")
 #: Display names of every contrast of the project, the one table the package and its figures read
 #: (``"inter"``, the intermediate-weighted spin echo, exists for the patch experiment only:
 #: :data:`data_utils.patches.SEQUENCES`).
@@ -232,6 +231,27 @@ def resize_images(images: torch.Tensor, size: int, mode: str = "bilinear") -> to
     return out[:, 0].to(images.dtype) if images.is_floating_point() else out[:, 0]
 
 
+def _real_t1(raw, tissues, sequence, relaxation) -> torch.Tensor:
+    return torch.from_numpy(raw["t1"].astype(np.float32))
+
+
+def _spin_echo(raw, tissues, sequence, relaxation) -> torch.Tensor:
+    return spin_echo(tissues, *sequence, relaxation)
+
+
+def _inversion_recovery(raw, tissues, sequence, relaxation) -> torch.Tensor:
+    return inversion_recovery(tissues, *sequence, relaxation)
+
+
+#: How each embedded contrast is made from the shipped file: ``(raw arrays, tissue maps, sequence
+#: parameters, relaxation) -> (N, 128, 128)``. The one table of contrasts: adding one is a function,
+#: an entry here, its sequence parameters in :func:`load_embedded` and a display name in
+#: :data:`CONTRAST_NAMES`.
+_CONTRAST_MAKERS = {"t1": _real_t1, "t2": _spin_echo, "pd": _spin_echo, "flair": _inversion_recovery}
+#: The contrasts :func:`load_embedded` makes.
+EMBEDDED_CONTRASTS = tuple(_CONTRAST_MAKERS)
+
+
 def load_embedded(
     split: str = "train",
     contrasts: tuple[str, ...] | list[str] = ("t1", "t2"),
@@ -280,14 +300,9 @@ def load_embedded(
     keep = np.ones(len(raw["split"]), dtype=bool) if split == "all" else raw["split"] == _SPLIT_CODES[split]
     tissues_all = {k: torch.from_numpy(raw[k].astype(np.float32) / 255.0) for k in ("gm", "wm", "csf")}
     images: dict[str, torch.Tensor] = {}
+    sequences = {"t2": t2_tr_te, "pd": pd_tr_te, "flair": flair_tr_ti_te}
     for c in contrasts:
-        if c == "t1":
-            full = torch.from_numpy(raw["t1"].astype(np.float32))
-        elif c == "flair":
-            full = inversion_recovery(tissues_all, *flair_tr_ti_te, relaxation)
-        else:
-            tr, te = t2_tr_te if c == "t2" else pd_tr_te
-            full = spin_echo(tissues_all, tr, te, relaxation)
+        full = _CONTRAST_MAKERS[c](raw, tissues_all, sequences.get(c), relaxation)
         full = full / full.max()  # scale over all slices: independent of the split
         images[c] = full[torch.from_numpy(keep)].contiguous()
     mask = torch.from_numpy(raw["mask"][keep].copy())

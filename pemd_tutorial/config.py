@@ -34,6 +34,7 @@ import torch
 from data_utils.embedded import CONTRAST_NAMES, EMBEDDED_CONTRASTS
 from data_utils.grid import LabelGrid, check_control_spacing
 from data_utils.patches import PATCH_CONTRASTS
+from pemd_tutorial.discrepancies import BASE_DISCREPANCIES, DISCREPANCY_NAMES
 
 __all__ = [
     "BASE_DISCREPANCIES",
@@ -50,13 +51,6 @@ __all__ = [
     "PaperConfig",
 ]
 
-#: The three discrepancies of the main job (the functions of
-#: :data:`pemd_tutorial.discrepancies.DISCREPANCIES`).
-BASE_DISCREPANCIES = ("l1", "swd", "pemd")
-#: Names accepted by ``adapt(..., discrepancy=...)`` and as keys of :attr:`Config.lambdas`:
-#: ``"pemd+swd"`` is the sum of the two (the paper's best row, used by the paper experiment).
-#: ``"pemd_shuffled"`` is a control: the projected EMD on a shuffled label grid (opt-in row).
-DISCREPANCY_NAMES = (*BASE_DISCREPANCIES, "pemd+swd", "pemd_shuffled")
 
 # Chosen for the standard profile WITHOUT target labels by benchmarks/tune_lambda.py (protocol:
 # docs/selection.md): seeds 0, 1 and 2, fresh pairs every step, 400 source and 150 adaptation steps;

@@ -43,13 +43,13 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import torch
 from torch import nn
 
 from data_utils.grid import LabelGrid
-from pemd_tutorial.config import DISCREPANCY_NAMES
 from pemd_tutorial.emd import (
     check_reduction,
     l1_discrepancy,
@@ -58,7 +58,11 @@ from pemd_tutorial.emd import (
 )
 
 __all__ = [
+    "BASE_DISCREPANCIES",
     "DISCREPANCIES",
+    "DISCREPANCY_NAMES",
+    "SCALED_DISCREPANCIES",
+    "ScaledDiscrepancy",
     "L1Discrepancy",
     "ProjectedEMD",
     "SlicedWassersteinDiscrepancy",
@@ -106,6 +110,56 @@ def shuffled_labels(n_labels: int, seed: int = 0) -> torch.Tensor:
     return torch.randperm(n_labels, generator=torch.Generator().manual_seed(seed))
 
 
+def _scaled_l1(p, q, grid: LabelGrid, *, n_projections=128, generator=None, angles=None) -> torch.Tensor:
+    return l1_discrepancy(p, q, validate=False) * (grid.n_labels / 2.0)
+
+
+def _scaled_swd(p, q, grid: LabelGrid, *, n_projections=128, generator=None, angles=None) -> torch.Tensor:
+    value = sliced_wasserstein_discrepancy(p, q, n_projections=n_projections, generator=generator,
+                                           validate=False)
+    return value * (grid.n_labels / 2.0)
+
+
+def _scaled_pemd(p, q, grid: LabelGrid, *, n_projections=128, generator=None, angles=None) -> torch.Tensor:
+    kw = {} if angles is None else {"angles": angles}
+    return projected_emd(p, q, grid.shape, step=1.0, reduction="mean", validate=False, **kw)  # label steps
+
+
+def _scaled_pemd_swd(p, q, grid: LabelGrid, **kw) -> torch.Tensor:
+    return _scaled_pemd(p, q, grid, **kw) + _scaled_swd(p, q, grid, **kw)
+
+
+def _scaled_pemd_shuffled(p, q, grid: LabelGrid, *, angles=None, **kw) -> torch.Tensor:
+    perm = shuffled_labels(grid.n_labels).to(p.device)
+    return _scaled_pemd(p[:, perm], q[:, perm], grid, angles=angles)
+
+
+@dataclass(frozen=True)
+class ScaledDiscrepancy:
+    """One entry of :data:`SCALED_DISCREPANCIES`: the function and whether it takes ``angles``."""
+
+    fn: Callable[..., torch.Tensor]
+    takes_angles: bool
+    description: str
+
+
+#: Every discrepancy the adaptation loop knows, by name (the one table: ``Config.lambdas`` keys,
+#: ``adapt(discrepancy=...)`` and :func:`scaled_discrepancy` read it). Adding a discrepancy is one
+#: function ``(p, q, grid, *, n_projections, generator, angles) -> 0-dim tensor`` and one entry here.
+SCALED_DISCREPANCIES: Mapping[str, ScaledDiscrepancy] = MappingProxyType({
+    "l1": ScaledDiscrepancy(_scaled_l1, False, "total variation (Saito's L1 x L / 2)"),
+    "swd": ScaledDiscrepancy(_scaled_swd, False, "Lee et al.'s sliced Wasserstein discrepancy x L / 2"),
+    "pemd": ScaledDiscrepancy(_scaled_pemd, True, "projected EMD in label steps"),
+    "pemd+swd": ScaledDiscrepancy(_scaled_pemd_swd, True, "projected EMD + SWD (the paper's best row)"),
+    "pemd_shuffled": ScaledDiscrepancy(_scaled_pemd_shuffled, True,
+                                       "projected EMD on a shuffled label grid (a control)"),
+})
+#: The names of :data:`SCALED_DISCREPANCIES`.
+DISCREPANCY_NAMES = tuple(SCALED_DISCREPANCIES)
+#: The three discrepancies of the main job (the functions of :data:`DISCREPANCIES`).
+BASE_DISCREPANCIES = ("l1", "swd", "pemd")
+
+
 def scaled_discrepancy(
     name: str,
     p: torch.Tensor,
@@ -148,9 +202,9 @@ def scaled_discrepancy(
     Returns:
         A 0-dim tensor on ``p``'s device, differentiable.
     """
-    if name not in DISCREPANCY_NAMES:
+    if name not in SCALED_DISCREPANCIES:
         raise ValueError(
-            f"scaled_discrepancy() 'name' must be one of {list(DISCREPANCY_NAMES)}, got {name!r}"
+            f"scaled_discrepancy() 'name' must be one of {list(SCALED_DISCREPANCIES)}, got {name!r}"
         )
     if not isinstance(grid, LabelGrid):
         raise TypeError(f"scaled_discrepancy() 'grid' must be a LabelGrid, got {type(grid).__name__}")
@@ -159,24 +213,8 @@ def scaled_discrepancy(
             f"scaled_discrepancy() 'p' and 'q' must both have shape (M, {grid.n_labels}), got "
             f"{tuple(p.shape)} and {tuple(q.shape)}"
         )
-    if name == "pemd_shuffled":
-        perm = shuffled_labels(grid.n_labels).to(p.device)
-        return scaled_discrepancy("pemd", p[:, perm], q[:, perm], grid, angles=angles)
-    if name == "pemd+swd":
-        kw = dict(n_projections=n_projections, generator=generator, angles=angles)
-        return scaled_discrepancy("pemd", p, q, grid, **kw) + scaled_discrepancy("swd", p, q, grid, **kw)
-    # step=1.0: projected EMD in label steps; L1 and SWD scaled by L / 2 (see above)
-    value = DISCREPANCIES[name](
-        p,
-        q,
-        grid_shape=grid.shape,
-        step=1.0,
-        generator=generator,
-        validate=False,
-        n_projections=n_projections,
-        angles=angles,
-    )
-    return value if name == "pemd" else value * (grid.n_labels / 2.0)
+    return SCALED_DISCREPANCIES[name].fn(p, q, grid, n_projections=n_projections, generator=generator,
+                                         angles=angles)
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,8 +44,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pemd_tutorial.config import DISCREPANCY_NAMES, Config, PaperConfig
-from pemd_tutorial.discrepancies import scaled_discrepancy
+from pemd_tutorial.config import Config, PaperConfig
+from pemd_tutorial.discrepancies import DISCREPANCY_NAMES, SCALED_DISCREPANCIES, scaled_discrepancy
 from pemd_tutorial.evaluate import label_accuracy
 from pemd_tutorial.loop import (
     AnyConfig,
@@ -418,7 +418,7 @@ def adapt(
     if not isinstance(phase, str) or not phase or "/" in phase:
         raise ValueError(f"adapt() 'phase' must be a non-empty name without '/', got {phase!r}")
     angles = None if angles is None else tuple(float(a) for a in angles)
-    if angles is not None and discrepancy not in ("pemd", "pemd+swd", "pemd_shuffled"):
+    if angles is not None and not SCALED_DISCREPANCIES[discrepancy].takes_angles:
         raise ValueError(f"adapt() 'angles' applies to the projected EMD only, not to {discrepancy!r}")
     if angles is not None and not (angles and all(0.0 <= a < 180.0 for a in angles)):
         raise ValueError(

@@ -1,10 +1,8 @@
-import json
 
 import pytest
 import torch
 from conftest import small_config as tiny
 
-from pemd_tutorial.config import Config
 from pemd_tutorial.correlation import cost_volume
 from pemd_tutorial.model import RegistrationNet
 
@@ -86,44 +84,3 @@ def test_model_errors():
         RegistrationNet({"image_size": 32})
 
 
-def test_config_round_trip_and_profiles():
-    for cfg in (Config(), Config.quick(), Config.full(device="cpu"), tiny(lambdas={"pemd": 0.5})):
-        d = cfg.to_dict()
-        assert Config.from_dict(json.loads(json.dumps(d))) == cfg
-    q = Config.quick(seed=5)
-    assert q.seed == 5 and q.device == "cpu"
-    assert q.grid.n_labels == 81 and q.control_shape == (12, 12)
-    assert Config() == Config.quick()
-
-
-@pytest.mark.parametrize(
-    "changes,match",
-    [
-        (dict(control_spacing=5), "control_spacing"),
-        (dict(radius=8, label_step=2.0), "radius"),
-        (dict(image_size=36, channels=(4, 8, 8, 8)), "feature stride"),
-        (dict(radius=0), "radius"),
-        (dict(label_step=-1.0), "label_step"),
-        (dict(channels=()), "channels"),
-        (dict(lambdas={"kl": 1.0}), "lambdas"),
-        (dict(lambdas={"pemd": -1.0}), "lambdas"),
-        (dict(metric="cos"), "metric"),
-        (dict(batch_size=0), "batch_size"),
-        (dict(num_k=0), "num_k"),
-        (dict(lr=0.0), "lr"),
-        (dict(device="nonsense"), "device"),
-        (dict(max_displacement=-2.0), "max_displacement"),
-    ],
-)
-def test_config_rejects_impossible_values(changes, match):
-    with pytest.raises(ValueError, match=match):
-        tiny(**changes)
-
-
-def test_config_from_dict_unknown_field_and_lam():
-    with pytest.raises(ValueError, match="unknown fields"):
-        Config.from_dict({"image_sise": 64})
-    with pytest.raises(ValueError, match="'discrepancy'"):
-        tiny().lam("kl")
-    with pytest.raises(ValueError, match="no value"):
-        tiny(lambdas={"pemd": 1.0}).lam("swd")

@@ -216,58 +216,6 @@ def test_intermediate_weighted_target_is_the_spin_echo_it_names(monkeypatch):
     assert not torch.allclose(pairs.moving, other.moving)
 
 
-@pytest.mark.parametrize("contrasts", [("t1",), ("ct",)])
-def test_paper_config_rejects_unknown_target_contrasts(contrasts):
-    with pytest.raises(ValueError, match="target_contrasts"):
-        PaperConfig.standard(target_contrasts=contrasts)
-    assert PaperConfig.standard(target_contrasts=("t2", "inter")).target_contrasts == ("t2", "inter")
-
-
-def test_lambda_for_takes_the_most_specific_key():
-    cfg = PaperConfig.standard(lambdas={"pemd": 0.1, "mcd_pemd16": 0.3, "inter/pemd": 0.2,
-                                        "inter/mcd_pemd16": 0.05, "swd": 0.03})
-    assert cfg.lambda_for("mcd_pemd2", "t2") == 0.1
-    assert cfg.lambda_for("mcd_pemd16", "t2") == 0.3
-    assert cfg.lambda_for("mcd_pemd2", "inter") == 0.2
-    assert cfg.lambda_for("mcd_pemd16", "inter") == 0.05
-    assert cfg.lambda_for("mcd_swd", "inter") == 0.03
-    with pytest.raises(ValueError, match="no value for 'mcd_l1'"):
-        cfg.lambda_for("mcd_l1", "t2")
-    with pytest.raises(ValueError, match="'method'"):
-        cfg.lambda_for("oracle", "t2")
-    with pytest.raises(ValueError, match="'contrast'"):
-        cfg.lambda_for("mcd_swd", "ct")
-    # a row's own key is more specific than the contrast's discrepancy key
-    cfg = PaperConfig.standard(lambdas={"mcd_pemd16": 0.3, "inter/pemd": 0.2})
-    assert cfg.lambda_for("mcd_pemd16", "inter") == 0.3 and cfg.lambda_for("mcd_pemd2", "inter") == 0.2
-
-
-@pytest.mark.parametrize("lambdas, match", [({"ct/swd": 0.1}, "keys"), ({"mcd_swd2": 0.1}, "keys"),
-                                            ({"/swd": 0.1}, "keys"), ({"swd": float("inf")}, "finite"),
-                                            ({"oracle": 0.1}, "keys"), ({"swd": -1.0}, ">= 0"),
-                                            ({"swd": "0.1"}, ">= 0")])
-def test_paper_config_rejects_bad_lambdas(lambdas, match):
-    with pytest.raises(ValueError, match=match):
-        PaperConfig.standard(lambdas=lambdas)
-
-
-def test_standard_lambdas_are_the_ones_the_sweeps_chose():
-    from pathlib import Path
-
-    results = Path(__file__).parents[1] / "benchmarks" / "results"
-    cfg = PaperConfig.standard()
-    # T2w: the label-free choice (MIND-SSD of the patches the predictions align)
-    record = json.loads((results / "lambda_paper_labelfree.json").read_text())
-    assert "--contrast t2" in record["command"]
-    for row, result in record["rows"].items():
-        assert cfg.lambda_for(row, "t2") == result["label_free"]["mind_ssd"], row
-    # the opt-in intermediate-weighted column: chosen with its validation labels (docs/paper.md)
-    record = json.loads((results / "lambda_paper_inter.json").read_text())
-    assert "--contrast inter" in record["command"]
-    for row, result in record["rows"].items():
-        assert cfg.lambda_for(row, "inter") == result["chosen"], row
-
-
 def test_two_target_columns_share_the_source_network_and_use_their_own_lambdas(monkeypatch):
     import pemd_tutorial.paper as paper
 
