@@ -16,7 +16,10 @@ volume (e.g. a T2w scan of the same subject, on any voxel grid):
    default every slice with at least 2 % foreground). Each slice is resampled **in millimetres**
    to the model's square image: a square field of view around the foreground of all chosen slices
    (its larger side plus 15 %), so anisotropic voxels keep their true aspect instead of being
-   stretched, and the brain fills the image about as much as in the training data.
+   stretched, and the brain fills the image about as much as in the training data (smoothed
+   first where the model pixel is larger than a voxel, so that it does not alias). Steps 1-4 are
+   :func:`data_utils.slice_pair` (policy: :mod:`data_utils.geometry`), which also makes the slices
+   of :func:`data_utils.load_nifti_pair`: a network adapted on those sees exactly these images.
 5. **Predict** label probabilities with the model (mean of F1 and F2), or with the MIND baseline
    (``model="mind"``: no network). The expected displacement at the control points is
    interpolated to every model pixel (:func:`pemd_tutorial.evaluate.dense_field`) and mapped back
@@ -57,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import nibabel as nib
 import numpy as np
 import torch
@@ -395,8 +399,6 @@ def _metrics(
 
 
 def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> None:
-    import nibabel as nib
-
     def save(data: np.ndarray, name: str, vector: bool = False) -> None:
         img = nib.Nifti1Image(data, img_f.affine)
         img.set_qform(img_f.affine, code=1)
@@ -411,9 +413,6 @@ def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> No
     save(result.uncertainty, "uncertainty.nii.gz")
     write_json(folder / "metrics.json", result.metrics)
     if montage:
-        import matplotlib.pyplot as plt
-
-
         (folder / "montage").mkdir()
         nat = result.model_space["native"]
         for i, k in enumerate(result.slices):
