@@ -427,7 +427,7 @@ def run_experiment(
     methods: Sequence[str] = DEFAULT_METHODS,
     seeds: Sequence[int] = (0, 1, 2),
     out_dir: str | os.PathLike | None = "results",
-    progress: bool = True,
+    progress: bool | str = True,
     fixed: str | os.PathLike | None = None,
     moving: str | os.PathLike | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
@@ -448,7 +448,7 @@ def run_experiment(
         methods: any of :data:`METHODS`; ``identity`` is always added as a reference row.
         seeds: distinct integers ``>= 0``.
         out_dir: folder for the files (created); ``None`` writes nothing.
-        progress: tqdm progress bars.
+        progress: tqdm progress bars (``"text"``: one plain line per phase instead).
         fixed, moving: optional paths of the user's *aligned* NIfTI volumes (same grid; fixed
             e.g. T1w, moving e.g. T2w). Their slices (loaded by :func:`data_utils.load_nifti_pair`,
             resized to ``cfg.image_size``) replace the embedded slices of the **target** domain:

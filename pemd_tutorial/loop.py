@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -213,7 +214,9 @@ def run_phase(
             every ``cfg.val_every`` steps and at the last step, else ``None``.
         checkpoint_dir: folder for checkpoints (``None``: none written).
         resume: continue from ``checkpoint_dir/<phase>.pt`` if it exists.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar; ``"text"``: instead, print one plain line when the
+            phase ends (steps, seconds, last validation accuracy), which a saved notebook keeps
+            as it is (a widget bar's saved text shows its first state).
 
     Raises:
         ValueError: ``resume=True`` with a checkpoint of another run, or one beyond ``steps``.
@@ -277,7 +280,11 @@ def run_phase(
 
     validator = _Validator(val, cfg.batch_size * 4) if val is not None and cfg.val_every > 0 else None
     model.train()
-    bar = tqdm(total=steps, initial=start, desc=phase, disable=not progress, leave=False)
+    if not isinstance(progress, bool) and progress != "text":
+        raise ValueError(f"run_phase() 'progress' must be True, False or 'text', got {progress!r}")
+    text = progress == "text"
+    bar = tqdm(total=steps, initial=start, desc=phase, disable=not progress or text, leave=False)
+    started = time.perf_counter()
     # tiny softmax probabilities and their gradients are denormal floats, which a CPU handles on a
     # slow path: flushing them to zero made an MCD iteration about 10 % faster on 2 cores
     flushed = torch.set_flush_denormal(True)
@@ -301,4 +308,8 @@ def run_phase(
         bar.close()
         if flushed:
             torch.set_flush_denormal(False)
+    if text:
+        accs = [r["val_acc"] for r in log if r.get("val_acc") is not None]
+        print(f"{phase}: {steps - start} steps in {time.perf_counter() - started:.0f} s"
+              + (f", validation accuracy {100 * accs[-1]:.1f} %" if accs else ""), flush=True)
     return log

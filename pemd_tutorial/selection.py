@@ -227,7 +227,7 @@ def select_lambda(
     checkpoints: Sequence[int] | None = None,
     score: str = "mind_ssd",
     max_source_drop: float = 0.10,
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> LambdaChoice:
     """Choose λ and the number of MCD iterations for a new target without a target label.
 

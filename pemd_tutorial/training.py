@@ -289,7 +289,7 @@ def train_source(
     steps: int | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> list[dict]:
     """Supervised training of G, F1 and F2 with the source cross-entropy (both heads).
 
@@ -301,7 +301,7 @@ def train_source(
         steps: number of steps (default ``cfg.source_steps``).
         checkpoint_dir: folder for ``source.pt`` checkpoints (``None``: none written).
         resume: continue from ``checkpoint_dir/source.pt`` if it exists.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (``"text"``: one plain line per phase instead).
 
     Returns:
         The log: per step ``{"step", "phase": "source", "source_ce", "train_acc", "val_acc"}``.
@@ -332,7 +332,7 @@ def train_oracle(
     steps: int | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> list[dict]:
     """The oracle upper bound: supervised training on *labelled target* pairs.
 
@@ -371,7 +371,7 @@ def adapt(
     steps: int | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
-    progress: bool = True,
+    progress: bool | str = True,
     log_gradients: bool = False,
 ) -> list[dict]:
     """Maximum classifier discrepancy (steps A, B, C; see the module docstring).
@@ -391,7 +391,7 @@ def adapt(
         steps: MCD iterations (default ``cfg.adapt_steps``).
         checkpoint_dir: folder for ``adapt_<discrepancy>.pt`` checkpoints.
         resume: continue from that checkpoint if it exists.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (``"text"``: one plain line per phase instead).
         log_gradients: also log, per iteration, ``"grad_heads_disc"`` (the L2 norm of the gradient
             that ``lam * D`` sends into F1 and F2 in step B) and ``"grad_generator_disc"`` (that of
             D into G in step C); costs one extra backward pass of the heads.

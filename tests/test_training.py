@@ -363,3 +363,16 @@ def test_gradient_logging_measures_the_discrepancy_alone_and_changes_no_result(d
     zero = adapt(copy.deepcopy(base), data["source"], data["target"], cfg, discrepancy="l1", lam=0.0, steps=1,
                  progress=False, log_gradients=True)
     assert zero[0]["grad_heads_disc"] == 0.0
+
+
+def test_text_progress_prints_one_line_per_phase_and_changes_nothing(data, capsys):
+    cfg = tiny()
+    a, b = RegistrationNet(cfg), RegistrationNet(cfg)
+    log_a = train_source(a, data["source"], cfg, steps=3, val=data["val"], progress="text")
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and printed[0].startswith("source: 3 steps in ") and "validation accuracy" in printed[0]
+    log_b = train_source(b, data["source"], cfg, steps=3, val=data["val"], progress=False)
+    assert capsys.readouterr().out == ""
+    assert [r["source_ce"] for r in log_a] == [r["source_ce"] for r in log_b] and _same(_params(a), _params(b))
+    with pytest.raises(ValueError, match="'progress'"):
+        train_source(b, data["source"], cfg, steps=1, progress="bars")

@@ -156,9 +156,10 @@ assert abs(float(pos30 @ m30) - float(peak @ d @ u)) < 1e-9  # the mean along th
 #
 # One line is blind to one direction; a few lines together are not. A distribution on the plane
 # is determined by all its 1D projections (the Cramér–Wold theorem, the idea behind the Radon
-# transform and CT), and on a small lattice four lines already see almost everything: the two axes
-# and the two diagonals, the angles at which lattice points fall into exact, equally spaced bins.
-# Each projection of the bimodal histogram tells a different part of the story:
+# transform and CT). The paper uses four lines: the two axes and the two diagonals, the angles at
+# which lattice points fall into exact, equally spaced bins (section 5 measures what these four
+# see and what they miss). Each projection of the bimodal histogram tells a different part of the
+# story:
 
 # %%
 ANGLES = (0.0, 45.0, 90.0, 135.0)  # the paper's (and this package's default) angles
@@ -241,11 +242,35 @@ assert float(projected_emd(p_smooth, q_twin, GRID.shape, angles=(0.0, 30.0, 60.0
 
 # %% [markdown]
 # Such twins differ by a rough pattern of small positive and negative entries (right panel) that a
-# smooth network output does not contain on its own, and they are rare among the predictions that training produces, which is why
-# four angles work well in practice (notebook 02 measures how closely the four-angle projected EMD
-# ranks random predictions like the exact EMD). Six or more angles that are not all lattice
-# directions make `A` injective (rank 81), so the projected EMD becomes a metric on the histograms
-# at the price of more, finer bins per line.
+# smooth network output does not contain on its own, and they are rare among the predictions that
+# training produces, which is why four angles work well in practice (notebook 02 measures how
+# closely the four-angle projected EMD ranks random predictions like the exact EMD).
+#
+# Seeing every direction is not the same as measuring distances well, though. With 6 or 8 evenly
+# spaced angles `A` has rank 81, but so has a *single* line at 30°: section 2 printed 81 distinct
+# positions for it, so that one projection already tells every histogram apart. It is a poor
+# ruler all the same, because labels far apart on the plane can land side by side on the line:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+a, b = GRID.index(0, -4), GRID.index(-4, 3)  # the labels d = (0, -8) px and d = (-8, 6) px
+p_a, p_b = torch.eye(GRID.n_labels, dtype=torch.float64)[[a, b]]
+print(f"rank of the 30° projection alone: {int(torch.linalg.matrix_rank(projection_matrix((30.0,))))}")
+print(f"exact 2D EMD between the two one-label peaks: {float(exact_emd(p_a[None], p_b[None], GRID.shape, step=GRID.step)[0]):.2f} px")
+for angles in ((30.0,), ANGLES):
+    value = float(projected_emd(p_a, p_b, GRID.shape, angles=angles, step=GRID.step))
+    print(f"projected EMD with angles {angles}: {value:.2f} px")
+assert int(torch.linalg.matrix_rank(projection_matrix((30.0,)))) == GRID.n_labels
+assert float(projected_emd(p_a, p_b, GRID.shape, angles=(30.0,), step=GRID.step)) < 0.1
+
+# %% [markdown]
+# One line at 30° tells the two peaks apart, by 0.07 px, while they are 16 px apart on the plane:
+# injective, and nearly blind. The four lattice lines see only 44 of the 80 zero-sum directions,
+# yet put these two peaks 10.4 px apart: less than the 16.1 px on the plane (averaged over
+# directions, the length of a shift's shadow on a line is about 2/π ≈ 0.64 of the shift), but in
+# proportion to it, because on each lattice line neighbouring positions are neighbouring labels. What makes a set of angles good is how well the
+# average of its 1D distances follows the 2D one (notebook 02 measures it), not the rank of `A`.
+# More angles follow it more closely, at the price of more, finer bins per line.
 #
 # ## 6. Two different distributions side by side
 #
@@ -269,5 +294,6 @@ assert abs(float(pos @ (mq - mp)) - float((broad - peak) @ d @ torch.tensor([1.0
 
 # %% [markdown]
 # **Summary.** A projection keeps the mass and the geometry *along* its line and forgets the
-# geometry across it; four lines at 0°, 45°, 90° and 135° see a 2D label histogram from enough
-# sides to compare two of them. Next: [02 · The cumulative-sum L1 distance](02_cumsum_emd.ipynb).
+# geometry across it. Four lines at 0°, 45°, 90° and 135° do not see every difference between two
+# label histograms (36 of 80 directions are invisible to them), but their 1D distances follow the
+# 2D one closely for the smooth predictions a network makes. Next: [02 · The cumulative-sum L1 distance](02_cumsum_emd.ipynb).
