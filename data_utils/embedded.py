@@ -71,6 +71,9 @@ __all__ = [
     "inversion_recovery",
     "resize_images",
     "embedded_file_sha256",
+    "EMBEDDED_PIXEL_MM",
+    "EMBEDDED_SIZE",
+    "pixel_mm",
     "split_slices",
 ]
 
@@ -89,6 +92,19 @@ CONTRAST_NAMES: dict[str, str] = {"t1": "T1w", "t2": "T2w", "pd": "PD-weighted",
                                   "inter": "intermediate-weighted"}
 _SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 _FILE = "mni152_slices.npz"
+#: Side of the shipped slices in pixels, and their pixel size in mm (a field of view of 184 mm).
+EMBEDDED_SIZE, EMBEDDED_PIXEL_MM = 128, 1.4375
+
+
+def pixel_mm(size: int) -> float:
+    """Millimetres per pixel of the embedded slices resized to ``size x size`` (e.g. 3.83 at 48 px).
+
+    >>> round(pixel_mm(48), 3)
+    3.833
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"pixel_mm() 'size' must be a positive integer, got {size!r}")
+    return EMBEDDED_PIXEL_MM * EMBEDDED_SIZE / size
 
 
 @dataclass

@@ -28,11 +28,11 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from data_utils.embedded import load_embedded
+from data_utils.embedded import EMBEDDED_PIXEL_MM, load_embedded
 
 __all__ = ["StandinPair", "misalignment_mm", "write_standin_pair"]
 
-PIXEL_MM = 1.4375  # in-plane voxel size of the embedded slices
+PIXEL_MM = EMBEDDED_PIXEL_MM  # in-plane voxel size of the embedded slices
 SLICE_MM = 2.0  # distance between neighbouring embedded test slices
 
 

@@ -17,7 +17,8 @@ network :class:`pemd_tutorial.model.ConcatNet` (one control point per pair):
   on the target softmax probabilities of all foreground control points of the batch, rows
   ``(M, L)``. The target foreground mask is a property of the fixed image, not a label; the target
   labels are never read.
-* :func:`train_oracle`: like :func:`train_source`, on *labelled target* pairs (an upper bound).
+* :func:`train_oracle`: like :func:`train_source`, on *labelled target* pairs (a reference that
+  reads the target labels; not a bound: other methods can match or exceed it).
 
 Cross-entropies are means over the control points where ``mask & inside`` (foreground and
 true displacement inside the label grid). G and the two heads have separate Adam optimisers

@@ -55,7 +55,7 @@ plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100})
 
 from ipywidgets import IntSlider, interact
 
-from data_utils import invert_foreground, load_embedded, plot_pair_montage
+from data_utils import invert_foreground, load_embedded, pixel_mm, plot_pair_montage
 from pemd_tutorial.config import Config
 from pemd_tutorial.evaluate import evaluate_probs, identity_probs, predict, true_label_histogram
 from pemd_tutorial.experiment import METHOD_NAMES, make_data, run_experiment
@@ -76,8 +76,11 @@ from pemd_tutorial.widgets import ControlPointExplorer, SliceExplorer
 manifest = pretrained_manifest()
 cfg = Config.from_dict({**manifest["config"], "device": DEVICE})  # the standard profile, seed 0
 GRID = cfg.grid
+MM = pixel_mm(cfg.image_size)  # millimetres per pixel of the model's images
 print(f"QUICK={QUICK}, DEVICE={DEVICE}; shipped networks: {', '.join(manifest['networks'])}")
-print(f"image {cfg.image_size} px, {GRID.n_labels} labels (step {GRID.step} px), control points {cfg.control_shape}")
+print(f"image {cfg.image_size} px of {MM:.2f} mm; {GRID.n_labels} labels {GRID.step:g} px = {GRID.step * MM:.1f} mm "
+      f"apart, up to ±{GRID.max_displacement:g} px = ±{GRID.max_displacement * MM:.1f} mm; control points every "
+      f"{cfg.control_spacing} px = {cfg.control_spacing * MM:.1f} mm, {cfg.control_shape}")
 
 # %% [markdown]
 # ## 1. The data
@@ -85,6 +88,8 @@ print(f"image {cfg.image_size} px, {GRID.n_labels} labels (step {GRID.step} px),
 # The embedded data are axial slices of the MNI ICBM152 2009a template: the **real T1w** image and
 # a **T2w** image simulated from its grey matter / white matter / CSF maps with the spin-echo signal
 # equation (TR/TE = 4000/100 ms). The contrast is inverted: CSF is dark in T1w and bright in T2w.
+# The slices are 128 px of 1.44 mm (a 184 mm field of view); the networks see them at 48 px, so one
+# pixel is 3.83 mm, one label step 7.7 mm and the label grid reaches ±31 mm (printed above).
 # Move the slider through the slices:
 
 # %%
@@ -169,9 +174,28 @@ assert logits1.shape == (2, GRID.n_labels, *cfg.control_shape) and not torch.equ
 #   minimise the source cross-entropy; **B** G frozen, F1 and F2 minimise
 #   `CE_source − λ·D(F1, F2 on target)` (they learn to **disagree** on target points); **C** the
 #   heads frozen, G minimises `D` on the target (features on which the heads **agree**);
+#   Each iteration runs A, then B, then C `num_k = 3` times (Saito et al.'s setting: G gets more
+#   updates than the heads). D is computed on the two heads' histograms at **all foreground
+#   control points of the target batch** (rows `(M, L)`), not per image.
 # * **oracle**: the same network trained with the target labels, which no unsupervised method may
 #   read. It is a reference, not a bound: MIND, the inverted input below or another network can
 #   come close to it or exceed it.
+#
+# **Why this adapts G.** Trained on source features, the two heads agree where the features look
+# like the source; on target features unlike anything in the source, their different
+# initialisations make them answer differently. Disagreement is therefore a label-free flag for
+# target features outside the source support. Step B sharpens the flag: the heads are pushed apart
+# on the target, while the source cross-entropy in the same loss keeps both correct on the source
+# (without it they could disagree everywhere, at the price of the task). Step C then moves G's
+# target features to where the sharpened heads agree, that is, towards features the heads read
+# as source. Nothing in this needs a target label; what it needs is a discrepancy whose gradient
+# says *how* to agree, which is where the choice of D matters.
+#
+# **Scales and λ.** The three D are scaled (`scaled_discrepancy`) so that heads disagreeing by one
+# label give a value of about 1: L1 as the total variation (1 for two different one-label
+# histograms), SWD times `L/2` (likewise about 1), the projected EMD in label steps (0.6 for one
+# label, growing with the distance). That makes their λ comparable, so the same log grid from 0.1
+# to 10 is a fair start for all three; the chosen values still differ (L1 2, SWD 10, pEMD 0.5).
 #
 # The weight λ of every discrepancy was chosen **without target labels**: among the λ that lower
 # the accuracy on labelled *source* validation pairs by no more than 10 points, the one whose
@@ -195,9 +219,10 @@ results = {name: evaluate_probs(p, data.target_test, cfg) for name, p in probs.i
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"{'method':28s} {'accuracy':>9s} {'within one':>11s} {'EPE (px)':>9s}")
+print(f"{'method':28s} {'accuracy':>9s} {'within one':>11s} {'EPE (px)':>9s} {'EPE (mm)':>9s}")
 for name, r in results.items():
-    print(f"{METHOD_NAMES[name]:28s} {100 * r['accuracy']:8.1f}% {100 * r['within_one']:10.1f}% {r['epe']:9.2f}")
+    print(f"{METHOD_NAMES[name]:28s} {100 * r['accuracy']:8.1f}% {100 * r['within_one']:10.1f}% {r['epe']:9.2f} "
+          f"{r['epe'] * MM:9.1f}")
 for name in PRETRAINED_NAMES:  # the same numbers as when the networks were built
     assert abs(results[name]["accuracy"] - manifest["networks"][name]["metrics"]["accuracy"]) < 0.005
 assert results["mcd_pemd"]["accuracy"] > results["mcd_swd"]["accuracy"] + 0.10  # pEMD far ahead of SWD
@@ -301,15 +326,15 @@ assert results["mcd_pemd"]["epe"] < results["source"]["epe"]  # adapted displace
 # ## 7. Train it yourself
 #
 # `run_experiment` is what `python -m pemd_tutorial` runs. Here it trains the five networks of
-# seed 0 again with the standard profile (about 2.5 minutes on 2 CPU cores; progress bars show each
-# phase), or with the `quick` smoke-test profile when `QUICK` is set (continuous integration).
+# seed 0 again with the standard profile (about 2.5 minutes on 2 CPU cores; a line is printed as
+# each phase ends), or with the `quick` smoke-test profile when `QUICK` is set (continuous integration).
 # On the CPU and torch version that built the shipped networks, the standard run reproduces them
 # exactly; elsewhere rounding may move a number by a few tenths of a point. (A larger `full` profile
 # exists for GPUs; it has not been run end to end, so its time and results are unmeasured.)
 
 # %%
 train_cfg = Config.quick(device=DEVICE) if QUICK else cfg.replace(device=DEVICE)
-mine = run_experiment(train_cfg, methods=PRETRAINED_NAMES, seeds=(SEED,), out_dir=None, progress=True)
+mine = run_experiment(train_cfg, methods=PRETRAINED_NAMES, seeds=(SEED,), out_dir=None, progress="text")
 
 # %%
 print(f"{'method':24s} {'shipped':>8s} {'yours':>8s}   ({'quick' if QUICK else 'standard'} profile, "
