@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pemd_tutorial.config import BASE_DISCREPANCIES, Config  # noqa: E402
 from pemd_tutorial.jsonio import write_json  # noqa: E402
-from pemd_tutorial.selection import HIGHER_IS_BETTER, SCORES, choose_lambda, label_free_scores  # noqa: E402
+from pemd_tutorial.selection import HIGHER_IS_BETTER, SCORES, choose_lambda, collapsed, label_free_scores  # noqa: E402
 
 DEFAULT_GRID = (0.01, 0.1, 1.0, 10.0)
 
@@ -183,7 +183,7 @@ def choose(rows: list[dict], names, grids: dict, source_only: list[dict], max_dr
                 continue
             keys = ("target_val_acc", "source_val_acc", "target_val_discrepancy", *HIGHER_IS_BETTER)
             table[lam] = {k: sum(r[k] for r in runs) / len(runs) for k in keys}
-            table[lam]["eligible"] = reference - table[lam]["source_val_acc"] <= max_drop
+            table[lam]["eligible"] = not collapsed(reference, table[lam]["source_val_acc"], max_drop)
         entry: dict = {"grid": {str(k): v for k, v in table.items()}, "source_only_source_val_acc": reference}
         if table:
             try:

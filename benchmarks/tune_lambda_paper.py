@@ -37,7 +37,7 @@ from pemd_tutorial.config import PAPER_METHODS, PaperConfig
 from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.model import ConcatNet
 from pemd_tutorial.paper import angles_between, evaluation_set, patch_accuracy, training_pairs
-from pemd_tutorial.selection import SCORES, choose_lambda, label_free_scores
+from pemd_tutorial.selection import SCORES, choose_lambda, collapsed, label_free_scores
 from pemd_tutorial.training import adapt, train_source
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -87,7 +87,7 @@ def main() -> None:
             log = adapt(net, source, target, cfg, discrepancy=disc, lam=lam, angles=angles, phase=method,
                         val=val_t, progress=False)
             tv, sv = patch_accuracy(net, val_t), patch_accuracy(net, val_s)
-            eligible = sv >= ref["source_val"] - 0.10
+            eligible = not collapsed(ref["source_val"], sv, 0.10)
             curve = [[r["step"], r["val_acc"]] for r in log if r.get("val_acc") is not None]
             scores = label_free_scores(net, unlabelled)
             grid[str(lam)] = {"target_val": tv, "source_val": sv, "source_val_acc": sv, "eligible": eligible,

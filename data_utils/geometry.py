@@ -131,9 +131,12 @@ def choose_slices(mask: np.ndarray, axis: int, slices=None, min_foreground: floa
     if isinstance(slices, str):
         slices = parse_slices(slices, n_along, who)
     if slices is not None:
-        idx = [int(i) for i in np.asarray(slices, dtype=np.int64).reshape(-1)]
-        if not idx or min(idx) < 0 or max(idx) >= n_along:
-            raise ValueError(f"{who} 'slices' must be indices in [0, {n_along}), got {slices!r}")
+        arr = np.asarray(slices)
+        if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{who} 'slices' must be a non-empty 1D sequence of integers, got {slices!r}")
+        idx = [int(i) for i in arr]
+        if min(idx) < 0 or max(idx) >= n_along or len(set(idx)) != len(idx):
+            raise ValueError(f"{who} 'slices' must be distinct indices in [0, {n_along}), got {slices!r}")
         return idx
     share = np.moveaxis(mask, axis, 0).reshape(n_along, -1).mean(axis=1)
     idx = np.nonzero(share >= min_foreground)[0].tolist()

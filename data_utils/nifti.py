@@ -247,8 +247,8 @@ def slice_pair(
             detail = f"affines differ by up to {float(np.abs(img_f.affine - img_m.affine).max()):.4g} mm"
         raise ValueError(
             f"{who} fixed file '{fixed_path}' and moving file '{moving_path}' are not on one voxel grid "
-            f"({detail}; affine_atol={affine_atol}): resample the moving volume onto the fixed grid first "
-            f"(pemd_tutorial.registration.resample_moving)"
+            f"({detail}; affine_atol={affine_atol}): pass resample=True to resample the moving volume onto "
+            f"the fixed grid"
         )
     if resampled:
         data_m = resample_to_grid(data_m, img_m, img_f)
@@ -303,8 +303,10 @@ def load_nifti_pair(
 ) -> NiftiSlices:
     """Load two aligned NIfTI volumes of one subject as 2D slices shaped like the embedded data.
 
-    The slices are exactly the model images :func:`pemd_tutorial.register` makes of the same files
-    (:func:`slice_pair`): a network adapted on them sees what ``register`` will show it.
+    The slices are made exactly as :func:`pemd_tutorial.register` makes them (:func:`slice_pair`):
+    with the same ``axis``, ``mask``, ``slices`` and ``size`` (the network's ``cfg.image_size``;
+    48 for the shipped networks) they are identical, so a network adapted on them sees what
+    ``register`` will show it. The field of view follows the foreground of the chosen slices.
 
     Args:
         fixed_path, moving_path: the volume of the fixed contrast (e.g. T1w) and of the moving one

@@ -55,7 +55,7 @@ _DEVICE_HELP = "where the networks run: 'auto' = cuda if available, else cpu (de
 
 def _add_run(sub) -> None:
     p = sub.add_parser(
-        "run",
+        "run", allow_abbrev=False,
         help="the main job (the default command): dense registration, all methods, 3 seeds; "
              "about 8 minutes on 2 CPU cores",
         description=(
@@ -112,7 +112,7 @@ def _add_run(sub) -> None:
 
 def _add_paper(sub) -> None:
     p = sub.add_parser(
-        "paper",
+        "paper", allow_abbrev=False,
         help="the paper's own 25-class patch experiment; about 9 minutes on 2 CPU cores",
         description=(
             "The paper's own experiment: 25-class patch registration with the slides' concatenation "
@@ -153,7 +153,7 @@ def _add_paper(sub) -> None:
 
 def _add_register(sub) -> None:
     p = sub.add_parser(
-        "register",
+        "register", allow_abbrev=False,
         help="register your own NIfTI pair with a trained network or MIND; seconds per volume on 2 CPU cores",
         description=(
             "Register a moving NIfTI volume (e.g. T2w) to a fixed one (e.g. T1w) slice by slice with a "
@@ -189,9 +189,12 @@ def _add_register(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The one argument parser: commands ``run`` (the default), ``paper`` and ``register``."""
+    """The one argument parser: commands ``run`` (the default), ``paper`` and ``register``.
+
+    Options must be spelled out (no abbreviations: ``paper --target`` is an error, not
+    ``--targets``), so that an option of another command is rejected instead of reinterpreted."""
     root = argparse.ArgumentParser(
-        prog="python -m pemd_tutorial",
+        prog="python -m pemd_tutorial", allow_abbrev=False,
         description=(
             "Unsupervised multimodal registration by domain adaptation with projected Earth Mover's "
             "discrepancies (Heinrich & Hansen, MIDL 2020). Without a command, 'run' is meant; "

@@ -361,13 +361,14 @@ PAPER_REFERENCE_NAMES: dict[str, str] = {
 #: (collapse rule on the T1w validation accuracy) with the lowest MIND-SSD between the fixed patch
 #: and the moving patch shifted by the predicted label, on unlabelled T2w validation patches. The
 #: labels would have picked the same λ for every row but MCD-SWD (0.03). The ``"inter/<row>"`` keys
-#: of the opt-in intermediate-weighted target were chosen with that contrast's validation *labels*
-#: (``lambda_paper_inter.json``; docs/paper.md says so). The PD-weighted target uses the T2w values
-#: (not swept). The plain discrepancy keys repeat the T2w choices, for :meth:`PaperConfig.lam`.
+#: of the opt-in intermediate-weighted target were chosen the same way, without labels, on that
+#: contrast's unlabelled validation patches (``lambda_paper_inter_labelfree.json``; the labels would
+#: have picked the same λ for every row but MCD-pEMD (16), 0.1). The PD-weighted target uses the
+#: T2w values (not swept). The plain discrepancy keys repeat the T2w choices, for :meth:`PaperConfig.lam`.
 PAPER_STANDARD_LAMBDAS: dict[str, float] = {
     "mcd_swd": 0.3, "mcd_l1": 0.3, "mcd_pemd2": 0.3, "mcd_pemd16": 0.3, "mcd_pemd16_swd": 0.3,
-    "inter/mcd_swd": 0.03, "inter/mcd_l1": 0.03, "inter/mcd_pemd2": 0.3, "inter/mcd_pemd16": 0.1,
-    "inter/mcd_pemd16_swd": 0.03,
+    "inter/mcd_swd": 0.03, "inter/mcd_l1": 0.03, "inter/mcd_pemd2": 0.3, "inter/mcd_pemd16": 0.3,
+    "inter/mcd_pemd16_swd": 0.3,
     "swd": 0.3, "l1": 0.3, "pemd": 0.3, "pemd+swd": 0.3,
 }
 

@@ -449,11 +449,12 @@ def run_experiment(
         seeds: distinct integers ``>= 0``.
         out_dir: folder for the files (created); ``None`` writes nothing.
         progress: tqdm progress bars (``"text"``: one plain line per phase instead).
-        fixed, moving: optional paths of the user's *aligned* NIfTI volumes (same grid; fixed
-            e.g. T1w, moving e.g. T2w). Their slices (loaded by :func:`data_utils.load_nifti_pair`,
-            resized to ``cfg.image_size``) replace the embedded slices of the **target** domain:
-            they are split by position into train/val/test blocks (:func:`load_user_slices`); the
-            train block makes the unlabelled target training pairs. The source domain stays the
+        fixed, moving: optional paths of the user's *aligned* NIfTI volumes of one subject (fixed
+            e.g. T1w, moving e.g. T2w; a moving volume on another grid is resampled onto the fixed
+            one). Their slices (:func:`data_utils.load_nifti_pair`, resampled in mm to
+            ``cfg.image_size`` exactly as ``register`` does) replace the embedded slices of the
+            **target** domain: they are split by position into train/val/test blocks
+            (:func:`load_user_slices`); the train block makes the unlabelled target training pairs. The source domain stays the
             embedded T1w->T1w data. Because the volumes are aligned, the test pairs are made with
             known synthetic deformations exactly like the embedded ones, so the same metrics are
             reported; they measure recovery of synthetic deformations of *your* images (to register

@@ -194,7 +194,7 @@ def run_phase(
     val,
     checkpoint_dir,
     resume: bool,
-    progress: bool,
+    progress: bool | str,
 ) -> list[dict]:
     """Run ``steps`` steps of one training phase; return its log (one dict per step).
 
@@ -221,6 +221,8 @@ def run_phase(
     Raises:
         ValueError: ``resume=True`` with a checkpoint of another run, or one beyond ``steps``.
     """
+    if not isinstance(progress, bool) and progress != "text":
+        raise ValueError(f"run_phase() 'progress' must be True, False or 'text', got {progress!r}")
     path = Path(checkpoint_dir) / f"{phase}.pt" if checkpoint_dir is not None else None
     # what must match for a resume: everything but where/how long/how often (and the other lambdas)
     free = (
@@ -280,8 +282,6 @@ def run_phase(
 
     validator = _Validator(val, cfg.batch_size * 4) if val is not None and cfg.val_every > 0 else None
     model.train()
-    if not isinstance(progress, bool) and progress != "text":
-        raise ValueError(f"run_phase() 'progress' must be True, False or 'text', got {progress!r}")
     text = progress == "text"
     bar = tqdm(total=steps, initial=start, desc=phase, disable=not progress or text, leave=False)
     started = time.perf_counter()

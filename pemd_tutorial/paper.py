@@ -117,7 +117,7 @@ def run_paper_experiment(
     cfg: PaperConfig,
     seeds: Sequence[int] = (0, 1, 2),
     methods: Sequence[str] | None = None,
-    progress: bool = True,
+    progress: bool | str = True,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
 ) -> dict[str, Any]:

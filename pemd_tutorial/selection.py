@@ -51,7 +51,7 @@ from pemd_tutorial.mind import mind_patch_costs
 from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
 from pemd_tutorial.training import adapt, control_point_rows
 
-__all__ = ["HIGHER_IS_BETTER", "SCORES", "LambdaChoice", "choose_lambda", "label_free_scores",
+__all__ = ["HIGHER_IS_BETTER", "SCORES", "LambdaChoice", "choose_lambda", "collapsed", "label_free_scores",
            "output_scores", "registration_scores", "select_lambda", "source_accuracy"]
 
 #: The label-free scores and whether a higher value is better.
@@ -134,6 +134,19 @@ def label_free_scores(model: torch.nn.Module, pairs, control_spacing: int | None
     return {**registration_scores(probs, pairs, control_spacing), **output_scores(probs, mask)}
 
 
+def collapsed(reference: float, accuracy: float, max_drop: float = 0.10) -> bool:
+    """The collapse rule: does ``accuracy`` lie more than ``max_drop`` below ``reference``?
+
+    Accuracies are fractions of a finite test set, so a drop of exactly ``max_drop`` happens; it is
+    compared with a tolerance of 1e-9, so that 0.93 - 0.83 (0.10000000000000009 in floating point)
+    is a drop of 10 points, not more.
+
+    >>> collapsed(0.93, 0.83), collapsed(0.93, 0.828)
+    (False, True)
+    """
+    return reference - accuracy > max_drop + 1e-9
+
+
 def choose_lambda(
     table: Mapping[float, Mapping[str, Any]],
     score: str,
@@ -165,7 +178,7 @@ def choose_lambda(
     if not table:
         raise ValueError(f"choose_lambda() 'table' of {name or 'the discrepancy'} is empty")
     eligible = {float(k): v for k, v in table.items()
-                if source_reference - float(v["source_val_acc"]) <= max_source_drop}
+                if not collapsed(source_reference, float(v["source_val_acc"]), max_source_drop)}
     if not eligible:
         raise ValueError(
             f"choose_lambda(): every λ of {name or 'the discrepancy'} ({sorted(float(k) for k in table)}) "
@@ -278,7 +291,7 @@ def select_lambda(
                                   progress=progress)
                 row: dict[str, Any] = {"source_val_acc": source_accuracy(net, source_val),
                                        **label_free_scores(net, target_val)}
-                row["eligible"] = reference - row["source_val_acc"] <= max_source_drop
+                row["eligible"] = not collapsed(reference, row["source_val_acc"], max_source_drop)
                 if not row["eligible"]:
                     warnings.warn(
                         f"select_lambda(): {discrepancy} with λ {lam:g} after {steps} iterations lowers the "

@@ -68,10 +68,11 @@ def test_every_command_says_its_run_time_and_what_it_writes(command, says, capsy
 
 @pytest.mark.parametrize("argv, option", [
     (["paper", "--fixed", "a.nii"], "--fixed"),  # the paper experiment has no user data
-    (["paper", "--target", "flair"], "--target"),  # its contrasts are --targets
+    (["paper", "--target", "pd"], "--target"),  # its contrasts are --targets (no abbreviations)
+    (["--exp", "paper"], "--exp"),  # not taken for --experiment
     (["register", "--fixed", "a.nii", "--moving", "b.nii", "--out", "o", "--seeds", "0"], "--seeds"),
     (["run", "--targets", "t2"], "--targets"),
-    (["--device", "tpu"], "--device"),
+    (["register", "--fixed", "a.nii", "--moving", "b.nii", "--out", "o", "--method", "mind"], "--method"),
 ])
 def test_an_option_a_command_does_not_use_is_rejected_by_name(argv, option, capsys):
     with pytest.raises(SystemExit) as err:

@@ -19,8 +19,8 @@ from pemd_tutorial.config import (
     Config,
     PaperConfig,
 )
-from pemd_tutorial.discrepancies import DISCREPANCY_NAMES, SCALED_DISCREPANCIES, scaled_discrepancy
-from pemd_tutorial.experiment import METHOD_NAMES, METHOD_TABLE
+from pemd_tutorial.discrepancies import SCALED_DISCREPANCIES, scaled_discrepancy
+from pemd_tutorial.experiment import METHOD_TABLE
 from pemd_tutorial.model import RegistrationNet
 from pemd_tutorial.pretrained import PRETRAINED_NAMES
 from pemd_tutorial.training import adapt
@@ -112,15 +112,14 @@ def test_paper_standard_lambdas_are_the_ones_the_sweeps_chose():
     assert "--contrast t2" in record["command"]
     for row, result in record["rows"].items():
         assert cfg.lambda_for(row, "t2") == result["label_free"]["mind_ssd"], row
-    # the opt-in intermediate-weighted column: chosen with its validation labels (docs/paper.md)
-    record = json.loads((results / "lambda_paper_inter.json").read_text())
+    # the opt-in intermediate-weighted column: the same label-free choice on its own patches
+    record = json.loads((results / "lambda_paper_inter_labelfree.json").read_text())
     assert "--contrast inter" in record["command"]
     for row, result in record["rows"].items():
-        assert cfg.lambda_for(row, "inter") == result["chosen"], row
+        assert cfg.lambda_for(row, "inter") == result["label_free"]["mind_ssd"], row
 
 
 def test_every_discrepancy_name_comes_from_the_one_table():
-    assert DISCREPANCY_NAMES == tuple(SCALED_DISCREPANCIES)
     cfg = tiny(lambdas={name: 1.0 for name in SCALED_DISCREPANCIES})
     grid = cfg.grid
     net = RegistrationNet(cfg)
@@ -143,10 +142,10 @@ def test_every_discrepancy_name_comes_from_the_one_table():
 def test_display_names_and_contrasts_have_one_table_each():
     # every contrast of both experiments has its display name in the one table
     assert set(EMBEDDED_CONTRASTS) | set(PATCH_CONTRASTS) == set(CONTRAST_NAMES)
-    assert all(DENSE_TARGET_CONTRASTS[c] == CONTRAST_NAMES[c] for c in DENSE_TARGET_CONTRASTS)
-    assert all(TARGET_CONTRASTS[c] == CONTRAST_NAMES[c] for c in TARGET_CONTRASTS)
-    # the main job's display names are METHOD_TABLE's; the shipped networks are rows of it
-    assert all(METHOD_NAMES[k] == m.label for k, m in METHOD_TABLE.items())
+    # every target contrast is one the data can make
+    assert set(DENSE_TARGET_CONTRASTS) <= set(EMBEDDED_CONTRASTS)
+    assert set(TARGET_CONTRASTS) <= set(PATCH_CONTRASTS)
+    # the shipped networks are rows of the main job, so --save-models of the main job rebuilds them
     assert set(PRETRAINED_NAMES) <= set(METHOD_TABLE)
     # the paper experiment's rows and its reference rows do not collide
     assert not set(PAPER_METHODS) & set(PAPER_REFERENCE_NAMES)

@@ -276,7 +276,8 @@ plot_accuracy(one_seed);
 # well as on the true one ([docs/method.md](../docs/method.md)).
 
 # %%
-plot_paper_comparison({k: results[k]["accuracy"] for k in ("identity", "source", "mcd_swd", "mcd_pemd")})
+plot_paper_comparison({k: results[k]["accuracy"] for k in ("identity", "source", "mcd_swd", "mcd_pemd")},
+                      names=METHOD_NAMES)
 assert results["mcd_pemd"]["accuracy"] > results["mcd_swd"]["accuracy"]  # the paper's ordering of the two
 
 # %% [markdown]
@@ -289,7 +290,7 @@ assert results["mcd_pemd"]["accuracy"] > results["mcd_swd"]["accuracy"]  # the p
 
 # %%
 curves = {name: entry["target_val_curve"] for name, entry in manifest["networks"].items()}
-plot_training_curves(curves, chance=1 / GRID.n_labels)
+plot_training_curves(curves, chance=1 / GRID.n_labels, names=METHOD_NAMES)
 assert curves["mcd_pemd"][-1][1] > curves["mcd_pemd"][0][1]  # adaptation raised the target accuracy
 
 # %% [markdown]
@@ -302,7 +303,8 @@ assert curves["mcd_pemd"][-1][1] > curves["mcd_pemd"][0][1]  # adaptation raised
 # chosen automatically (the largest displacements), for readers of a non-interactive copy.
 
 # %%
-dists = {f"{head} {name}": heads[name][k][0] for name in ("source", "mcd_pemd") for k, head in enumerate(("F1", "F2"))}
+dists = {f"{head}, {METHOD_NAMES[name]}": heads[name][k][0]
+         for name in ("source", "mcd_pemd") for k, head in enumerate(("F1", "F2"))}
 explorer = ControlPointExplorer(dists, GRID, truth=batch["displacement"][0])
 interact(explorer.show, row=IntSlider(value=hc // 2, min=0, max=hc - 1, description="row", continuous_update=False),
          col=IntSlider(value=wc // 2, min=0, max=wc - 1, description="column", continuous_update=False));

@@ -68,7 +68,7 @@ from data_utils.nifti import RAS_TO_LPS
 from data_utils.standin import write_standin_pair
 from pemd_tutorial import load_pretrained, save_model
 from pemd_tutorial.figures import plot_registration_montage
-from pemd_tutorial.registration import display_orientation, register, resample_moving
+from pemd_tutorial.registration import display_orientation, register
 
 FIXED_PATH = None   # your fixed volume, e.g. "/data/sub-01_T1w.nii.gz" (None: the stand-in pair below)
 MOVING_PATH = None  # your moving volume, e.g. "/data/sub-01_T2w.nii.gz" (any grid, not aligned)
@@ -121,6 +121,24 @@ print(f"same voxel grid: {same_grid}")
 assert not same_grid or standin is None  # the stand-in pair is on two different grids
 
 # %% [markdown]
+# **What your files should look like.**
+#
+# * **Two 3D volumes of one subject**, NIfTI (`.nii` or `.nii.gz`); a 4D file needs a
+#   `volume_index` (`--volume-index`). NaN or infinite voxels are refused with the file named.
+# * **Brain-extracted, or give a brain mask** (`mask=`, `--mask`, on the fixed grid). The networks
+#   were trained on a skull-stripped template; without a mask the foreground is the fixed image's
+#   intensity above 10 % of its robust range, which on a head with skull and neck includes both.
+# * **Any orientation and voxel size.** Both files are read through their affines, reoriented to
+#   RAS+ and sliced along `axis` (2: axial, as in training); the moving volume is resampled onto the
+#   fixed grid, and every slice is resampled in millimetres to the network's 48×48 pixels over a
+#   square field of view around the brain (anisotropic voxels keep their shape). The affines must
+#   be right: a file whose header puts the head in the wrong place cannot be fixed here.
+# * **Roughly aligned already.** The network searches a fixed range of displacements (printed in
+#   section 2 for your pair). Larger misalignments, or a rotation of more than a few degrees, need
+#   an affine pre-alignment first, with a well-kept tool (ANTs, FSL FLIRT, SimpleITK).
+# * **Registration is 2D, slice by slice**: no displacement across slices is estimated, so the
+#   volumes should agree in the slicing direction.
+#
 # ## 2. Register with the shipped network
 #
 # `register` is what the command line calls. It resamples the moving volume onto the fixed grid
@@ -191,8 +209,8 @@ rows = u.shape[1] - 1 - ys  # display rows run along -y
 zoom = float(field.header.get_zooms()[0])  # mm per voxel in-plane
 # arrows in fixed voxels, to scale; world +y points up in the display, i.e. towards smaller rows
 arrows = axes[0].quiver(xs[brain], rows[brain], u[xs, ys, z, 0][brain] / zoom, -u[xs, ys, z, 1][brain] / zoom,
-                        color="yellow", angles="xy", scale_units="xy", scale=1.0, width=0.004)
-axes[0].quiverkey(arrows, 0.15, -0.06, 5.0 / zoom, "5 mm", labelpos="E", coordinates="axes")
+                        color="yellow", angles="xy", scale_units="xy", scale=1.0, width=0.005, headwidth=4)
+axes[0].quiverkey(arrows, 0.08, 0.05, 5.0 / zoom, "5 mm", labelpos="E", coordinates="axes", labelcolor="white")
 axes[0].set_title("displacement on the brain (to scale)", fontsize=9)
 axes[0].axis("off")
 im = axes[1].imshow(display_orientation(uncertainty[:, :, z]), cmap="viridis", vmin=0.0, vmax=np.log(81))
@@ -225,11 +243,14 @@ assert 0.0 < brain_entropy < np.log(81)  # more certain than a uniform guess
 if standin is not None:
     truth, brain3d = standin.truth_mm, standin.mask
     errors = {"identity (no registration)": float(np.linalg.norm(truth, axis=-1)[brain3d].mean())}
+    similarity = {"identity (no registration)": (m["nmi_before"], m["mind_ssd_before"])}
     for model in ("mind", "pretrained:source", "pretrained:mcd_pemd"):
         r = result if model == "pretrained:mcd_pemd" else register(FIXED_PATH, MOVING_PATH, model=model, device=DEVICE)
         errors[model] = float(np.linalg.norm(r.field_mm - truth, axis=-1)[brain3d].mean())
+        similarity[model] = (r.metrics["nmi_after"], r.metrics["mind_ssd_after"])
     for name, err in errors.items():
-        print(f"{name:28s} mean error {err:5.2f} mm")
+        nmi, ssd = similarity[name]
+        print(f"{name:28s} mean error {err:5.2f} mm   NMI {nmi:.4f}   MIND-SSD {ssd:.4f}")
     assert errors["pretrained:mcd_pemd"] < 0.75 * errors["identity (no registration)"]  # it registers
     assert errors["pretrained:mcd_pemd"] < errors["pretrained:source"]  # ... because it was adapted to T2w
     assert errors["mind"] < errors["pretrained:mcd_pemd"]  # MIND does better on this pair
@@ -247,8 +268,9 @@ if standin is not None:
 #
 # The shipped MCD-pEMD network was adapted to the embedded simulated T2w. Your T2w (another
 # scanner, sequence or species) is a new target domain, and MCD needs no labels for it: only
-# pairs of your fixed and moving images. We resample the moving volume onto the fixed grid
-# (`resample_moving`, the first step of `register`), cut both into slices with `load_nifti_pair`,
+# pairs of your fixed and moving images. `load_nifti_pair(..., resample=True)` cuts both into
+# slices exactly as `register` does (the moving volume resampled onto the fixed grid, the same
+# field of view in millimetres), so the network is adapted on the images it will be shown. We
 # draw unlabelled target pairs from them with random deformations (`PairSampler`, new pairs for
 # every step), and adapt the shipped **source-only** network with MCD-pEMD, exactly as the main
 # job does; the labelled source pairs are the embedded T1w → T1w ones.
@@ -267,8 +289,7 @@ from data_utils import evaluation_pairs
 from pemd_tutorial.selection import select_lambda
 
 cfg = load_pretrained("source").config.replace(device=DEVICE)
-on_fixed_grid = resample_moving(FIXED_PATH, MOVING_PATH, OUT / "moving_on_fixed_grid.nii.gz")
-your_slices = load_nifti_pair(FIXED_PATH, on_fixed_grid, axis=2, size=cfg.image_size)
+your_slices = load_nifti_pair(FIXED_PATH, MOVING_PATH, axis=2, size=cfg.image_size, resample=True)
 pair_kw = {"grid": cfg.grid, "control_spacing": cfg.control_spacing, "size": cfg.image_size,
            "max_displacement": cfg.max_displacement, "smoothness": cfg.smoothness}
 target_pairs = PairSampler("target", data=your_slices, **pair_kw)  # fresh unlabelled pairs every step

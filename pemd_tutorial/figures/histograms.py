@@ -135,7 +135,8 @@ def plot_projection_pair(p: torch.Tensor, q: torch.Tensor, grid: LabelGrid, angl
     vmax = float(max(histogram_image(p, grid).max(), histogram_image(q, grid).max()))
     fig, axes = new_figure(3, size=2.8)
     plot_histogram(axes[0, 0], p, grid, title="p", vmax=vmax)
-    plot_histogram(axes[0, 1], q, grid, title="q", vmax=vmax)
+    im = plot_histogram(axes[0, 1], q, grid, title="q (same colour scale)", vmax=vmax)
+    fig.colorbar(im, ax=axes[0, 1], shrink=0.8).ax.tick_params(labelsize=7)
     for ax in axes[0, :2]:
         _draw_direction(ax, grid, angle_deg)
     dx = 0.08 * grid.step
@@ -144,6 +145,7 @@ def plot_projection_pair(p: torch.Tensor, q: torch.Tensor, grid: LabelGrid, angl
     axes[0, 2].legend(fontsize=8)
     axes[0, 2].set_title(f"projections at θ = {angle_deg:g}°", fontsize=9)
     axes[0, 2].set_xlabel("position on the line (px)")
+    axes[0, 2].set_ylabel("mass")
     fig.tight_layout()
     return fig
 
@@ -210,7 +212,7 @@ def plot_shift_curves(
     pair: tuple[torch.Tensor, torch.Tensor] | None = None,
     grid: LabelGrid | None = None,
 ) -> Figure:
-    """L1, KL and EMD against the shift of the peak (the output of :func:`shift_curves`).
+    """L1, KL and EMD against the shift of the peak (the output of :func:`pemd_tutorial.shifts.shift_curves`).
 
     Args:
         curves: dict with ``"shift"``, ``"l1"``, ``"kl"``, ``"exact_emd"``, ``"projected_emd"``.
@@ -236,7 +238,7 @@ def plot_shift_curves(
     ax_l1.plot(x, curves["l1"], "o-", color="C0")
     ax_l1.set_title("L1 = Σ|p − q|", fontsize=9)
     ax_kl.plot(x, curves["kl"], "o-", color="C1")
-    ax_kl.set_title("KL(p‖q)", fontsize=9)
+    ax_kl.set_title("KL(p‖q) (nats)", fontsize=9)
     ax_emd.plot(x, curves["exact_emd"], "o-", color="C2", label="exact 2D EMD")
     ax_emd.plot(x, curves["projected_emd"], "s--", color="C3", label="projected EMD")
     ax_emd.set_title("EMD (px)", fontsize=9)

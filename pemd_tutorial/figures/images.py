@@ -84,12 +84,15 @@ def plot_displacement_field(
         angles="xy",
         scale_units="xy",
         scale=1.0,
-        width=0.006,
+        width=0.008,
+        headwidth=4.0,
+        headlength=4.5,
+        headaxislength=4.0,
+        minlength=0.5,
     )
-    if key:
-        ax.quiverkey(
-            q, 0.5, -0.06, key, f"{key:g} px", labelpos="E", coordinates="axes", fontproperties={"size": 7}
-        )
+    if key:  # a reference arrow under the panel, on a white background so that it shows on any page
+        ax.quiverkey(q, 0.22, -0.09, key, f"{key:g} px", labelpos="E", coordinates="axes", color="black",
+                     labelcolor="black", fontproperties={"size": 7})
     if image is None:
         ax.set_xlim(0, wc * spacing)
         ax.set_ylim(hc * spacing, 0)

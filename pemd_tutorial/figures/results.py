@@ -90,7 +90,8 @@ def plot_paper_comparison(ours: Mapping[str, float], names: Mapping[str, str] | 
 
 
 def plot_training_curves(
-    curves: Mapping[str, Sequence[tuple[int, float]]], chance: float | None = None
+    curves: Mapping[str, Sequence[tuple[int, float]]], chance: float | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Figure:
     """Target validation accuracy over training: supervised phases and adaptation on separate axes.
 
@@ -99,14 +100,18 @@ def plot_training_curves(
             left axes (supervised training from scratch), every other key (the MCD variants,
             which start from the source-only network) on the right.
         chance: optional horizontal line (``1 / L``).
+        names: display names of the keys for the legends (e.g.
+            :data:`pemd_tutorial.experiment.METHOD_NAMES`); the keys without it.
     """
+    names = names or {}
     fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 2.8), sharey=True)
     for i, (name, pts) in enumerate(curves.items()):
         if not pts:
             continue
         ax = left if name in ("source", "oracle") else right
         steps, acc = zip(*pts, strict=True)
-        ax.plot(steps, [100 * a for a in acc], "o-", ms=2.5, lw=1.2, color=f"C{i}", label=name)
+        ax.plot(steps, [100 * a for a in acc], "o-", ms=2.5, lw=1.2, color=f"C{i}",
+                label=names.get(name, name).split(" (")[0])
     left.set_title("supervised phases (from scratch)", fontsize=9)
     right.set_title("adaptation (from the source-only network)", fontsize=9)
     for ax in (left, right):
@@ -168,23 +173,27 @@ def plot_distributions(
                 raise ValueError(f"plot_distributions() point {(r, c)} is outside {tuple(probs.shape[1:])}")
     cols = list(distributions.items())
     fig, axes = plt.subplots(
-        len(points), len(cols), figsize=(1.95 * len(cols) + 0.5, 1.95 * len(points) + 0.3), squeeze=False
+        len(points), len(cols), figsize=(1.95 * len(cols) + 0.9, 1.85 * len(points) + 0.6), squeeze=False,
+        layout="constrained",
     )
     for r, (a, b) in enumerate(points):
         vmax = max(float(p[:, a, b].max()) for _, p in cols)
         mark = None if truth is None else (float(truth[0, a, b]), float(truth[1, a, b]))
         for c, (title, p) in enumerate(cols):
             ax = axes[r, c]
-            label = f"{title}\npoint ({a}, {b})" if r == 0 else f"point ({a}, {b})"
-            im = plot_histogram(ax, p[:, a, b], grid, title=label, vmax=vmax, mark=mark)
+            im = plot_histogram(ax, p[:, a, b], grid, title=title if r == 0 else None, vmax=vmax, mark=mark)
             ax.tick_params(labelsize=6)
             ax.xaxis.label.set_size(7)
             ax.yaxis.label.set_size(7)
             if r < len(points) - 1:
                 ax.set_xlabel("")
-            if c:
-                ax.set_ylabel("")
-        fig.colorbar(im, ax=list(axes[r]), fraction=0.02, pad=0.01).ax.tick_params(labelsize=6)
+            ax.set_ylabel(f"point ({a}, {b})\ndy (px)" if c == 0 else "")
+        bar = fig.colorbar(im, ax=list(axes[r]), fraction=0.02, pad=0.01)
+        bar.ax.tick_params(labelsize=6)
+        bar.set_label("probability", fontsize=7)
+    if truth is not None:
+        axes[0, 0].plot([], [], "x", color="cyan", mew=2, label="true displacement")
+        axes[0, 0].legend(fontsize=6, loc="lower left", framealpha=0.8)
     return fig
 
 
