@@ -454,7 +454,8 @@ def run_experiment(
             one). Their slices (:func:`data_utils.load_nifti_pair`, resampled in mm to
             ``cfg.image_size`` exactly as ``register`` does) replace the embedded slices of the
             **target** domain: they are split by position into train/val/test blocks
-            (:func:`load_user_slices`); the train block makes the unlabelled target training pairs. The source domain stays the
+            (:func:`load_user_slices`); the train block makes the unlabelled target training pairs.
+            The source domain stays the
             embedded T1w->T1w data. Because the volumes are aligned, the test pairs are made with
             known synthetic deformations exactly like the embedded ones, so the same metrics are
             reported; they measure recovery of synthetic deformations of *your* images (to register

@@ -53,7 +53,8 @@ class ShiftExplorer:
     """Widget callback: moves the peak ``q`` by ``shift`` pixels and shows p, q and the curves.
 
     ``curves`` comes from :func:`pemd_tutorial.shifts.shift_curves` with the same ``grid``, ``start``
-    and ``width``; the slider value snaps to the nearest computed shift, whose values are kept in ``last_values``.
+    and ``width``; the slider value snaps to the nearest computed shift, whose values are kept in
+    ``last_values``.
     """
 
     def __init__(
