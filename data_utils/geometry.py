@@ -12,7 +12,8 @@ The one policy of the project for turning a NIfTI volume into model images and b
 * every slice is resampled **in millimetres** onto the model's ``size x size`` image: a square
   field of view centred on the foreground of all chosen slices, its side the larger side of the
   foreground's bounding box times :data:`FOV_MARGIN`. Anisotropic voxels keep their true aspect
-  (they are never stretched), and the brain fills the image about as much as in the embedded data.
+  (they are never stretched), and the brain fills the image about as much as in the embedded data;
+  downsampling uses the antialiasing filter that made the embedded images (:func:`model_images`).
 
 Image layout, as in the embedded data: columns run along ``+a`` and rows along ``-b`` (for an
 axial slice anterior is at the top and the subject's right on the image's right).
@@ -20,11 +21,14 @@ axial slice anterior is at the top and the subject's right on the image's right)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
-from scipy.ndimage import binary_fill_holes, gaussian_filter, map_coordinates
+from scipy.ndimage import binary_fill_holes, map_coordinates
 
 __all__ = ["CANONICAL", "FOREGROUND_THRESHOLD", "FOV_MARGIN", "MIN_FOREGROUND", "CanonicalFrame",
            "SliceFrame", "choose_slices", "display_orientation", "estimate_foreground", "from_canonical",
@@ -219,18 +223,23 @@ def sample_slices(slices: np.ndarray, a: np.ndarray, b: np.ndarray, order: int =
 def model_images(slices: np.ndarray, frame: SliceFrame, antialias: bool = True) -> np.ndarray:
     """Native slices ``(N, na, nb)`` -> model images ``(N, S, S)`` on ``frame`` (bilinear).
 
-    With ``antialias``, each slice is first smoothed with a Gaussian of ``(pixel / spacing - 1) / 2``
-    voxels along each axis where the model pixel is larger than the voxel, so that downsampling
-    does not alias (use ``antialias=False`` for masks).
+    With ``antialias``, where the model pixel is larger than a voxel, the slices are first sampled
+    on a grid ``k`` times finer than the model's (``k`` the smallest integer that makes it no
+    coarser than the voxels) and then reduced with torch's antialiased bilinear resize, the filter
+    that made the embedded training images (:func:`data_utils.resize_images`). Use
+    ``antialias=False`` for masks.
     """
     slices = np.asarray(slices, dtype=np.float64)
-    if antialias:
-        sigma = (0.0, max(0.0, (frame.pixel / frame.spacing_a - 1) / 2),
-                 max(0.0, (frame.pixel / frame.spacing_b - 1) / 2))
-        if max(sigma) > 0:
-            slices = gaussian_filter(slices, sigma, mode="constant", cval=0.0)
-    va, vb = frame.voxel_coordinates()
-    return sample_slices(slices, va, vb)
+    k = math.ceil(frame.pixel / min(frame.spacing_a, frame.spacing_b) - 1e-9) if antialias else 1
+    if k <= 1:
+        va, vb = frame.voxel_coordinates()
+        return sample_slices(slices, va, vb)
+    fine = SliceFrame(frame.a0, frame.b0, frame.pixel / k, frame.size * k, frame.spacing_a, frame.spacing_b)
+    va, vb = fine.voxel_coordinates()
+    x = torch.from_numpy(sample_slices(slices, va, vb))[:, None]
+    small = F.interpolate(x, size=(frame.size, frame.size), mode="bilinear", align_corners=False,
+                          antialias=True)
+    return small[:, 0].numpy()
 
 
 def sample_model(maps: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
