@@ -17,9 +17,10 @@ volume (e.g. a T2w scan of the same subject, on any voxel grid):
    to the model's square image: a square field of view around the foreground of all chosen slices
    (its larger side plus 15 %), so anisotropic voxels keep their true aspect instead of being
    stretched, and the brain fills the image about as much as in the training data (where a
-   model pixel is larger than a voxel, with the antialiasing filter that made the training images). Steps 1-4 are
-   :func:`data_utils.slice_pair` (policy: :mod:`data_utils.geometry`), which also makes the slices
-   of :func:`data_utils.load_nifti_pair`: a network adapted on those sees exactly these images.
+   model pixel is larger than a voxel, with the antialiasing filter that made the training
+   images). Steps 1-4 are :func:`data_utils.slice_pair` (policy: :mod:`data_utils.geometry`),
+   which also makes the slices of :func:`data_utils.load_nifti_pair`: a network adapted on those
+   sees exactly these images.
 5. **Predict** label probabilities with the model (mean of F1 and F2), or with the MIND baseline
    (``model="mind"``: no network). The expected displacement at the control points is
    interpolated to every model pixel (:func:`pemd_tutorial.evaluate.dense_field`) and mapped back

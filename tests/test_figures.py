@@ -150,7 +150,9 @@ def test_plot_histogram_draws_the_grid_image_with_y_down():
 def test_multi_angle_and_pair_figures_have_one_panel_per_view():
     p, q = _random_hist(5), _random_hist(6)
     assert len(figures.plot_projection_angles(p, GRID, [0, 45, 90, 135]).axes) == 5
-    assert len(figures.plot_projection_pair(p, q, GRID, 30.0).axes) == 3
+    pair = figures.plot_projection_pair(p, q, GRID, 30.0)
+    # p, q, the projections and one colour bar shared by p and q
+    assert len(pair.axes) == 4 and pair.axes[-1].get_label() == "<colorbar>"
     with pytest.raises(ValueError, match="'angles'"):
         figures.plot_projection_angles(p, GRID, [])
 
