@@ -26,6 +26,11 @@
 # Heinrich & Hansen (MIDL 2020): they project each histogram onto a few lines and compare the
 # resulting 1D distributions.
 #
+# Which two histograms? The method adapts a network to a new image contrast by giving it two
+# classifier heads and measuring how much they *disagree* at each control point (maximum
+# classifier discrepancy, notebook 03). Their two predictions at one point are the two histograms
+# to compare, and the comparison must know that neighbouring displacements are close.
+#
 # This notebook shows what those projections are: what they keep, what they lose, and why a few
 # angles together are enough. Notebook 02 turns them into a distance.
 
@@ -45,7 +50,7 @@ import os
 import matplotlib.pyplot as plt
 import torch
 
-QUICK = bool(os.environ.get("CI") or os.environ.get("PEMD_QUICK"))  # smaller runs for CI
+QUICK = bool(os.environ.get("CI") or os.environ.get("PEMD_QUICK"))  # PEMD_QUICK=1: a fast run-through
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 SEED = 0
 torch.manual_seed(SEED)
@@ -80,7 +85,8 @@ bimodal = 0.6 * peak_histogram(GRID, (-4.0, -4.0), 2.5) + 0.4 * peak_histogram(G
 
 fig, axes = plt.subplots(1, 3, figsize=(8.4, 2.8))
 for ax, (name, h) in zip(axes, {"peak": peak, "broad": broad, "bimodal": bimodal}.items(), strict=True):
-    figures.plot_histogram(ax, h, GRID, title=name)
+    im = figures.plot_histogram(ax, h, GRID, title=name)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="probability")  # each panel its own scale
 fig.tight_layout()
 
 # %%
@@ -134,8 +140,8 @@ assert project_histogram(bimodal, GRID.shape, 45.0, GRID.step)[0].numel() == 4 *
 
 # %%
 mirrored = peak.reshape(GRID.shape).flip(0).reshape(-1)  # dy -> -dy
-figures.plot_projection_pair(peak, mirrored, GRID, 0.0)
-figures.plot_projection_pair(peak, mirrored, GRID, 90.0);
+figures.plot_projection_pair(peak, mirrored, GRID, 0.0, names=("peak", "mirrored"))
+figures.plot_projection_pair(peak, mirrored, GRID, 90.0, names=("peak", "mirrored"));
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -163,7 +169,7 @@ assert abs(float(pos30 @ m30) - float(peak @ d @ u)) < 1e-9  # the mean along th
 
 # %%
 ANGLES = (0.0, 45.0, 90.0, 135.0)  # the paper's (and this package's default) angles
-figures.plot_projection_angles(bimodal, GRID, ANGLES);
+figures.plot_projection_angles(bimodal, GRID, ANGLES, name="bimodal");
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -175,8 +181,8 @@ assert float(projected_emd(peak, mirrored, GRID.shape, angles=ANGLES, step=GRID.
 
 # %% [markdown]
 # With the x axis alone the two histograms look identical (distance 0); with four angles the
-# mirrored prediction is clearly told apart. `projected_emd` is introduced properly in
-# notebook 02.
+# mirrored prediction is clearly told apart. `projected_emd` (in pixels: how far mass has to move
+# along the lines, averaged over them) is derived in notebook 02.
 #
 # ## 5. Four angles see a lot, but not everything
 #
@@ -279,7 +285,7 @@ assert float(projected_emd(p_a, p_b, GRID.shape, angles=(30.0,), step=GRID.step)
 # travel to become the other is the 1D Earth Mover's distance of notebook 02.
 
 # %%
-figures.plot_projection_pair(peak, broad, GRID, 45.0);
+figures.plot_projection_pair(peak, broad, GRID, 45.0, names=("peak", "broad"), same_scale=False);
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -24,6 +24,12 @@
 # form on each line. This notebook derives it, checks it against POT's exact solver, shows why L1
 # and KL are poor discrepancies for displacement histograms, and compares the projected EMD with
 # the sliced Wasserstein discrepancy (Lee et al., CVPR 2019) and the exact 2D EMD.
+#
+# The two histograms to compare are, in the method, the predictions of a network's two classifier
+# heads at one control point; during adaptation (maximum classifier discrepancy, **MCD**, Saito et
+# al. 2018; notebook 03) the heads are first pushed to disagree on the new contrast and the shared
+# features are then trained to make them agree, so the discrepancy between two histograms is the
+# quantity the network learns from.
 
 # %%
 # Colab only: install this repository (Colab's own CUDA torch is kept). Does nothing elsewhere.
@@ -41,7 +47,7 @@ import os
 import matplotlib.pyplot as plt
 import torch
 
-QUICK = bool(os.environ.get("CI") or os.environ.get("PEMD_QUICK"))  # smaller runs for CI
+QUICK = bool(os.environ.get("CI") or os.environ.get("PEMD_QUICK"))  # PEMD_QUICK=1: a fast run-through
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 SEED = 0
 torch.manual_seed(SEED)
@@ -215,7 +221,7 @@ assert np.all(values["projected EMD"] <= exact + 1e-9)  # a sliced distance neve
 
 # %%
 # timings on this machine, every method on the whole batch of pairs at once, as training computes
-# them (the exact EMD solves one linear program per pair); not compared by the tests: they vary
+# them (the exact EMD solves one linear program per pair); the numbers vary between machines
 batched = {
     "exact EMD (POT LP)": lambda: exact_emd(P, Q, GRID.shape, step=GRID.step),
     "projected EMD": lambda: projected_emd(P, Q, GRID.shape, step=GRID.step),
@@ -307,7 +313,7 @@ print(f"pEMD / EMD on the random pairs: median {np.median(ratio):.2f}, range {ra
 print(f"translation factor: along x {factor(0):.3f}, at 22.5° {factor(22.5):.3f}, all directions 2/π = {2 / np.pi:.3f}")
 fig, ax = plt.subplots(figsize=(5.6, 3.0))
 ax.hist(ratio, bins=30, color="C0")
-for value, text, style in ((factor(0), "translation along an axis: 0.604", ":"),
+for value, text, style in ((factor(0), "translation along an axis or a diagonal: 0.604", ":"),
                            (2 / np.pi, "average over directions: 2/π = 0.637", "--"),
                            (factor(22.5), "translation at 22.5°: 0.653", "-.")):
     ax.axvline(value, color="k", ls=style, lw=1.2, label=text)

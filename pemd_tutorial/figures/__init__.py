@@ -21,7 +21,7 @@ Conventions are those of :mod:`data_utils.grid`: a label histogram has shape ``(
 ``(dx, dy)`` in pixels.
 """
 
-from pemd_tutorial.figures.base import DPI, histogram_image
+from pemd_tutorial.figures.base import DPI, METHOD_COLOURS, histogram_image, method_colour
 from pemd_tutorial.figures.histograms import (
     plot_correlation,
     plot_cumsums,
@@ -50,7 +50,9 @@ from pemd_tutorial.figures.results import (
 
 __all__ = [
     "DPI",
+    "METHOD_COLOURS",
     "histogram_image",
+    "method_colour",
     "pick_points",
     "plot_accuracy",
     "plot_correlation",

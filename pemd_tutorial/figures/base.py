@@ -9,7 +9,21 @@ from matplotlib.figure import Figure
 
 from data_utils.grid import LabelGrid
 
-__all__ = ["DPI", "as_image", "histogram_extent", "histogram_image", "new_figure"]
+__all__ = ["DPI", "METHOD_COLOURS", "as_image", "histogram_extent", "histogram_image", "method_colour",
+           "new_figure"]
+
+#: One colour per method in every figure of the package (matplotlib's default cycle), so that a
+#: method looks the same in the accuracy bars, the training curves and the notebooks.
+METHOD_COLOURS: dict[str, str] = {
+    "identity": "0.55", "mind": "C7", "source": "C0", "inverted": "C9", "mcd_l1": "C1", "mcd_swd": "C2",
+    "mcd_pemd": "C3", "oracle": "C4", "mcd_pemd_shuffled": "C5",
+    "mcd_pemd2": "C8", "mcd_pemd16": "C6", "mcd_pemd16_swd": "C3",
+}
+
+
+def method_colour(key: str, index: int = 0) -> str:
+    """The colour of a method key (:data:`METHOD_COLOURS`), or the ``index``-th default colour."""
+    return METHOD_COLOURS.get(key, f"C{index % 10}")
 
 #: Resolution of saved figures and of the figures in the notebooks.
 DPI = 100

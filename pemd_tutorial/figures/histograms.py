@@ -111,12 +111,14 @@ def plot_projection(p: torch.Tensor, grid: LabelGrid, angle_deg: float) -> Figur
     return fig
 
 
-def plot_projection_angles(p: torch.Tensor, grid: LabelGrid, angles: Sequence[float]) -> Figure:
-    """One histogram projected at several angles: the histogram, then one 1D plot per angle."""
+def plot_projection_angles(p: torch.Tensor, grid: LabelGrid, angles: Sequence[float],
+                           name: str = "p") -> Figure:
+    """One histogram (titled ``name``) projected at several angles: the histogram, then one 1D plot
+    per angle."""
     if len(angles) == 0:
         raise ValueError("plot_projection_angles() 'angles' must not be empty")
     fig, axes = new_figure(len(angles) + 1, size=2.4)
-    plot_histogram(axes[0, 0], p, grid, title="p")
+    plot_histogram(axes[0, 0], p, grid, title=name)
     for i, a in enumerate(angles):
         _draw_direction(axes[0, 0], grid, a, color=f"C{i}")
         pos, mass = projected_histogram(p, grid, a)
@@ -128,20 +130,28 @@ def plot_projection_angles(p: torch.Tensor, grid: LabelGrid, angles: Sequence[fl
     return fig
 
 
-def plot_projection_pair(p: torch.Tensor, q: torch.Tensor, grid: LabelGrid, angle_deg: float) -> Figure:
-    """Two histograms side by side and their projections at ``angle_deg`` on common axes."""
+def plot_projection_pair(p: torch.Tensor, q: torch.Tensor, grid: LabelGrid, angle_deg: float,
+                         names: tuple[str, str] = ("p", "q"), same_scale: bool = True) -> Figure:
+    """Two histograms side by side and their projections at ``angle_deg`` on common axes.
+
+    ``names`` title the panels and the legend; with ``same_scale`` both histograms share one colour
+    scale (one colour bar), otherwise each has its own (for a broad histogram beside a peak).
+    """
     pp, mp = projected_histogram(p, grid, angle_deg)
     pq, mq = projected_histogram(q, grid, angle_deg)
-    vmax = float(max(histogram_image(p, grid).max(), histogram_image(q, grid).max()))
+    vmax = float(max(histogram_image(p, grid).max(), histogram_image(q, grid).max())) if same_scale else None
     fig, axes = new_figure(3, size=2.8)
-    plot_histogram(axes[0, 0], p, grid, title="p", vmax=vmax)
-    im = plot_histogram(axes[0, 1], q, grid, title="q (same colour scale)", vmax=vmax)
+    im_p = plot_histogram(axes[0, 0], p, grid, title=names[0], vmax=vmax)
+    im = plot_histogram(axes[0, 1], q, grid, title=names[1] + (" (same colour scale)" if same_scale else ""),
+                        vmax=vmax)
+    if not same_scale:
+        fig.colorbar(im_p, ax=axes[0, 0], shrink=0.8).ax.tick_params(labelsize=7)
     fig.colorbar(im, ax=axes[0, 1], shrink=0.8).ax.tick_params(labelsize=7)
     for ax in axes[0, :2]:
         _draw_direction(ax, grid, angle_deg)
     dx = 0.08 * grid.step
-    _stem(axes[0, 2], pp, mp, "C0", "p", -dx)
-    _stem(axes[0, 2], pq, mq, "C1", "q", dx)
+    _stem(axes[0, 2], pp, mp, "C0", names[0], -dx)
+    _stem(axes[0, 2], pq, mq, "C1", names[1], dx)
     axes[0, 2].legend(fontsize=8)
     axes[0, 2].set_title(f"projections at θ = {angle_deg:g}°", fontsize=9)
     axes[0, 2].set_xlabel("position on the line (px)")

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from data_utils.embedded import CONTRAST_NAMES
 from data_utils.grid import LabelGrid
 from pemd_tutorial.config import PAPER_ACCURACY, PAPER_COUNTERPARTS, PAPER_EXPERIMENT_COUNTERPARTS
+from pemd_tutorial.figures.base import method_colour
 from pemd_tutorial.figures.histograms import plot_histogram
 
 __all__ = ["plot_accuracy", "plot_distributions", "plot_label_histogram", "plot_paper_comparison",
@@ -28,7 +29,8 @@ def plot_accuracy(results: Mapping[str, Any], metric: str = "accuracy") -> Figur
     means = [scale * summary[m].get(metric, float("nan")) for m in methods]
     several = len(results["seeds"]) > 1  # error bars only for a spread over seeds
     stds = [scale * summary[m].get(metric + "_std", 0.0) for m in methods] if several else None
-    ax.bar(x, means, yerr=stds, color=[f"C{i}" for i in x], alpha=0.75, capsize=3 if several else 0)
+    ax.bar(x, means, yerr=stds, color=[method_colour(m, i) for i, m in enumerate(methods)], alpha=0.75,
+           capsize=3 if several else 0)
     for i, m in enumerate(methods):
         vals = [scale * r[metric] for r in per_seed[m] if r.get(metric) is not None]
         offs = [(k - (len(vals) - 1) / 2) * 0.12 for k in range(len(vals))]
@@ -110,7 +112,7 @@ def plot_training_curves(
             continue
         ax = left if name in ("source", "oracle") else right
         steps, acc = zip(*pts, strict=True)
-        ax.plot(steps, [100 * a for a in acc], "o-", ms=2.5, lw=1.2, color=f"C{i}",
+        ax.plot(steps, [100 * a for a in acc], "o-", ms=2.5, lw=1.2, color=method_colour(name, i),
                 label=names.get(name, name).split(" (")[0])
     left.set_title("supervised phases (from scratch)", fontsize=9)
     right.set_title("adaptation (from the source-only network)", fontsize=9)
@@ -182,12 +184,12 @@ def plot_distributions(
         for c, (title, p) in enumerate(cols):
             ax = axes[r, c]
             im = plot_histogram(ax, p[:, a, b], grid, title=title if r == 0 else None, vmax=vmax, mark=mark)
-            ax.tick_params(labelsize=6)
-            ax.xaxis.label.set_size(7)
-            ax.yaxis.label.set_size(7)
+            ax.tick_params(labelsize=7)
+            ax.xaxis.label.set_size(8)
+            ax.yaxis.label.set_size(8)
             if r < len(points) - 1:
                 ax.set_xlabel("")
-            ax.set_ylabel(f"point ({a}, {b})\ndy (px)" if c == 0 else "")
+            ax.set_ylabel(f"control point: row {a}, column {b}\ndy (px)" if c == 0 else "")
         bar = fig.colorbar(im, ax=list(axes[r]), fraction=0.02, pad=0.01)
         bar.ax.tick_params(labelsize=6)
         bar.set_label("probability", fontsize=7)
