@@ -164,6 +164,23 @@ def child_processes(pid: int) -> dict[int, psutil.Process]:
         return {}
 
 
+def kernel_processes(pid: int) -> dict[int, psutil.Process]:
+    """The live kernel processes among the descendants of ``pid`` (``ipykernel`` in the command line).
+
+    The server also starts short-lived helpers; one that has just exited is a zombie until it is
+    reaped, and asking it for its environment raises. Those are left out, so a caller can wait for
+    the kernel without racing them.
+    """
+    found = {}
+    for child_pid, proc in child_processes(pid).items():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(proc.cmdline()):
+                found[child_pid] = proc
+        except psutil.Error:  # gone (or a zombie) between the listing and the question
+            continue
+    return found
+
+
 def write_lab_settings(settings_dir: Path, settings: dict[str, dict[str, Any]] = LAB_SETTINGS) -> None:
     """Write JupyterLab user settings (``<plugin id>.jupyterlab-settings`` files) into ``settings_dir``."""
     for plugin, values in settings.items():

@@ -370,7 +370,7 @@ def test_lab_server_needs_the_token_and_stops_cleanly_also_on_failure(tmp_path: 
             assert json.loads(news["raw"])["fetchNews"] == "false"
             assert server.api("lab/api/update")["notification"] is None  # no update check
             server.api("api/kernels", method="POST")  # a kernel, as a notebook would start
-            kernels = bu.wait_for(lambda: bu.child_processes(server.process.pid), 30.0, "the kernel process")
+            kernels = bu.wait_for(lambda: bu.kernel_processes(server.process.pid), 30.0, "the kernel process")
             assert all(proc.environ().get("PEMD_QUICK") == "1" for proc in kernels.values())
             raise RuntimeError("a failing test")
     assert server.process.poll() is not None
