@@ -364,6 +364,10 @@ def field_to_world(dense: np.ndarray, geometry: SliceGeometry, chosen) -> tuple[
         file's affine, ``(X, Y, Z, 3)`` in the file's voxel order (0 outside the chosen slices).
     """
     canon, frame, axis = geometry.canonical, geometry.frame, geometry.axis
+    dense = np.asarray(dense)
+    if dense.shape != (len(chosen), 2, frame.size, frame.size):
+        raise ValueError(f"field_to_world() 'dense' must have shape ({len(chosen)}, 2, {frame.size}, "
+                         f"{frame.size}) for {len(chosen)} slices, got {dense.shape}")
     shape = canon.canonical_shape
     a_ax, b_ax = in_plane_axes(axis)
     na, nb = shape[a_ax], shape[b_ax]

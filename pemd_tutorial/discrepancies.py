@@ -110,19 +110,19 @@ def shuffled_labels(n_labels: int, seed: int = 0) -> torch.Tensor:
     return torch.randperm(n_labels, generator=torch.Generator().manual_seed(seed))
 
 
-def _scaled_l1(p, q, grid: LabelGrid, *, n_projections=128, generator=None, angles=None) -> torch.Tensor:
-    return l1_discrepancy(p, q, validate=False) * (grid.n_labels / 2.0)
+def _scaled_entry(name: str) -> Callable[..., torch.Tensor]:
+    """:data:`DISCREPANCIES` ``[name]`` on the label grid, scaled as :func:`scaled_discrepancy` says."""
+
+    def fn(p, q, grid: LabelGrid, *, n_projections=128, generator=None, angles=None) -> torch.Tensor:
+        # step=1.0: projected EMD in label steps; L1 and SWD scaled by L / 2 (scaled_discrepancy)
+        value = DISCREPANCIES[name](p, q, grid_shape=grid.shape, step=1.0, generator=generator,
+                                    validate=False, n_projections=n_projections, angles=angles)
+        return value if name == "pemd" else value * (grid.n_labels / 2.0)
+
+    return fn
 
 
-def _scaled_swd(p, q, grid: LabelGrid, *, n_projections=128, generator=None, angles=None) -> torch.Tensor:
-    value = sliced_wasserstein_discrepancy(p, q, n_projections=n_projections, generator=generator,
-                                           validate=False)
-    return value * (grid.n_labels / 2.0)
-
-
-def _scaled_pemd(p, q, grid: LabelGrid, *, n_projections=128, generator=None, angles=None) -> torch.Tensor:
-    kw = {} if angles is None else {"angles": angles}
-    return projected_emd(p, q, grid.shape, step=1.0, reduction="mean", validate=False, **kw)  # label steps
+_scaled_l1, _scaled_swd, _scaled_pemd = (_scaled_entry(name) for name in ("l1", "swd", "pemd"))
 
 
 def _scaled_pemd_swd(p, q, grid: LabelGrid, **kw) -> torch.Tensor:

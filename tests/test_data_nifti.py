@@ -275,3 +275,15 @@ def test_model_images_are_made_like_the_embedded_training_images():
     diff = np.abs(model_images(native, frame) - reference)
     assert diff.max() < 0.01 and diff.mean() < 0.002
     assert np.abs(model_images(native, frame, antialias=False) - reference).max() > 0.1
+
+
+def test_field_to_world_and_pixel_mm_refuse_wrong_input(pair):
+    from data_utils import pixel_mm
+    from data_utils.nifti import field_to_world
+
+    sl = load_nifti_pair(*pair, size=16)
+    with pytest.raises(ValueError, match="field_to_world.*'dense'"):
+        field_to_world(np.zeros((len(sl), 2, 8, 8)), sl.geometry, sl.slice_index.tolist())
+    assert pixel_mm(128) == 1.4375 and pixel_mm(64) == 2 * 1.4375
+    with pytest.raises(ValueError, match="pixel_mm.*'size'"):
+        pixel_mm(0)
