@@ -648,6 +648,32 @@ def image_source(image: Any) -> str:
     return image.get_attribute("src") or ""
 
 
+def settled_screenshot(image: Any, path: Path, timeout: float = 30.0,
+                       settle: float = 1.0) -> tuple[str, bytes]:
+    """Screenshot a plot once it has stopped changing: ``(its src, the PNG bytes)``.
+
+    An ``interact`` output replaces its ``<img>`` at every redraw, and redraws queued by several
+    key presses can land after the first change is seen; a screenshot of an element that is
+    replaced meanwhile fails with "not attached to the DOM". So: wait until the image's ``src`` has
+    stayed the same for ``settle`` seconds, take the screenshot, and start over if the element was
+    replaced during it. Raises ``TimeoutError`` after ``timeout`` seconds.
+    """
+    if timeout <= 0 or settle <= 0:
+        raise ValueError(f"timeout and settle must be > 0, got {timeout!r}, {settle!r}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() <= deadline:
+        src = image_source(image)
+        time.sleep(settle)
+        if not src or image_source(image) != src:
+            continue
+        try:
+            return src, image.screenshot(path=str(path), timeout=5000)
+        except Exception as err:  # playwright's Error: the image was replaced during the screenshot
+            if "not attached" not in str(err) and "detached" not in str(err):
+                raise
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for the plot to settle")
+
+
 def markdown_links(notebook: Path) -> set[str]:
     """The ``http(s)`` addresses written in a notebook's markdown cells (badges, references)."""
     cells = json.loads(Path(notebook).read_text())["cells"]

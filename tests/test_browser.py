@@ -212,17 +212,17 @@ def _move_slider_and_check_plot(page: Any, pattern: str, name: str, redraw_timeo
     slider.scroll_into_view_if_needed()
     image = bu.output_image_of(slider)
     bu.wait_for(lambda: bu.image_source(image), 30.0, "the slider's plot")
-    value_before, src_before = bu.slider_readout(slider), bu.image_source(image)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    png_before = image.screenshot(path=str(ARTIFACTS / f"{name}-plot-before.png"))
+    src_before, png_before = bu.settled_screenshot(image, ARTIFACTS / f"{name}-plot-before.png")
+    value_before = bu.slider_readout(slider)
 
     bu.press_slider(slider, "ArrowRight", times=3)
     bu.wait_for(lambda: bu.slider_readout(slider) != value_before, 10.0, "the slider's value to change")
-    src_after = bu.wait_for(
+    bu.wait_for(
         lambda: (s := bu.image_source(image)) and s != src_before and s, redraw_timeout, "the plot to change"
     )
     bu.wait_for(lambda: bu.kernel_status(page) == "idle", 60.0, "the kernel to be idle after the redraw")
-    png_after = image.screenshot(path=str(ARTIFACTS / f"{name}-plot-after.png"))
+    src_after, png_after = bu.settled_screenshot(image, ARTIFACTS / f"{name}-plot-after.png")
     assert src_after != src_before
     assert png_after != png_before, "the plot's pixels did not change when the slider moved"
     assert bu.cell_errors(page) == []
@@ -259,6 +259,8 @@ def test_page_helpers_reject_bad_arguments(tmp_path: Path) -> None:
         bu.slider_with_description(None, "")
     with pytest.raises(ValueError, match="times"):
         bu.press_slider(None, times=0)
+    with pytest.raises(ValueError, match="settle"):
+        bu.settled_screenshot(None, tmp_path / "x.png", settle=0)
 
 
 def test_traceback_pattern_tells_errors_from_other_stderr() -> None:
