@@ -191,7 +191,7 @@ def load_model(
 # --------------------------------------------------------------------------------------------
 
 
-def _pretrained_dir() -> Path:
+def pretrained_dir() -> Path:
     return Path(str(resources.files("pemd_tutorial") / _PRETRAINED_DIR))
 
 
@@ -207,7 +207,7 @@ def pretrained_manifest(experiment: str = "main") -> dict[str, Any]:
     """
     if experiment not in ("main", "paper"):
         raise ValueError(f"pretrained_manifest() 'experiment' must be 'main' or 'paper', got {experiment!r}")
-    folder = _pretrained_dir() if experiment == "main" else _pretrained_dir() / "paper"
+    folder = pretrained_dir() if experiment == "main" else pretrained_dir() / "paper"
     path = folder / "manifest.json"
     if not path.is_file():
         raise FileNotFoundError(
@@ -253,7 +253,7 @@ def load_pretrained(name: str, *, device: str | torch.device = "cpu") -> Registr
     entry = manifest["networks"].get(row)
     if entry is None:
         raise FileNotFoundError(f"load_pretrained() the manifest lists no network {name!r}")
-    folder = _pretrained_dir() if experiment == "main" else _pretrained_dir() / "paper"
+    folder = pretrained_dir() if experiment == "main" else pretrained_dir() / "paper"
     path = folder / entry["file"]
     if not path.is_file():
         raise FileNotFoundError(f"load_pretrained() weights file not found: {str(path)!r}")

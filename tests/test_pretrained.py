@@ -88,12 +88,12 @@ def test_unknown_pretrained_name():
 
 
 def test_damaged_pretrained_file_is_refused(tmp_path, monkeypatch):
-    src = pretrained._pretrained_dir()
+    src = pretrained.pretrained_dir()
     dst = tmp_path / "pretrained"
     shutil.copytree(src, dst)
     entry = json.loads((dst / "manifest.json").read_text())["networks"]["source"]
     (dst / entry["file"]).write_bytes((dst / entry["file"]).read_bytes() + b"\0")
-    monkeypatch.setattr(pretrained, "_pretrained_dir", lambda: dst)
+    monkeypatch.setattr(pretrained, "pretrained_dir", lambda: dst)
     with pytest.raises(ValueError, match="sha256"):
         load_pretrained("source")
     (dst / entry["file"]).unlink()
@@ -104,7 +104,7 @@ def test_damaged_pretrained_file_is_refused(tmp_path, monkeypatch):
 def test_shipped_networks_are_small_and_listed():
     manifest = pretrained_manifest()
     assert set(manifest["networks"]) == set(PRETRAINED_NAMES)
-    folder = pretrained._pretrained_dir()
+    folder = pretrained.pretrained_dir()
     total = sum((folder / e["file"]).stat().st_size for e in manifest["networks"].values())
     assert total <= 2 * 1024 * 1024
     cfg = Config.from_dict(manifest["config"])

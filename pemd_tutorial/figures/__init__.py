@@ -41,6 +41,7 @@ from pemd_tutorial.figures.images import (
 )
 from pemd_tutorial.figures.results import (
     plot_accuracy,
+    plot_adaptation_pays,
     plot_distributions,
     plot_label_histogram,
     plot_paper_comparison,
@@ -55,6 +56,7 @@ __all__ = [
     "method_colour",
     "pick_points",
     "plot_accuracy",
+    "plot_adaptation_pays",
     "plot_correlation",
     "plot_cumsums",
     "plot_displacement_field",

@@ -18,6 +18,8 @@ METHOD_COLOURS: dict[str, str] = {
     "identity": "0.55", "mind": "C7", "source": "C0", "inverted": "C9", "mcd_l1": "C1", "mcd_swd": "C2",
     "mcd_pemd": "C3", "oracle": "C4", "mcd_pemd_shuffled": "C5",
     "mcd_pemd2": "C8", "mcd_pemd16": "C6", "mcd_pemd16_swd": "C3",
+    "randomized": "olive", "synth": "teal", "synth_heldout": "darkslategray", "mind_loss": "sienna",
+    "mcd_pemd_randomized": "darkred", "mcd_l1_randomized": "darkorange",
 }
 
 

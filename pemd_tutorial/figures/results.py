@@ -16,8 +16,8 @@ from pemd_tutorial.config import PAPER_ACCURACY, PAPER_COUNTERPARTS, PAPER_EXPER
 from pemd_tutorial.figures.base import method_colour
 from pemd_tutorial.figures.histograms import plot_histogram
 
-__all__ = ["plot_accuracy", "plot_distributions", "plot_label_histogram", "plot_paper_comparison",
-           "plot_paper_experiment", "plot_training_curves"]
+__all__ = ["plot_accuracy", "plot_adaptation_pays", "plot_distributions", "plot_label_histogram",
+           "plot_paper_comparison", "plot_paper_experiment", "plot_training_curves"]
 
 def plot_accuracy(results: Mapping[str, Any], metric: str = "accuracy") -> Figure:
     """Bars of ``metric`` (mean ± std over seeds) per method; every seed a dot; chance a line."""
@@ -224,5 +224,42 @@ def plot_paper_experiment(results: Mapping[str, Any]) -> Figure:
     ax.set_xticks(xs, labels, fontsize=8)
     ax.set_ylabel("target label accuracy (%)")
     ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_adaptation_pays(table: Mapping[str, Any], rows: Sequence[str] | None = None) -> Figure:
+    """One panel per target: each row's paired difference to the reference (MCD-pEMD) in points,
+    with its 95 % bootstrap interval over seeds and test slices; 0 is a dashed line.
+
+    Args:
+        table: the results of ``benchmarks/adaptation_pays.py report`` (``"targets"``,
+            ``"reference"``, ``"method_names"``; per target ``rows[m]["vs_<reference>"]``).
+        rows: the rows to show, top to bottom (default: every row with an interval).
+    """
+    ref = table["reference"]
+    targets = list(table["targets"])
+    if not targets:
+        raise ValueError("plot_adaptation_pays() 'table' has no targets")
+    key = "vs_" + ref
+    if rows is None:
+        rows = [m for m in table["rows"]
+                if all(key in table["targets"][t]["rows"].get(m, {}) for t in targets)]
+    fig, axes = plt.subplots(1, len(targets), figsize=(3.4 * len(targets) + 1.8, 0.32 * len(rows) + 1.2),
+                             sharey=True, squeeze=False)
+    names = table["method_names"]
+    for ax, t in zip(axes[0], targets, strict=True):
+        for i, m in enumerate(rows):
+            d = table["targets"][t]["rows"][m][key]
+            y = len(rows) - 1 - i
+            colour = method_colour(m, i)
+            ax.plot([100 * d["low"], 100 * d["high"]], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
+            ax.plot(100 * d["difference"], y, "o", color=colour, ms=5, mec="k", mew=0.5)
+        ax.axvline(0.0, color="k", ls="--", lw=0.8)
+        ax.set_title(CONTRAST_NAMES.get(t, t), fontsize=10)
+        ax.set_xlabel(f"accuracy − {names[ref]} (points)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(rows)))
+    axes[0][0].set_yticklabels([names[m] for m in reversed(rows)], fontsize=8)
     fig.tight_layout()
     return fig
