@@ -256,5 +256,5 @@ def test_paired_differences_get_an_interval_when_rows_have_slice_counts():
     assert d["interval"]["low"] <= 0.05 <= d["interval"]["high"] and not d["interval"]["within_noise"]
     md = results_markdown({"methods": [], "summary": {}, "seeds": [0, 1], "config": {}, "per_seed": rows})
     assert "95 % interval over seeds and test slices [+" in md
-    one = paired_differences({"per_seed": {k: v[:1] for k, v in rows.items()}})
+    one = paired_differences({"per_seed": {k: [r for r in v if r["seed"] == 0] for k, v in rows.items()}})
     assert "interval" not in one["mcd_pemd - mcd_l1"]  # one seed: no interval
