@@ -21,7 +21,8 @@ what exists, so an interrupted run loses at most one seed and target)::
     python benchmarks/adaptation_pays.py run --seeds 0 2 4 &
     python benchmarks/adaptation_pays.py run --seeds 1 3 &
     python benchmarks/adaptation_pays.py classical  # the classical B-spline row (SimpleITK)
-    python benchmarks/adaptation_pays.py report     # benchmarks/results/adaptation_pays.{json,md}
+    python benchmarks/adaptation_pays.py report     # the table: pemd_tutorial/results/adaptation_pays.json
+                                                    # (shipped; notebook 03 reads it) and its .md here
 
 The classical row (``classical``) registers the same test pairs with SimpleITK's B-spline and
 Mattes mutual information (``benchmarks/classical_registration.py``), with the mesh and iterations
@@ -52,7 +53,7 @@ import torch
 from data_utils.embedded import CONTRAST_NAMES, N_FOLDS
 from pemd_tutorial.config import Config
 from pemd_tutorial.experiment import METHOD_NAMES, run_experiment
-from pemd_tutorial.jsonio import write_json
+from pemd_tutorial.jsonio import SHIPPED_RESULTS_DIR, write_json
 from pemd_tutorial.stats import slice_counts_difference
 
 TARGETS = ("t2", "flair", "flair_lesion")
@@ -69,20 +70,21 @@ HERE = Path(__file__).resolve().parent
 RUNS = HERE / "results" / "adaptation_pays"
 
 
-def _run(seeds: list[int], targets: list[str], out: Path, threads: int | None) -> None:
+def _run(seeds: list[int], targets: list[str], out: Path, threads: int | None, rows=ROWS,
+         tag: str = "") -> None:
     if threads:
         torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         cache: dict = {}  # the source-side networks of this seed, shared by the targets
         for target in targets:
-            path = out / f"seed{seed}_{target}.json"
+            path = out / f"seed{seed}_{target}{'_' + tag if tag else ''}.json"
             if path.exists():
                 print(f"{path.name}: exists, skipped", flush=True)
                 continue
             cfg = Config.standard(target_contrast=target, test_fold=seed % N_FOLDS)
             t0 = time.perf_counter()
-            r = run_experiment(cfg, methods=ROWS, seeds=(seed,), out_dir=None, progress=False,
+            r = run_experiment(cfg, methods=rows, seeds=(seed,), out_dir=None, progress=False,
                                network_cache=cache, command=" ".join(sys.argv))
             r.pop("figures_data", None)
             r.pop("logs", None)
@@ -140,7 +142,8 @@ def _fmt_diff(d: dict) -> str:
 
 def report(runs: Path, out_json: Path, out_md: Path) -> dict:
     """Combine the per-seed files into one results file and a markdown table."""
-    files = sorted(f for f in runs.glob("seed*_*.json") if not f.stem.endswith("_classical"))
+    files = sorted(runs.glob("seed*_*.json"))
+    files = [f for f in files if f.stem.split("_", 1)[1] in TARGETS]  # not the extra rows' files
     if not files:
         raise SystemExit(f"no results in {runs}: run 'adaptation_pays.py run' first")
     by_target: dict[str, dict[int, dict]] = {}
@@ -151,9 +154,15 @@ def report(runs: Path, out_json: Path, out_md: Path) -> dict:
         extra = f.with_name(f.stem + "_classical.json")
         if extra.exists():
             r["per_seed"]["classical"] = [json.loads(extra.read_text())["row"]]
+        for rerun in sorted(runs.glob(f.stem + "_rerun_*.json")):  # rows run again with other settings
+            again = json.loads(rerun.read_text())
+            for m in again["methods"]:
+                if m != "identity":
+                    r["per_seed"][m] = again["per_seed"][m]
+                    r.setdefault("reruns", {})[m] = {"file": rerun.name, "command": again["command"]}
     rows_all = ("identity", *ROWS, "classical")
     names = {**{m: METHOD_NAMES[m] for m in ("identity", *ROWS)},
-             "classical": "classical B-spline + MI (settings chosen with target labels)"}
+             "classical": "B-spline + MI (settings: target labels)"}
     table: dict = {"targets": {}, "rows": list(rows_all), "reference": REFERENCE, "method_names": names,
                    "date": dt.date.today().isoformat(),
                    "command": "python benchmarks/adaptation_pays.py report",
@@ -221,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     r.add_argument("--out", type=Path, default=RUNS)
     r.add_argument("--threads", type=int, default=None, help="torch threads of this process")
+    r.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
+    r.add_argument("--tag", default="", help="run the rows again into seed<s>_<target>_rerun_<tag>.json, "
+                                              "which the report uses instead of the first run's rows")
     c = sub.add_parser("classical", help="the classical B-spline row on the same test pairs",
                        allow_abbrev=False)
     c.add_argument("--seeds", type=int, nargs="+", default=list(range(N_FOLDS)))
@@ -229,13 +241,13 @@ def main(argv: list[str] | None = None) -> None:
     q = sub.add_parser("report", help="combine the runs into a table with paired intervals",
                        allow_abbrev=False)
     q.add_argument("--runs", type=Path, default=RUNS)
-    q.add_argument("--json", type=Path, default=HERE / "results" / "adaptation_pays.json")
+    q.add_argument("--json", type=Path, default=SHIPPED_RESULTS_DIR / "adaptation_pays.json")
     q.add_argument("--md", type=Path, default=HERE / "results" / "adaptation_pays.md")
     a = p.parse_args(argv)
     if a.command == "run":
         if any(s < 0 for s in a.seeds):
             p.error("--seeds must be >= 0")
-        _run(a.seeds, a.targets, a.out, a.threads)
+        _run(a.seeds, a.targets, a.out, a.threads, tuple(a.rows), "rerun_" + a.tag if a.tag else "")
     elif a.command == "classical":
         _classical(a.seeds, a.targets, a.out)
     else:

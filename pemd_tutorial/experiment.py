@@ -392,11 +392,17 @@ SOURCE_TRANSFORMS: dict[str, Callable[[SeedRun], Any]] = {
 }
 
 
+#: The weight of MIND-SSD against the source cross-entropy in the ``mind_loss`` row
+#: (:func:`pemd_tutorial.training.train_similarity`), fixed before any target label was read.
+MIND_LOSS_WEIGHT = 1.0
+
+
 def _run_mind_loss(run: SeedRun) -> MethodResult:
     trained_before = any(k[0] == "source" for k in run.cache["networks"])
     source, _, seconds = _source_model(run)
     model = copy.deepcopy(source)
-    log = train_similarity(model, run.data.source_train, run.data.target_train, run.cfg, **run.train_kw)
+    log = train_similarity(model, run.data.source_train, run.data.target_train, run.cfg,
+                           weight=MIND_LOSS_WEIGHT, **run.train_kw)
     return _network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
 
 

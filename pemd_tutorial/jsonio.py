@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["jsonable", "write_json"]
+__all__ = ["SHIPPED_RESULTS_DIR", "jsonable", "read_shipped_results", "write_json"]
+
+#: Results files that ship inside the package (``pemd_tutorial/results/``), so that a notebook can
+#: show a long benchmark's numbers wherever the package is installed (Colab included) without
+#: running it or fetching anything. The benchmark that makes each file writes it there.
+SHIPPED_RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def jsonable(x: Any) -> Any:
@@ -63,3 +68,19 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int = 1) -> Path:
     tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def read_shipped_results(name: str) -> Any:
+    """A results file that ships with the package (:data:`SHIPPED_RESULTS_DIR`), e.g.
+    ``read_shipped_results("adaptation_pays")`` (the file ``adaptation_pays.json``).
+
+    Raises:
+        ValueError: no such file (the message lists the ones that ship).
+    """
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name:
+        raise ValueError(f"read_shipped_results() 'name' must be a file name without folders, got {name!r}")
+    path = SHIPPED_RESULTS_DIR / (name if name.endswith(".json") else name + ".json")
+    if not path.is_file():
+        known = sorted(p.stem for p in SHIPPED_RESULTS_DIR.glob("*.json"))
+        raise ValueError(f"read_shipped_results() has no results file {name!r}; shipped: {known}")
+    return json.loads(path.read_text())
