@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from data_utils.embedded import N_FOLDS
 from pemd_tutorial.config import DENSE_TARGET_CONTRASTS, PAPER_METHODS, TARGET_CONTRASTS, Config, PaperConfig
 from pemd_tutorial.experiment import DEFAULT_METHODS, METHODS, load_user_slices, run_experiment
 from pemd_tutorial.paper import run_paper_experiment
@@ -82,8 +83,13 @@ def _add_run(sub) -> None:
                         "control mcd_pemd_shuffled); the identity reference row is always added")
     p.add_argument("--target", choices=tuple(DENSE_TARGET_CONTRASTS), default=None,
                    help="moving contrast of the embedded target domain: t2 (simulated T2w, the default), "
-                        "flair (simulated FLAIR-like: no intensity inversion turns it into T1w) or pd; "
-                        "each uses the λ chosen for it without labels")
+                        "flair (simulated FLAIR-like: no intensity inversion turns it into T1w), "
+                        "flair_lesion (FLAIR-like with lesions the T1w lacks, a thick direction and a bias "
+                        "field: no intensity map of the T1w gives it) or pd; each uses the λ chosen for it "
+                        "or for FLAIR-like without labels")
+    p.add_argument("--test-fold", type=int, choices=range(N_FOLDS), default=None, metavar="K",
+                   help=f"which 8-slice block of the embedded data is the test block, 0-{N_FOLDS - 1} "
+                        "(default 0: the shipped split); the training slices are the other blocks")
     p.add_argument("--out", default="results", metavar="DIR",
                    help="output folder for results.json, results.md and figures (default: results)")
     p.add_argument("--fixed", metavar="PATH",
@@ -255,6 +261,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             parser.error(f"--target {args.target} contradicts target_contrast "
                          f"{overrides['target_contrast']!r} of --config-json")
         overrides["target_contrast"] = args.target
+    if getattr(args, "test_fold", None) is not None:
+        overrides["test_fold"] = args.test_fold
     try:
         base = getattr(Config, profile)(**{k: overrides[k] for k in ("target_contrast",) if k in overrides})
         cfg = Config.from_dict({**base.to_dict(), **overrides})
