@@ -19,7 +19,7 @@ METHOD_COLOURS: dict[str, str] = {
     "mcd_pemd": "C3", "oracle": "C4", "mcd_pemd_shuffled": "C5",
     "mcd_pemd2": "C8", "mcd_pemd16": "C6", "mcd_pemd16_swd": "C3",
     "randomized": "olive", "synth": "teal", "synth_heldout": "darkslategray", "mind_loss": "sienna",
-    "mcd_pemd_randomized": "darkred", "mcd_l1_randomized": "darkorange",
+    "mcd_pemd_randomized": "darkred", "mcd_l1_randomized": "darkorange", "classical": "slateblue",
 }
 
 
