@@ -33,7 +33,7 @@ from pemd_tutorial.config import DENSE_TARGET_CONTRASTS, PAPER_METHODS, TARGET_C
 from pemd_tutorial.experiment import DEFAULT_METHODS, METHODS, load_user_slices, run_experiment
 from pemd_tutorial.paper import run_paper_experiment
 from pemd_tutorial.pretrained import PRETRAINED_NAMES, save_model
-from pemd_tutorial.registration import register
+from pemd_tutorial.registration import MONTAGE_SLICES, MOVED_UNITS, PREALIGN_KINDS, register
 from pemd_tutorial.report import paper_markdown, results_markdown, write_paper_report
 
 __all__ = ["COMMANDS", "PROFILES", "PROFILE_NOTES", "build_parser", "config_from_args", "main",
@@ -184,6 +184,14 @@ def _add_register(sub) -> None:
                    help="slices along --axis, end exclusive (default: every slice with >= 2%% foreground)")
     p.add_argument("--volume-index", type=int, metavar="N", help="which volume of a 4D file to use")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help=_DEVICE_HELP)
+    p.add_argument("--prealign", choices=PREALIGN_KINDS, default="rigid",
+                   help="3D pre-alignment before the slice-wise step (SimpleITK, Mattes mutual information): "
+                        "rigid (default), affine or none; written as prealign.tfm and composed into field.nii.gz")
+    p.add_argument("--moved-units", choices=MOVED_UNITS, default="moving",
+                   help="intensities of moved.nii.gz: 'moving' (the moving file's units, default) or "
+                        "'normalised' (robust percentiles mapped to [0, 1], as the network saw them)")
+    p.add_argument("--montages", type=int, default=MONTAGE_SLICES, metavar="N",
+                   help=f"how many slices get a PNG montage, evenly spaced (default {MONTAGE_SLICES})")
     p.add_argument("--no-montage", action="store_true", help="do not write the PNG montages")
     p.set_defaults(handler=_register, parser=p)
 
@@ -340,20 +348,23 @@ def _register(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: l
         try:
             result = register(args.fixed, args.moving, model=args.model, out=args.out, mask=args.mask,
                               axis=args.axis, slices=args.slices, volume_index=args.volume_index,
-                              device=device, montage=not args.no_montage)
-        except (OSError, ValueError, TypeError) as err:
+                              device=device, montage=not args.no_montage, prealign=args.prealign,
+                              moved_units=args.moved_units, montage_slices=args.montages)
+        except (OSError, ValueError, TypeError, ImportError) as err:
             parser.error(str(err))
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     m = result.metrics
     if result.resampled:
         print(f"the moving volume was resampled onto the fixed grid {list(m['fixed_shape'])}")
+    if result.prealignment is not None:
+        print(f"pre-aligned ({args.prealign}, from {result.prealignment.start}): prealign.tfm")
     print(f"registered {len(result.slices)} slices along axis {args.axis} with {args.model} "
           f"({result.model_space['pixel_mm']:.2f} mm per model pixel)")
-    print(f"normalised mutual information (higher = more similar): {m['nmi_before']:.4f} -> "
-          f"{m['nmi_after']:.4f}")
-    print(f"MIND-SSD (lower = more similar):                      {m['mind_ssd_before']:.4f} -> "
-          f"{m['mind_ssd_after']:.4f}")
+    print("similarity over the fixed foreground: NMI (higher = more similar), MIND-SSD (lower = more similar)")
+    for stage, values in m["stages"].items():
+        print(f"  {stage:<11} NMI {values['nmi']:.4f}  MIND-SSD {values['mind_ssd']:.4f}")
+    print(f"kept: {m['kept']}" + (f" ({len(m['warnings'])} warnings above)" if m["warnings"] else ""))
     print(f"wrote {', '.join(sorted(k for k in result.files if not k.startswith('montage/')))} and "
           f"{sum(k.startswith('montage/') for k in result.files)} montages to {args.out}")
     return 0

@@ -54,6 +54,7 @@ for Python users, keeps the RAS+ components of the NIfTI world (``nibabel``'s fr
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import warnings
@@ -66,12 +67,15 @@ import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.ndimage import map_coordinates
 
 from data_utils import warp
 from data_utils.geometry import (
     display_orientation,
+    estimate_foreground,
     from_canonical,
     parse_slices,
+    reorient,
     sample_model,
     sample_slices,
     volume_from_slices,
@@ -80,21 +84,42 @@ from data_utils.nifti import (
     RAS_TO_LPS,
     SlicedPair,
     field_to_world,
+    normalise_intensities,
     read_nifti_volume,
     resample_to_grid,
     same_grid,
-    slice_pair,
+    slice_volumes,
 )
+from data_utils.prealign import (
+    PREALIGN_KINDS,
+    Prealignment,
+    compose_field,
+    grid_points,
+    import_sitk,
+    resample_prealigned,
+    voxel_to_lps,
+)
+from data_utils.prealign import prealign as prealign_pair
 from pemd_tutorial.config import Config
 from pemd_tutorial.evaluate import dense_field
 from pemd_tutorial.figures import plot_registration_montage
 from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.mind import mind_probs
-from pemd_tutorial.pretrained import architecture_mismatch, load_model, load_pretrained
+from pemd_tutorial.pretrained import (
+    ARCHITECTURE_FIELDS,
+    PAPER_PRETRAINED_NAMES,
+    PRETRAINED_NAMES,
+    architecture_mismatch,
+    load_model,
+    load_pretrained,
+)
 from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
 from pemd_tutorial.staging import publish, staging_folder
 
 __all__ = [
+    "MONTAGE_SLICES",
+    "MOVED_UNITS",
+    "PREALIGN_KINDS",
     "RegistrationResult",
     "display_orientation",
     "load_registration_model",
@@ -133,6 +158,10 @@ class RegistrationResult:
     slices: list[int]
     resampled: bool
     model_space: dict[str, Any] = field(default_factory=dict)
+    prealignment: Prealignment | None = None
+    kept: str = "deformable"
+    montage_slices: list[int] = field(default_factory=list)
+    field_affine: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,21 +169,23 @@ class RegistrationResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _read(path: str | os.PathLike, role: str, volume_index: int | None):
+def _read(path: str | os.PathLike, role: str, volume_index: int | None, allow_constant: bool = False):
     """:func:`data_utils.nifti.read_nifti_volume` with the messages prefixed by ``register()``."""
     try:
-        return read_nifti_volume(path, volume_index, role=role)
+        return read_nifti_volume(path, volume_index, role=role, allow_constant=allow_constant)
     except FileNotFoundError as err:
         raise FileNotFoundError(f"register() {err}") from None
     except ValueError as err:
         raise ValueError(f"register() {err}") from None
 
 
-def _slice_pair(fixed, moving, axis: int, size: int, volume_index, mask, slices) -> SlicedPair:
-    """:func:`data_utils.nifti.slice_pair` for ``register()``: the moving volume resampled when needed."""
+def _slice_volumes(data_f, img_f, on_fixed, fixed, moving, axis: int, size: int, mask, mask_data, slices,
+                   resampled: bool) -> SlicedPair:
+    """:func:`data_utils.nifti.slice_volumes` for ``register()``: the moving volume already on the fixed grid."""
     try:
-        return slice_pair(fixed, moving, axis=axis, size=size, volume=volume_index, mask_path=mask,
-                          slices=slices, resample=True, who="register()")
+        return slice_volumes(data_f, img_f, on_fixed, fixed_path=fixed, moving_path=moving, axis=axis, size=size,
+                             mask_path=mask, mask_data=mask_data, slices=slices, resampled=resampled,
+                             who="register()")
     except (FileNotFoundError, ValueError) as err:
         message = str(err) if str(err).startswith("register()") else f"register() {err}"
         raise type(err)(message) from None
@@ -177,14 +208,26 @@ def load_registration_model(spec: str | os.PathLike, device: str | torch.device 
     if spec == "mind":
         return None, (config or Config.standard(device=str(device)))
     if spec.startswith("pretrained:"):
-        model = load_pretrained(spec.split(":", 1)[1], device=device)
+        name = spec.split(":", 1)[1]
+        if name in PAPER_PRETRAINED_NAMES:
+            raise ValueError(
+                f"register() model {spec!r} is a patch network of the paper experiment: it compares two small "
+                "patches and cannot register slices; use one of "
+                + ", ".join(f"pretrained:{n}" for n in PRETRAINED_NAMES) + ", a model file or 'mind'"
+            )
+        if name not in PRETRAINED_NAMES:
+            raise ValueError(f"register() 'model' {spec!r} is not a shipped network: use one of "
+                             + ", ".join(f"pretrained:{n}" for n in PRETRAINED_NAMES) + ", a model file or 'mind'")
+        model = load_pretrained(name, device=device)
         if config is not None:
-
-            bad = architecture_mismatch(model.config, config)
+            bad = architecture_mismatch(model.config, config, ARCHITECTURE_FIELDS)
             if bad:
                 raise ValueError(f"register() model {spec!r} does not fit 'config': " + ", ".join(bad))
         return model, model.config
     model = load_model(spec, config, device=device)
+    if not isinstance(model.config, Config):
+        raise ValueError(f"register() model file '{spec}' holds a {type(model).__name__} (a patch network of the "
+                         "paper experiment), which cannot register slices; give a RegistrationNet's file")
     return model, model.config
 
 
@@ -219,6 +262,24 @@ def resample_moving(
 # --------------------------------------------------------------------------------------------
 
 
+#: How many slices get a PNG montage (evenly spaced over the registered ones).
+MONTAGE_SLICES = 5
+#: What ``moved_units`` accepts.
+MOVED_UNITS = ("moving", "normalised")
+#: Below this share of the fixed foreground covered by the moving foreground (placed by the headers),
+#: the pair is reported as overlapping little (a wrong header orientation, or a large head movement).
+MIN_OVERLAP = 0.8
+#: Final NMI below this (over the fixed foreground): the two images share almost no information.
+MIN_NMI = 1.03
+#: Slices processed together (bounds the memory of the MIND descriptors and of the warps).
+CHUNK_SLICES = 16
+#: The quality check measures the similarity on at most this many registered slices, evenly spaced.
+QUALITY_SLICES = 48
+#: A fixed image with more voxels is registered on a working grid of larger voxels (an integer factor);
+#: the moved image is still written on the fixed grid, the field and the uncertainty on the working grid.
+WORK_VOXELS = 16_000_000
+
+
 def register(
     fixed: str | os.PathLike,
     moving: str | os.PathLike,
@@ -232,8 +293,11 @@ def register(
     device: str = "cpu",
     config=None,
     montage: bool = True,
+    prealign: str = "rigid",
+    moved_units: str = "moving",
+    montage_slices: int = MONTAGE_SLICES,
 ) -> RegistrationResult:
-    """Register ``moving`` to ``fixed`` slice by slice and write the results (module docstring).
+    """Pre-align ``moving`` to ``fixed`` in 3D, register the residual slice by slice, check, write.
 
     Args:
         fixed, moving: NIfTI files (3D, or 4D with ``volume_index``).
@@ -248,16 +312,28 @@ def register(
         device: where the network runs.
         config: optional :class:`~pemd_tutorial.config.Config` the model file must fit.
         montage: write the PNG montages (with ``out``).
+        prealign: ``"rigid"`` (default), ``"affine"`` or ``"none"``: the 3D pre-alignment
+            (:func:`data_utils.prealign.prealign`, SimpleITK, the ``register`` extra).
+        moved_units: ``"moving"`` (default: ``moved.nii.gz`` in the moving file's intensity units) or
+            ``"normalised"`` (its robust percentiles mapped to [0, 1], as the network saw it).
+        montage_slices: how many slices get a montage (evenly spaced).
 
     Returns:
         A :class:`RegistrationResult`.
 
     Raises:
         FileNotFoundError: an input or the model file does not exist.
+        ImportError: ``prealign`` other than ``"none"`` without SimpleITK.
         ValueError: a bad input (the message names the file or argument and the problem): 2D or
             4D without ``volume_index``, NaN or infinite voxels, an empty mask or one on another
             grid, a slice range outside the volume, a model file for another network, an
-            unwritable output folder.
+            unwritable output folder, a moving image that does not overlap the fixed one (without
+            pre-alignment).
+
+    Warns:
+        UserWarning: the quality check's findings (module docstring): little overlap in world space,
+        a wrong or mirrored header orientation, a stage that made the similarity worse (its result
+        is not kept), images that share almost no information. Also in ``metrics["warnings"]``.
     """
     if axis not in (0, 1, 2) or isinstance(axis, bool):
         raise ValueError(f"register() 'axis' must be 0, 1 or 2, got {axis!r}")
@@ -265,17 +341,77 @@ def register(
         raise TypeError(
             f"register() 'volume_index' must be an int or None, got {type(volume_index).__name__}"
         )
+    if prealign not in PREALIGN_KINDS:
+        raise ValueError(f"register() 'prealign' must be one of {', '.join(PREALIGN_KINDS)}, got {prealign!r}")
+    if moved_units not in MOVED_UNITS:
+        raise ValueError(f"register() 'moved_units' must be one of {', '.join(MOVED_UNITS)}, got {moved_units!r}")
+    if isinstance(montage_slices, bool) or not isinstance(montage_slices, int) or montage_slices < 1:
+        raise ValueError(f"register() 'montage_slices' must be a positive int, got {montage_slices!r}")
+    if prealign != "none":
+        import_sitk()  # before any work: a missing extra is named at once
     staging = staging_folder(out, "register()")
     try:
         if Path(fixed).resolve() == Path(moving).resolve():
             warnings.warn(f"register() 'fixed' and 'moving' are the same file '{fixed}'", stacklevel=2)
         net, cfg = load_registration_model(model, device=device, config=config)
-        pair = _slice_pair(fixed, moving, axis, cfg.image_size, volume_index, mask, slices)
-        geometry, chosen, resampled = pair.geometry, pair.slices, pair.resampled
-        img_f, frame = pair.fixed_image, geometry.frame
+        data_f, img_f = _read(fixed, "fixed", volume_index)
+        data_m, img_m = _read(moving, "moving", volume_index)
+        resampled = not same_grid(img_f, img_m)
+        notes: list[str] = []
+        mask_data = _read_mask(mask, img_f)
+        # a large fixed image is registered on a working grid (voxels an integer factor larger); the
+        # moved image is still written on the fixed grid
+        work_f, img_w = _working_grid(data_f, img_f)
+        del data_f
+        if mask_data is not None:
+            mask_data = _working_grid(mask_data.astype(np.float32), img_f)[0] >= 0.5
+        work_m, img_mw = _working_grid(data_m, img_m)
+
+        # the headers' placement, and how much of the fixed foreground it covers
+        by_header = resample_to_grid(work_m, img_mw, img_w) if not same_grid(img_w, img_mw) else work_m
+        fg_f = mask_data if mask_data is not None else estimate_foreground(normalise_intensities(work_f,
+                                                                                                 path=fixed))
+        overlap = _overlap(fg_f, by_header)
+        del fg_f
+        if 0.0 < overlap < MIN_OVERLAP:
+            notes.append(f"moving file '{moving}' covers only {overlap:.0%} of the fixed foreground where the "
+                         "headers place it: a wrong header orientation (e.g. LPS+ data labelled RAS+) or a large "
+                         "head movement" + ("" if prealign == "none" else "; the pre-alignment corrects a "
+                                            "movement, check the result for an orientation"))
+        if np.linalg.det(img_f.affine[:3, :3]) * np.linalg.det(img_m.affine[:3, :3]) < 0:
+            notes.append(f"moving file '{moving}' and fixed file '{fixed}' store their voxels in opposite "
+                         "handedness (e.g. LAS+ and RAS+): right if both headers are right; if one was edited or "
+                         "converted by another tool, check left and right, which a nearly symmetric brain does not "
+                         "show (no rigid or affine transform undoes a mirror)")
+        pre = None
+        if prealign != "none":
+            try:
+                pre = prealign_pair(work_f, img_w.affine, work_m, img_mw.affine, prealign)
+            except (ValueError, RuntimeError) as err:  # SimpleITK raises RuntimeError
+                notes.append(f"the {prealign} pre-alignment of moving file '{moving}' failed ({str(err)[-200:]}); "
+                             "continuing without it")
+        overlap_message = (f"moving file '{moving}' does not overlap the fixed image '{fixed}': placed in the "
+                           "world by the two headers' affines, its foreground falls outside the fixed foreground")
+        if pre is not None:
+            if overlap == 0.0:
+                notes.append(overlap_message + "; the pre-alignment searched for it (check the result and the "
+                             "headers)")
+            notes.extend(f"moving file '{moving}': {n}" for n in pre.notes)
+            on_fixed = resample_prealigned(pre, work_m, img_mw.affine, work_f.shape, img_w.affine)
+        elif overlap == 0.0:
+            raise ValueError(f"register() {overlap_message} (check the headers"
+                             + (", or pre-align with --prealign rigid)" if prealign == "none" else ")"))
+        else:
+            on_fixed = by_header
+        del work_m
+        pair = _slice_volumes(work_f, img_w, on_fixed, fixed, moving, axis, cfg.image_size, mask, mask_data,
+                              slices, resampled or pre is not None)
+        del on_fixed, work_f
+        geometry, chosen = pair.geometry, pair.slices
+        frame, canon = geometry.frame, geometry.canonical
         sl_f, sl_m, sl_k = pair.native["fixed"], pair.native["moving"], pair.native["mask"]
 
-        # model images and predictions
+        # the deformable step on the model images
         img_fixed = torch.from_numpy(pair.model["fixed"]).float()[:, None]
         img_moving = torch.from_numpy(pair.model["moving"]).float()[:, None]
         model_mask = torch.from_numpy(pair.model["mask"] >= 0.5)
@@ -287,27 +423,69 @@ def register(
             entropy, size=(cfg.image_size,) * 2, mode="bilinear", align_corners=False
         )
         moved_model = warp(img_moving, dense)
-
-        # back to the native grid: warp every moving slice at its own resolution
-        (da, db), field_vol = field_to_world(dense.double().numpy(), geometry, chosen)
+        (da, db), _ = field_to_world(dense.double().numpy(), geometry, chosen, world=False)
         na, nb = sl_f.shape[1:]
+        grid_a, grid_b = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
+        moved_sl = np.concatenate([
+            sample_slices(sl_m[c], grid_a + da[c], grid_b + db[c])
+            for c in _chunks(len(chosen))
+        ])
+        del da, db
+
+        # the quality check: the label-free similarity after each stage, over the fixed foreground of
+        # (at most QUALITY_SLICES evenly spaced) registered slices
+        q = _spread(len(chosen), QUALITY_SLICES)
+        stages = {}
+        if pre is not None and overlap == 0.0:  # nothing to compare where the headers place it
+            header_sl = np.zeros_like(sl_m)
+            stages["header"] = {"nmi": float("nan"), "mind_ssd": float("nan")}
+        elif pre is not None:
+            header_sl = _canonical_slices(normalise_intensities(by_header, path=moving), canon, axis, chosen)
+            stages["header"] = _similarity(sl_f[q], header_sl[q], sl_k[q])
+        else:
+            header_sl = sl_m
+        del by_header
+        stages["prealigned" if pre is not None else "header"] = _similarity(sl_f[q], sl_m[q], sl_k[q])
+        stages["deformable"] = _similarity(sl_f[q], moved_sl[q], sl_k[q])
+        kept, use_pre, use_def = _choose(stages, notes, model, prealign)
+        if not use_pre:
+            pre = None
+        if not use_def:
+            moved_sl = sl_m if use_pre else header_sl
+        final = stages[kept]
+        if final["nmi"] < MIN_NMI:
+            notes.append(f"the registered images share almost no information (NMI {final['nmi']:.3f}; 1 = "
+                         "independent): noise, another subject or a wrong file? The result is not meaningful")
+        mean_entropy = float(entropy_dense[:, 0][model_mask].mean()) if model_mask.any() else float("nan")
+        if net is not None and mean_entropy > OOD_ENTROPY * math.log(cfg.n_labels):
+            notes.append(f"the network is unsure about these images (mean label entropy {mean_entropy:.2f} nats "
+                         f"of at most {math.log(cfg.n_labels):.2f}): they look unlike the brain slices it was "
+                         "trained on; its displacements are close to a guess")
+
+        # the outputs: one field composing both stages (on the working grid), the moving file warped once
+        field_ras = field_to_world(dense.double().numpy(), geometry, chosen)[1] if use_def else None
+        field_lps = _composed_field(field_ras, img_w, pre)
+        del field_ras
+        if moved_units == "normalised":
+            data_m = normalise_intensities(data_m, path=moving)
+        moved_vol = _warp_moving(data_m, img_m, img_f, field_lps, img_w)
+        del data_m
         mx, my = frame.model_coordinates(na, nb)
         ent = sample_model(entropy_dense[:, 0].double().numpy(), mx, my) * frame.inside(na, nb)
-        grid_a, grid_b = np.meshgrid(np.arange(na), np.arange(nb), indexing="ij")
-        moved_sl = sample_slices(sl_m, grid_a + da, grid_b + db)
+        unc_vol = from_canonical(volume_from_slices(ent, axis, canon.canonical_shape, chosen), canon)
 
-        canon = geometry.canonical
-        shape = canon.canonical_shape
-        moved_c = volume_from_slices(moved_sl, axis, shape, chosen, base=pair.canonical["moving"])
-        moved_vol = from_canonical(moved_c, canon).astype(np.float32)
-        unc_vol = from_canonical(volume_from_slices(ent, axis, shape, chosen), canon).astype(np.float32)
-
-        metrics = _metrics(sl_f, sl_m, moved_sl, sl_k, chosen, fixed, moving, model, resampled, cfg, axis,
-                           img_f.shape[:3])
+        for note in notes:
+            warnings.warn(f"register() {note}", stacklevel=2)
+        metrics = _metrics(sl_f, header_sl, moved_sl, sl_k, chosen, fixed, moving, model, resampled, cfg, axis,
+                           img_f.shape[:3], stages, kept, pre, prealign, overlap, mean_entropy, notes,
+                           moved_units, img_w)
+        shown = _spread(len(chosen), montage_slices, ends=False)
+        field_mm = field_lps.astype(np.float32)
+        field_mm *= RAS_TO_LPS.astype(np.float32)
         result = RegistrationResult(
             moved=moved_vol,
-            field_mm=field_vol.astype(np.float32),
-            uncertainty=unc_vol,
+            field_mm=field_mm,
+            uncertainty=unc_vol.astype(np.float32),
             metrics=metrics,
             files={},
             slices=[int(i) for i in chosen],
@@ -320,16 +498,178 @@ def register(
                 "mask": model_mask,
                 "pixel_mm": frame.pixel,
                 "config": cfg,
-                "native": {"fixed": sl_f, "moving": sl_m, "moved": moved_sl, "mask": sl_k},
+                "native": {"fixed": sl_f, "moving": header_sl, "moved": moved_sl, "mask": sl_k},
             },
+            prealignment=pre,
+            kept=kept,
+            montage_slices=[int(chosen[i]) for i in shown],
+            field_affine=img_w.affine.copy(),
         )
         if staging is not None:
-            _write(staging, result, img_f, montage)
+            _write(staging, result, img_f, img_w, field_lps, montage, shown)
             result.files = publish(staging, Path(out))
         return result
     finally:
         if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+#: The network's mean label entropy over the foreground above this share of ``log L`` (a uniform guess):
+#: the images look unlike its training data.
+OOD_ENTROPY = 0.8
+
+
+def _chunks(n: int, size: int = CHUNK_SLICES):
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _overlap(fg_f: np.ndarray, moving_on_fixed: np.ndarray) -> float:
+    """Share of the fixed foreground covered by the moving foreground (both on the fixed grid)."""
+    lo, hi = float(moving_on_fixed.min()), float(moving_on_fixed.max())
+    if hi == lo or not fg_f.any():
+        return 0.0
+    fg_m = estimate_foreground(normalise_intensities(moving_on_fixed))
+    return float((fg_m & fg_f).sum() / fg_f.sum())
+
+
+def _canonical_slices(volume: np.ndarray, canon, axis: int, chosen) -> np.ndarray:
+    return np.moveaxis(reorient(volume, canon), axis, 0)[chosen]
+
+
+def _similarity(f: np.ndarray, m: np.ndarray, k: np.ndarray) -> dict[str, float]:
+    """NMI (pooled) and MIND-SSD (chunks of slices, weighted by their foreground) over the mask ``k``."""
+    total, count = 0.0, 0
+    for c in _chunks(len(f)):
+        n = int(k[c].sum())
+        if n:
+            total += mind_ssd(f[c], m[c], k[c]) * n
+            count += n
+    return {"nmi": normalised_mutual_information(f, m, k), "mind_ssd": total / count if count else float("nan")}
+
+
+def _choose(stages: dict, notes: list[str], model, prealign: str) -> tuple[str, bool, bool]:
+    """Which stage's result is kept: ``(name, pre-alignment kept, deformable kept)``.
+
+    The deformable step is kept only when it makes neither similarity worse than the stage before;
+    the pre-alignment is dropped only when it makes both worse than the headers' placement.
+    """
+
+    def worse(a: dict, b: dict) -> tuple[bool, bool]:  # is a worse than b, by NMI, by MIND-SSD
+        return a["nmi"] < b["nmi"], a["mind_ssd"] > b["mind_ssd"]
+
+    def say(a: dict, b: dict) -> str:
+        return f"NMI {b['nmi']:.4f} -> {a['nmi']:.4f}, MIND-SSD {b['mind_ssd']:.4f} -> {a['mind_ssd']:.4f}"
+
+    use_pre = "prealigned" in stages
+    if use_pre and all(worse(stages["prealigned"], stages["header"])):
+        notes.append(f"the {prealign} pre-alignment made the similarity worse than the headers' placement "
+                     f"({say(stages['prealigned'], stages['header'])}): it is not used")
+        use_pre = False
+    before = "prealigned" if use_pre else "header"
+    use_def = not any(worse(stages["deformable"], stages[before]))
+    if not use_def:
+        notes.append(f"the deformable step ({model}) made the similarity worse than the "
+                     f"{'pre-alignment' if use_pre else 'headers placement'} alone "
+                     f"({say(stages['deformable'], stages[before])}): its field is not used; the result is the "
+                     f"{'pre-alignment' if use_pre else 'headers placement'} alone")
+    return ("deformable" if use_def else before), use_pre, use_def
+
+
+def _spread(n: int, k: int, ends: bool = True) -> list[int]:
+    """``k`` evenly spaced positions among ``n`` (all of them when ``n <= k``); without ``ends``, the
+    first and last position are left out (the montages show slices inside the brain, not its edges)."""
+    if n <= k:
+        return list(range(n))
+    return sorted({int(round(v)) for v in (np.linspace(0, n - 1, k) if ends
+                                           else np.linspace(0, n - 1, k + 2)[1:-1])})
+
+
+def _read_mask(mask, img_f) -> np.ndarray | None:
+    """The mask file as bool on the fixed grid (``None`` without one); errors name the file."""
+    if mask is None:
+        return None
+    data, img = _read(mask, "mask", None, allow_constant=True)
+    if not same_grid(img, img_f):
+        raise ValueError(
+            f"register() mask file '{mask}' is on another grid than the fixed image (shape {img.shape[:3]} vs "
+            f"{img_f.shape[:3]}, or a different affine); give a mask in the fixed image's space"
+        )
+    if not (data > 0).any():
+        raise ValueError(f"register() mask file '{mask}' is empty (no voxel > 0)")
+    return data > 0
+
+
+def _working_grid(data: np.ndarray, img):
+    """``(data, image)`` as they are, or, above :data:`WORK_VOXELS` voxels, averaged over blocks of
+    ``f x f x f`` voxels (``f`` the smallest integer that brings it below) with the matching affine."""
+    n = int(np.prod(data.shape[:3]))
+    f = 1
+    while n / f**3 > WORK_VOXELS:
+        f += 1
+    if f == 1:
+        return data, img
+    shape = tuple(int(v) // f for v in data.shape[:3])
+    blocks = data[: shape[0] * f, : shape[1] * f, : shape[2] * f]
+    reduced = blocks.reshape(shape[0], f, shape[1], f, shape[2], f).mean(axis=(1, 3, 5))
+    scale = np.diag([f, f, f, 1.0])
+    scale[:3, 3] = (f - 1) / 2  # the centre of a block, in the fine voxels
+    return reduced, nib.Nifti1Image(reduced, img.affine @ scale)
+
+
+def _composed_field(field_ras: np.ndarray | None, img_w, pre) -> np.ndarray:
+    """The written field ``(X, Y, Z, 3)`` float64, LPS+ mm, on the working grid: pre-alignment after
+    the deformable ``field_ras`` (:func:`data_utils.prealign.compose_field`), in slabs."""
+    shape = img_w.shape[:3]
+    out = np.zeros((*shape, 3), dtype=np.float64)
+    for z in _slabs(shape):
+        d = np.zeros((shape[0], shape[1], z.stop - z.start, 3)) if field_ras is None else field_ras[:, :, z]
+        out[:, :, z] = compose_field(d, img_w.affine, pre, z)
+    return out
+
+
+def _slabs(shape, voxels: float = 1e6) -> list[slice]:
+    """Slabs of the third voxel axis of about ``voxels`` voxels each."""
+    step = max(1, int(voxels // (shape[0] * shape[1])))
+    return [slice(z0, min(z0 + step, shape[2])) for z0 in range(0, shape[2], step)]
+
+
+def _warp_moving(source: np.ndarray, img_m, img_f, field_lps: np.ndarray, img_w) -> np.ndarray:
+    """``source`` (on the moving grid) sampled at ``p + D(p)`` for every fixed voxel ``p`` (trilinear), float32.
+
+    ``D`` is ``field_lps`` (LPS+ mm on the grid of ``img_w``), interpolated trilinearly where that grid
+    is coarser than the fixed one (zero outside it, as ITK does), in slabs of the fixed grid's third
+    voxel axis so the coordinates never exist for the whole volume at once.
+    """
+    shape = img_f.shape[:3]
+    to_moving = np.linalg.inv(voxel_to_lps(img_m.affine))
+    to_world = voxel_to_lps(img_f.affine)
+    coarse = not same_grid(img_f, img_w)
+    to_work = np.linalg.inv(img_w.affine) @ img_f.affine
+    moved = np.zeros(shape, dtype=np.float32)
+    cval = float(source.min())
+    for z in _slabs(shape):
+        if coarse:
+            w = grid_points(to_work, (shape[0], shape[1], z.stop - z.start), z.start)
+            disp = np.stack([_sample(field_lps[..., c], w, 0.0) for c in range(3)], axis=-1)
+            del w
+        else:
+            disp = field_lps[:, :, z]
+        q = grid_points(to_world, (shape[0], shape[1], z.stop - z.start), z.start) + disp
+        v = q @ to_moving[:3, :3].T + to_moving[:3, 3]
+        del q, disp
+        moved[:, :, z] = _sample(source, v, cval)
+    return moved
+
+
+def _sample(volume: np.ndarray, v: np.ndarray, cval: float) -> np.ndarray:
+    """Trilinear samples of ``volume`` at voxel coordinates ``v`` ``(..., 3)``, at its borders as ITK's
+    linear interpolator: the border voxel's value up to half a voxel outside, ``cval`` beyond."""
+    out = map_coordinates(volume, [v[..., 0], v[..., 1], v[..., 2]], order=1, mode="nearest")
+    outside = np.zeros(out.shape, dtype=bool)
+    for c, n in enumerate(volume.shape[:3]):
+        outside |= (v[..., c] < -0.5) | (v[..., c] > n - 0.5)
+    out[outside] = cval
+    return out
 
 
 @torch.no_grad()
@@ -347,19 +687,20 @@ def _predict(net, cfg, fixed: torch.Tensor, moving: torch.Tensor, device) -> tor
     return torch.cat(out)
 
 
-def _metrics(
-    sl_f, sl_m, moved, mask, chosen, fixed, moving, model, resampled, cfg, axis, fixed_shape
-) -> dict[str, Any]:
+def _metrics(sl_f, sl_before, moved, mask, chosen, fixed, moving, model, resampled, cfg, axis, fixed_shape,
+             stages, kept, pre, prealign, overlap, mean_entropy, notes, moved_units, img_w) -> dict[str, Any]:
     per_slice = []
     for i, k in enumerate(chosen):
         m = mask[i]
         per_slice.append(
             {
                 "slice": int(k),
-                "nmi_before": normalised_mutual_information(sl_f[i], sl_m[i], m),
+                "nmi_before": normalised_mutual_information(sl_f[i], sl_before[i], m),
                 "nmi_after": normalised_mutual_information(sl_f[i], moved[i], m),
             }
         )
+    first = stages["header"]
+    final = stages[kept]
     return {
         "fixed": str(fixed),
         "moving": str(moving),
@@ -368,16 +709,28 @@ def _metrics(
         "slices": [int(k) for k in chosen],
         "moving_resampled_to_fixed_grid": resampled,
         "fixed_shape": [int(v) for v in fixed_shape],
+        "working_shape": [int(v) for v in img_w.shape[:3]],
         "image_size": cfg.image_size,
         "labels": cfg.n_labels,
-        "nmi_before": normalised_mutual_information(sl_f, sl_m, mask),
-        "nmi_after": normalised_mutual_information(sl_f, moved, mask),
-        "mind_ssd_before": mind_ssd(sl_f, sl_m, mask),
-        "mind_ssd_after": mind_ssd(sl_f, moved, mask),
+        "prealign": prealign,
+        "prealign_start": None if pre is None else pre.start,
+        "prealign_matrix_lps": None if pre is None else pre.matrix.tolist(),
+        "prealign_translation_lps_mm": None if pre is None else pre.translation.tolist(),
+        "header_overlap": overlap,
+        "stages": stages,
+        "kept": kept,
+        "mean_label_entropy": mean_entropy,
+        "moved_units": moved_units,
+        "nmi_before": first["nmi"],
+        "nmi_after": final["nmi"],
+        "mind_ssd_before": first["mind_ssd"],
+        "mind_ssd_after": final["mind_ssd"],
         "per_slice": per_slice,
-        "notes": "over the foreground of the registered slices at the fixed image's resolution; "
-        "NMI in [1, 2] "
-        "(higher = more similar), MIND-SSD >= 0 (lower = more similar)",
+        "warnings": list(notes),
+        "notes": "over the foreground of the registered slices at the fixed image's resolution; 'before' = the "
+        "moving image placed by the headers, 'after' = the kept stage; NMI in [1, 2] "
+        "(higher = more similar), MIND-SSD >= 0 (lower = more similar); header_overlap = share of the "
+        "fixed foreground covered by the moving foreground as the headers place it",
     }
 
 
@@ -386,25 +739,29 @@ def _metrics(
 # --------------------------------------------------------------------------------------------
 
 
-def _write(folder: Path, result: RegistrationResult, img_f, montage: bool) -> None:
-    def save(data: np.ndarray, name: str, vector: bool = False) -> None:
-        img = nib.Nifti1Image(data, img_f.affine)
-        img.set_qform(img_f.affine, code=1)
-        img.set_sform(img_f.affine, code=1)
+def _write(folder: Path, result: RegistrationResult, img_f, img_w, field_lps: np.ndarray, montage: bool,
+           shown: list[int]) -> None:
+    def save(data: np.ndarray, name: str, affine: np.ndarray, vector: bool = False) -> None:
+        img = nib.Nifti1Image(data, affine)
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=1)
         if vector:
             img.header.set_intent("vector")
         nib.save(img, str(folder / name))
 
-    save(result.moved, "moved.nii.gz")
-    # ITK reads the components of an intent-vector field as LPS+: negate x and y of the RAS+ vectors
-    save((result.field_mm[:, :, :, None, :] * RAS_TO_LPS).astype(np.float32), "field.nii.gz", vector=True)
-    save(result.uncertainty, "uncertainty.nii.gz")
+    save(result.moved, "moved.nii.gz", img_f.affine)
+    # ITK reads an intent-vector field's components as LPS+; 64-bit, as DisplacementFieldTransform needs
+    save(field_lps[:, :, :, None, :], "field.nii.gz", img_w.affine, vector=True)
+    save(result.uncertainty, "uncertainty.nii.gz", img_w.affine)
+    if result.prealignment is not None:
+        import_sitk().WriteTransform(result.prealignment.transform, str(folder / "prealign.tfm"))
     write_json(folder / "metrics.json", result.metrics)
     if montage:
         (folder / "montage").mkdir()
         nat = result.model_space["native"]
-        for i, k in enumerate(result.slices):
-            shown = (display_orientation(nat[key][i]) for key in ("fixed", "moving", "moved"))
-            fig = plot_registration_montage(*shown, title=f"slice {k} along axis {result.metrics['axis']}")
+        for i in shown:
+            k = result.slices[i]
+            images = (display_orientation(nat[key][i]) for key in ("fixed", "moving", "moved"))
+            fig = plot_registration_montage(*images, title=f"slice {k} along axis {result.metrics['axis']}")
             fig.savefig(folder / "montage" / f"slice_{k:03d}.png", dpi=100)
             plt.close(fig)
