@@ -113,17 +113,20 @@ def build_pair(folder: Path) -> dict:
             "t2": t2, "m_affine": m_affine, "m_shape": m_shape, "moving_data": moving * 1000.0}
 
 
-#: Runs the command and prints the child's own peak resident memory (kB) on its last stderr line.
+#: Runs the command and prints, on its last stderr lines, the child's own peak resident memory (VmHWM of
+#: /proc/self/status, which starts afresh at exec; getrusage's ru_maxrss would carry the parent's
+#: peak over) and its CPU time.
 LAUNCHER = (
-    "import resource, runpy, sys\n"
+    "import os, runpy, sys\n"
     "sys.argv = ['python -m pemd_tutorial', *sys.argv[1:]]\n"
     "try:\n"
     "    runpy.run_module('pemd_tutorial', run_name='__main__')\n"
     "finally:\n"
-    "    print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "    hwm = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')]\n"
+    "    print('PEAK_RSS_KB', hwm[0], file=sys.stderr)\n"
+    "    t = os.times()\n"
+    "    print('CPU_S', t.user + t.system, file=sys.stderr)\n"
 )
-
-
 def run_register(args: list[str]) -> dict:
     """The command in a child process: exit status, wall time, peak memory, what it printed."""
     t0 = time.perf_counter()
@@ -132,8 +135,10 @@ def run_register(args: list[str]) -> dict:
     wall = time.perf_counter() - t0
     err = proc.stderr.strip().splitlines()
     peak = [int(line.split()[1]) for line in err if line.startswith("PEAK_RSS_KB")]
-    err = [line for line in err if not line.startswith("PEAK_RSS_KB")]
+    cpu = [float(line.split()[1]) for line in err if line.startswith("CPU_S")]
+    err = [line for line in err if not line.startswith(("PEAK_RSS_KB", "CPU_S"))]
     return {"exit_status": proc.returncode, "wall_s": round(wall, 1),
+            "cpu_s": round(cpu[-1], 1) if cpu else None,
             "peak_rss_gb": round(peak[-1] / 1024**2, 3) if peak else None,
             "stdout": proc.stdout.strip().splitlines(), "stderr": err[-8:]}
 
@@ -151,10 +156,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "register_whole_brain.json"))
+    parser.add_argument("--merge", action="store_true",
+                        help="update these cases in an existing --out file, keep the others")
     args = parser.parse_args()
     results: dict = {
         "what": "python -m pemd_tutorial register on nilearn's MNI152 2009 T1w (1 mm) and a simulated T2w "
-                f"on a {MOVING_MM} mm grid misaligned by {ANGLE_DEG} degrees about z and {SHIFT_MM.tolist()} mm",
+                f"on a {MOVING_MM} mm grid misaligned by {ANGLE_DEG} degrees about z and "
+                f"{SHIFT_MM.tolist()} mm",
         "command": "python benchmarks/register_whole_brain.py " + " ".join(sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs), "
@@ -185,27 +193,41 @@ def main() -> None:
                                         nib.Nifti1Image(np.zeros(half_shape, np.int8), half))
                 fixed_half = save(tmp / "fixed_half.nii.gz", data, half)
                 del data
-                run = run_register(["--fixed", str(fixed_half), "--moving", str(pair["moving"]), "--out", str(out)])
+                run = run_register(["--fixed", str(fixed_half), "--moving", str(pair["moving"]),
+                                    "--out", str(out)])
                 run["fixed_shape"] = list(half_shape)
             else:
                 run = run_register(silent_case(case, pair, tmp) + ["--out", str(out)])
             run["warnings"] = [line for line in run.pop("stderr") if "warning" in line or "error" in line]
             results["cases"][case] = run
             print(case, {k: v for k, v in run.items() if k != "stdout"}, flush=True)
-    write_json(Path(args.out), results)
+            write(results, args)  # after every case: a stopped run keeps what it measured
     print(f"wrote {args.out}")
+
+
+def write(results: dict, args) -> None:
+    """``results`` to ``--out`` (with ``--merge``, its cases updated in the existing file)."""
+    out = Path(args.out)
+    if args.merge and out.is_file():
+        earlier = json.loads(out.read_text())
+        earlier["cases"].update(results["cases"])
+        merged = [m for m in earlier.get("merged", []) if m["command"] != results["command"]]
+        earlier["merged"] = [*merged, {"cases": list(results["cases"]), "date": results["date"],
+                                       "command": results["command"]}]
+        results = earlier
+    write_json(out, results)
 
 
 def silent_case(case: str, pair: dict, tmp: Path) -> list[str]:
     """Arguments of one of the cases that registered silently before issue 27."""
-    fixed, moving = str(pair["fixed"]), str(pair["moving"])
+    fixed = str(pair["fixed"])
     rng = np.random.default_rng(1)
     if case == "lps_header":  # RAS+ data labelled LPS+: the first two axes' signs flipped in the header
         a = pair["m_affine"] @ np.diag([-1.0, -1.0, 1.0, 1.0])
         return ["--fixed", fixed, "--moving", str(save(tmp / "lps.nii.gz", pair["moving_data"], a))]
-    if case == "mirrored_header":  # the data mirrored left-right, the header unchanged
-        return ["--fixed", fixed, "--moving", str(save(tmp / "mirror.nii.gz", pair["moving_data"][::-1],
-                                                       pair["m_affine"]))]
+    if case == "mirrored_header":  # the header's left-right axis reversed, the data unchanged
+        a = np.diag([-1.0, 1.0, 1.0, 1.0]) @ pair["m_affine"]
+        return ["--fixed", fixed, "--moving", str(save(tmp / "mirror.nii.gz", pair["moving_data"], a))]
     if case == "outside_fov":  # the moving header's origin 300 mm away
         a = pair["m_affine"].copy()
         a[:3, 3] += [300.0, 0.0, 0.0]

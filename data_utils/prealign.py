@@ -126,8 +126,9 @@ def _method(sitk, shrink: list[int], iterations: int, sampling: list[float], see
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentagePerLevel(sampling, seed)
     reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3, numberOfIterations=iterations,
-                                                 relaxationFactor=0.6, gradientMagnitudeTolerance=1e-6)
+    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3,
+                                                 numberOfIterations=iterations, relaxationFactor=0.6,
+                                                 gradientMagnitudeTolerance=1e-6)
     reg.SetOptimizerScalesFromPhysicalShift()
     reg.SetShrinkFactorsPerLevel(shrink)
     reg.SetSmoothingSigmasPerLevel([0.5 * f for f in shrink])  # in mm-free voxel units of the level

@@ -1,55 +1,55 @@
-"""Register a real pair of NIfTI volumes with a trained network: ``python -m pemd_tutorial register``.
+"""Register a real pair of NIfTI volumes: ``python -m pemd_tutorial register``.
 
 :func:`register` is what the command calls. For a fixed volume (e.g. a T1w scan) and a moving
 volume (e.g. a T2w scan of the same subject, on any voxel grid):
 
 1. **Read** both with :func:`data_utils.read_nifti_volume`, the project's one NIfTI reader (a 4D
-   file needs ``volume_index``; a 2D file, NaN or infinite voxels are refused). When the grids
-   differ (shape or affine: orientation, voxel size, field of view), the moving volume is
-   **resampled onto the fixed grid** with
-   :func:`nibabel.processing.resample_from_to` (trilinear; needs SciPy), and the result says so.
-2. **Foreground**: the given mask (on the fixed grid), or an estimate: the fixed volume's
-   normalised intensity above 0.1, holes filled (:func:`scipy.ndimage.binary_fill_holes`).
-3. **Normalise** each volume by robust percentiles (the 1st and 99th percentile of its voxels
-   above the minimum map to 0 and 1, clipped).
-4. **Slices** along ``axis`` of the canonical (RAS+) volume (0 sagittal, 1 coronal, 2 axial; by
-   default every slice with at least 2 % foreground). Each slice is resampled **in millimetres**
-   to the model's square image: a square field of view around the foreground of all chosen slices
-   (its larger side plus 15 %), so anisotropic voxels keep their true aspect instead of being
-   stretched, and the brain fills the image about as much as in the training data (where a
-   model pixel is larger than a voxel, with the antialiasing filter that made the training
-   images). Steps 1-4 are :func:`data_utils.slice_pair` (policy: :mod:`data_utils.geometry`),
-   which also makes the slices of :func:`data_utils.load_nifti_pair`: a network adapted on those
-   sees exactly these images.
-5. **Predict** label probabilities with the model (mean of F1 and F2), or with the MIND baseline
-   (``model="mind"``: no network). The expected displacement at the control points is
-   interpolated to every model pixel (:func:`pemd_tutorial.evaluate.dense_field`) and mapped back
-   to the fixed grid in millimetres.
-6. **Write**, in the fixed image's voxel grid and affine: ``moved.nii.gz`` (the moving volume warped
-   at its own resolution; slices not registered keep the resampled moving image),
-   ``field.nii.gz`` (the displacement in millimetres, a 5D vector image ``(X, Y, Z, 1, 3)`` with
-   intent "vector", zero outside the registered slices, **in ITK's LPS+ convention**: see below),
-   ``uncertainty.nii.gz`` (the entropy, in nats, of the label probabilities at each control point,
-   interpolated; ``log L`` is a uniform guess), ``montage/slice_<k>.png`` (fixed, moving before,
-   moving after, with the fixed image's edges drawn on the moving images) and ``metrics.json``.
-   Everything is written to a staging folder first and moved into ``out`` only when all of it
-   succeeded, so an error leaves nothing half-written.
-
-What can be measured without ground truth is printed and stored in ``metrics.json``: the
-normalised mutual information (NMI, 32 bins) and the MIND-SSD (mean squared difference of MIND
-descriptors) between the fixed image and the moving image before and after registration, over
-the foreground of the registered slices. NMI should go up and MIND-SSD down when registration
-helps.
+   file needs ``volume_index``; a 2D file, NaN or infinite voxels are refused). A fixed volume of
+   more than :data:`WORK_VOXELS` voxels (e.g. 0.5 mm) is registered on a **working grid** of
+   voxels an integer factor larger (block means); the moved image is still written on the fixed
+   grid, so memory stays bounded whatever the resolution.
+2. **Check the headers**: the share of the fixed foreground that the moving foreground covers
+   where the two affines place it (a wrong orientation shows as little overlap, none as "does not
+   overlap the fixed image"), and whether the two headers differ in handedness (a mirror).
+3. **Pre-align** in 3D (``prealign="rigid"``, the default, or ``"affine"``; ``"none"`` to skip):
+   :func:`data_utils.prealign.prealign`, SimpleITK's Mattes mutual information from a small
+   search over starting orientations; the moving volume is resampled onto the (working) fixed grid
+   through it.
+4. **Slices** (:func:`data_utils.nifti.slice_volumes`, policy :mod:`data_utils.geometry`): both volumes
+   normalised by robust percentiles, the foreground (the given mask or the fixed intensity above
+   10 %, holes filled), every slice along ``axis`` of the canonical (RAS+) volume with at least 2 %
+   foreground, each resampled **in millimetres** to the model's square image. The same slices as
+   :func:`data_utils.load_nifti_pair` makes, so a network adapted on those sees exactly these.
+5. **The deformable step**: label probabilities from the model (mean of F1 and F2), or MIND
+   (``model="mind"``); the expected displacement at the control points, interpolated to every model
+   pixel (:func:`pemd_tutorial.evaluate.dense_field`) and mapped back to the voxels in millimetres.
+6. **The quality check**: NMI and MIND-SSD (:mod:`pemd_tutorial.similarity`) over the fixed
+   foreground after each stage (the headers' placement, the pre-alignment, the deformable step).
+   The deformable step is kept only if it makes neither worse; the pre-alignment is dropped only if
+   it makes both worse. Whatever is dropped is said, with the numbers. A final NMI near 1 (noise,
+   another subject) and a network unsure of the images (its mean label entropy near a uniform
+   guess: not a brain like its training data) are warned about too. Every warning is a Python
+   :class:`UserWarning`, a ``warning:`` line of the command and an entry of ``metrics["warnings"]``.
+7. **Write** (all of it to a staging folder, moved into ``out`` only when everything succeeded):
+   ``moved.nii.gz`` (the moving file resampled once, trilinear, through the composed transform, on
+   the fixed grid, in the **moving file's intensity units**; ``moved_units="normalised"`` for the
+   [0, 1] images the network saw), ``field.nii.gz`` (the one displacement field composing the
+   pre-alignment and the deformable step, **64-bit** vectors, LPS+: below), ``prealign.tfm`` (the
+   pre-alignment alone, an ITK transform file), ``uncertainty.nii.gz`` (the entropy, in nats, of the
+   label probabilities; ``log L`` is a uniform guess), ``montage/slice_<k>.png`` for a few slices
+   (fixed, moving before, moving after, with the fixed image's edges drawn) and ``metrics.json``.
 
 **The field's direction and frame.** For a point ``p`` of the fixed image (world coordinates, mm),
-the field holds the vector ``d(p)`` such that ``p + d(p)`` is the corresponding point of the moving
-image (``moved(p) = moving(p + d(p))``), the convention of ITK's displacement-field transforms. NIfTI
+the field holds the vector ``D(p)`` such that ``p + D(p)`` is the corresponding point of the moving
+image (``moved(p) = moving(p + D(p))``), the convention of ITK's displacement-field transforms. NIfTI
 world axes are RAS+, but ITK, ANTs, ITK-SNAP and 3D Slicer read the components of a displacement
-field with intent "vector" as **LPS+**. So the file holds the LPS+ components
-``(-d_x, -d_y, d_z)`` of the RAS+ vector ``(d_x, d_y, d_z)``, as ANTs writes its own fields, and
-``antsApplyTransforms`` or SimpleITK's ``DisplacementFieldTransform`` apply it to ``moving`` as is
-(a test checks this against ``moved.nii.gz`` with SimpleITK). :attr:`RegistrationResult.field_mm`,
-for Python users, keeps the RAS+ components of the NIfTI world (``nibabel``'s frame).
+field with intent "vector" as **LPS+**, so the file holds LPS+ components, as ANTs writes its own
+fields, and ``antsApplyTransforms`` or SimpleITK's ``DisplacementFieldTransform`` apply it to the
+moving file as is and reproduce ``moved.nii.gz`` (tests check this with SimpleITK, and with ANTsPy
+where it is installed). With the pre-alignment ``T`` and the deformable displacement ``d``,
+``D(p) = T(p + d(p)) - p``. The field is on the fixed grid (on the working grid for a larger fixed
+image: ITK interpolates it). :attr:`RegistrationResult.field_mm`, for Python users, holds the same
+displacement with RAS+ components (``nibabel``'s frame).
 """
 
 from __future__ import annotations
@@ -181,9 +181,10 @@ def _read(path: str | os.PathLike, role: str, volume_index: int | None, allow_co
 
 def _slice_volumes(data_f, img_f, on_fixed, fixed, moving, axis: int, size: int, mask, mask_data, slices,
                    resampled: bool) -> SlicedPair:
-    """:func:`data_utils.nifti.slice_volumes` for ``register()``: the moving volume already on the fixed grid."""
+    """:func:`data_utils.nifti.slice_volumes` for ``register()``: the moving volume is on the fixed grid."""
     try:
-        return slice_volumes(data_f, img_f, on_fixed, fixed_path=fixed, moving_path=moving, axis=axis, size=size,
+        return slice_volumes(data_f, img_f, on_fixed, fixed_path=fixed, moving_path=moving, axis=axis,
+                             size=size,
                              mask_path=mask, mask_data=mask_data, slices=slices, resampled=resampled,
                              who="register()")
     except (FileNotFoundError, ValueError) as err:
@@ -211,13 +212,15 @@ def load_registration_model(spec: str | os.PathLike, device: str | torch.device 
         name = spec.split(":", 1)[1]
         if name in PAPER_PRETRAINED_NAMES:
             raise ValueError(
-                f"register() model {spec!r} is a patch network of the paper experiment: it compares two small "
+                f"register() model {spec!r} is a patch network of the paper experiment: it compares two "
+                "small "
                 "patches and cannot register slices; use one of "
                 + ", ".join(f"pretrained:{n}" for n in PRETRAINED_NAMES) + ", a model file or 'mind'"
             )
         if name not in PRETRAINED_NAMES:
             raise ValueError(f"register() 'model' {spec!r} is not a shipped network: use one of "
-                             + ", ".join(f"pretrained:{n}" for n in PRETRAINED_NAMES) + ", a model file or 'mind'")
+                             + ", ".join(f"pretrained:{n}" for n in PRETRAINED_NAMES) + ", a model file "
+                                                                                        "or 'mind'")
         model = load_pretrained(name, device=device)
         if config is not None:
             bad = architecture_mismatch(model.config, config, ARCHITECTURE_FIELDS)
@@ -226,7 +229,8 @@ def load_registration_model(spec: str | os.PathLike, device: str | torch.device 
         return model, model.config
     model = load_model(spec, config, device=device)
     if not isinstance(model.config, Config):
-        raise ValueError(f"register() model file '{spec}' holds a {type(model).__name__} (a patch network of the "
+        raise ValueError(f"register() model file '{spec}' holds a {type(model).__name__} (a patch "
+                         "network of the "
                          "paper experiment), which cannot register slices; give a RegistrationNet's file")
     return model, model.config
 
@@ -342,9 +346,11 @@ def register(
             f"register() 'volume_index' must be an int or None, got {type(volume_index).__name__}"
         )
     if prealign not in PREALIGN_KINDS:
-        raise ValueError(f"register() 'prealign' must be one of {', '.join(PREALIGN_KINDS)}, got {prealign!r}")
+        raise ValueError(f"register() 'prealign' must be one of {', '.join(PREALIGN_KINDS)}, got "
+                         f"{prealign!r}")
     if moved_units not in MOVED_UNITS:
-        raise ValueError(f"register() 'moved_units' must be one of {', '.join(MOVED_UNITS)}, got {moved_units!r}")
+        raise ValueError(f"register() 'moved_units' must be one of {', '.join(MOVED_UNITS)}, got "
+                         f"{moved_units!r}")
     if isinstance(montage_slices, bool) or not isinstance(montage_slices, int) or montage_slices < 1:
         raise ValueError(f"register() 'montage_slices' must be a positive int, got {montage_slices!r}")
     if prealign != "none":
@@ -374,27 +380,35 @@ def register(
         overlap = _overlap(fg_f, by_header)
         del fg_f
         if 0.0 < overlap < MIN_OVERLAP:
-            notes.append(f"moving file '{moving}' covers only {overlap:.0%} of the fixed foreground where the "
-                         "headers place it: a wrong header orientation (e.g. LPS+ data labelled RAS+) or a large "
+            notes.append(f"moving file '{moving}' covers only {overlap:.0%} of the fixed foreground "
+                         "where the "
+                         "headers place it: a wrong header orientation (e.g. LPS+ data labelled RAS+) "
+                         "or a large "
                          "head movement" + ("" if prealign == "none" else "; the pre-alignment corrects a "
                                             "movement, check the result for an orientation"))
         if np.linalg.det(img_f.affine[:3, :3]) * np.linalg.det(img_m.affine[:3, :3]) < 0:
             notes.append(f"moving file '{moving}' and fixed file '{fixed}' store their voxels in opposite "
-                         "handedness (e.g. LAS+ and RAS+): right if both headers are right; if one was edited or "
-                         "converted by another tool, check left and right, which a nearly symmetric brain does not "
+                         "handedness (e.g. LAS+ and RAS+): right if both headers are right; if one was "
+                         "edited or "
+                         "converted by another tool, check left and right, which a nearly symmetric "
+                         "brain does not "
                          "show (no rigid or affine transform undoes a mirror)")
         pre = None
         if prealign != "none":
             try:
                 pre = prealign_pair(work_f, img_w.affine, work_m, img_mw.affine, prealign)
             except (ValueError, RuntimeError) as err:  # SimpleITK raises RuntimeError
-                notes.append(f"the {prealign} pre-alignment of moving file '{moving}' failed ({str(err)[-200:]}); "
+                notes.append(f"the {prealign} pre-alignment of moving file '{moving}' failed "
+                             f"({str(err)[-200:]}); "
                              "continuing without it")
-        overlap_message = (f"moving file '{moving}' does not overlap the fixed image '{fixed}': placed in the "
-                           "world by the two headers' affines, its foreground falls outside the fixed foreground")
+        overlap_message = (f"moving file '{moving}' does not overlap the fixed image '{fixed}': placed "
+                           "in the "
+                           "world by the two headers' affines, its foreground falls outside the fixed "
+                           "foreground")
         if pre is not None:
             if overlap == 0.0:
-                notes.append(overlap_message + "; the pre-alignment searched for it (check the result and the "
+                notes.append(overlap_message + "; the pre-alignment searched for it (check the result "
+                                               "and the "
                              "headers)")
             notes.extend(f"moving file '{moving}': {n}" for n in pre.notes)
             on_fixed = resample_prealigned(pre, work_m, img_mw.affine, work_f.shape, img_w.affine)
@@ -407,14 +421,15 @@ def register(
         pair = _slice_volumes(work_f, img_w, on_fixed, fixed, moving, axis, cfg.image_size, mask, mask_data,
                               slices, resampled or pre is not None)
         del on_fixed, work_f
-        geometry, chosen = pair.geometry, pair.slices
+        geometry, chosen, model_images = pair.geometry, pair.slices, pair.model
         frame, canon = geometry.frame, geometry.canonical
         sl_f, sl_m, sl_k = pair.native["fixed"], pair.native["moving"], pair.native["mask"]
+        del pair  # its canonical volumes are not needed any more
 
         # the deformable step on the model images
-        img_fixed = torch.from_numpy(pair.model["fixed"]).float()[:, None]
-        img_moving = torch.from_numpy(pair.model["moving"]).float()[:, None]
-        model_mask = torch.from_numpy(pair.model["mask"] >= 0.5)
+        img_fixed = torch.from_numpy(model_images["fixed"]).float()[:, None]
+        img_moving = torch.from_numpy(model_images["moving"]).float()[:, None]
+        model_mask = torch.from_numpy(model_images["mask"] >= 0.5)
         probs = _predict(net, cfg, img_fixed, img_moving, device)
         ctrl = cfg.grid.expected_displacement(probs)  # (N, 2, Hc, Wc) model pixels
         dense = dense_field(ctrl, cfg.image_size, cfg.image_size, cfg.control_spacing)  # (N, 2, S, S)
@@ -458,8 +473,10 @@ def register(
                          "independent): noise, another subject or a wrong file? The result is not meaningful")
         mean_entropy = float(entropy_dense[:, 0][model_mask].mean()) if model_mask.any() else float("nan")
         if net is not None and mean_entropy > OOD_ENTROPY * math.log(cfg.n_labels):
-            notes.append(f"the network is unsure about these images (mean label entropy {mean_entropy:.2f} nats "
-                         f"of at most {math.log(cfg.n_labels):.2f}): they look unlike the brain slices it was "
+            notes.append("the network is unsure about these images (mean label entropy "
+                         f"{mean_entropy:.2f} nats "
+                         f"of at most {math.log(cfg.n_labels):.2f}): they look unlike the brain slices "
+                         "it was "
                          "trained on; its displacements are close to a guess")
 
         # the outputs: one field composing both stages (on the working grid), the moving file warped once
@@ -476,7 +493,8 @@ def register(
 
         for note in notes:
             warnings.warn(f"register() {note}", stacklevel=2)
-        metrics = _metrics(sl_f, header_sl, moved_sl, sl_k, chosen, fixed, moving, model, resampled, cfg, axis,
+        metrics = _metrics(sl_f, header_sl, moved_sl, sl_k, chosen, fixed, moving, model, resampled, cfg,
+                           axis,
                            img_f.shape[:3], stages, kept, pre, prealign, overlap, mean_entropy, notes,
                            moved_units, img_w)
         shown = _spread(len(chosen), montage_slices, ends=False)
@@ -544,7 +562,8 @@ def _similarity(f: np.ndarray, m: np.ndarray, k: np.ndarray) -> dict[str, float]
         if n:
             total += mind_ssd(f[c], m[c], k[c]) * n
             count += n
-    return {"nmi": normalised_mutual_information(f, m, k), "mind_ssd": total / count if count else float("nan")}
+    ssd = total / count if count else float("nan")
+    return {"nmi": normalised_mutual_information(f, m, k), "mind_ssd": ssd}
 
 
 def _choose(stages: dict, notes: list[str], model, prealign: str) -> tuple[str, bool, bool]:
@@ -570,7 +589,8 @@ def _choose(stages: dict, notes: list[str], model, prealign: str) -> tuple[str, 
     if not use_def:
         notes.append(f"the deformable step ({model}) made the similarity worse than the "
                      f"{'pre-alignment' if use_pre else 'headers placement'} alone "
-                     f"({say(stages['deformable'], stages[before])}): its field is not used; the result is the "
+                     f"({say(stages['deformable'], stages[before])}): its field is not used; the result "
+                     "is the "
                      f"{'pre-alignment' if use_pre else 'headers placement'} alone")
     return ("deformable" if use_def else before), use_pre, use_def
 
@@ -591,7 +611,8 @@ def _read_mask(mask, img_f) -> np.ndarray | None:
     data, img = _read(mask, "mask", None, allow_constant=True)
     if not same_grid(img, img_f):
         raise ValueError(
-            f"register() mask file '{mask}' is on another grid than the fixed image (shape {img.shape[:3]} vs "
+            f"register() mask file '{mask}' is on another grid than the fixed image (shape "
+            f"{img.shape[:3]} vs "
             f"{img_f.shape[:3]}, or a different affine); give a mask in the fixed image's space"
         )
     if not (data > 0).any():
@@ -634,7 +655,7 @@ def _slabs(shape, voxels: float = 1e6) -> list[slice]:
 
 
 def _warp_moving(source: np.ndarray, img_m, img_f, field_lps: np.ndarray, img_w) -> np.ndarray:
-    """``source`` (on the moving grid) sampled at ``p + D(p)`` for every fixed voxel ``p`` (trilinear), float32.
+    """``source`` (on the moving grid) sampled at ``p + D(p)`` at each fixed voxel ``p`` (trilinear, float32).
 
     ``D`` is ``field_lps`` (LPS+ mm on the grid of ``img_w``), interpolated trilinearly where that grid
     is coarser than the fixed one (zero outside it, as ITK does), in slabs of the fixed grid's third
@@ -727,7 +748,8 @@ def _metrics(sl_f, sl_before, moved, mask, chosen, fixed, moving, model, resampl
         "mind_ssd_after": final["mind_ssd"],
         "per_slice": per_slice,
         "warnings": list(notes),
-        "notes": "over the foreground of the registered slices at the fixed image's resolution; 'before' = the "
+        "notes": "over the foreground of the registered slices at the fixed image's resolution; "
+                 "'before' = the "
         "moving image placed by the headers, 'after' = the kept stage; NMI in [1, 2] "
         "(higher = more similar), MIND-SSD >= 0 (lower = more similar); header_overlap = share of the "
         "fixed foreground covered by the moving foreground as the headers place it",
