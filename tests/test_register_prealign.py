@@ -127,7 +127,8 @@ def test_the_transform_file_is_the_prealignment(rigid_case):
     result, _, out, _, _ = rigid_case
     tx = sitk.ReadTransform(str(out / "prealign.tfm"))
     point = (10.0, -20.0, 3.0)
-    assert np.allclose(tx.TransformPoint(point), result.prealignment.moving_points(np.array(point)), atol=1e-6)
+    ours = result.prealignment.moving_points(np.array(point))
+    assert np.allclose(tx.TransformPoint(point), ours, atol=1e-6)
 
 
 def test_moved_is_in_the_moving_units_unless_asked(rigid_case, aligned, tmp_path):
@@ -144,7 +145,8 @@ def test_antspy_applies_the_field_if_installed(rigid_case):
     ants = pytest.importorskip("ants")
     result, _, out, moving, _ = rigid_case
     warped = ants.apply_transforms(fixed=ants.image_read(str(result.metrics["fixed"])),
-                                   moving=ants.image_read(str(moving)), transformlist=[str(out / "field.nii.gz")])
+                                   moving=ants.image_read(str(moving)),
+                                   transformlist=[str(out / "field.nii.gz")])
     theirs = warped.numpy()
     ours = np.asarray(nib.load(out / "moved.nii.gz").dataobj)
     inside = theirs != 0
@@ -192,7 +194,8 @@ def test_a_moving_image_outside_the_field_of_view_is_named(aligned, tmp_path):
 def test_a_wrong_header_orientation_is_warned_about(aligned, tmp_path):
     """RAS+ data labelled LPS+: the first two world axes reversed, a rotation by 180 degrees about z."""
     img = nib.load(aligned.moving)
-    lps = write_nifti(tmp_path / "lps.nii.gz", np.asarray(img.dataobj), np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine)
+    lps = write_nifti(tmp_path / "lps.nii.gz", np.asarray(img.dataobj),
+                      np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine)
     _, caught = _register_warnings(aligned.fixed, lps, "mind", None)
     assert _warned(caught, r"lps.nii.gz' (covers only|does not overlap)|orientation looks wrong")
 
@@ -204,7 +207,8 @@ def test_a_mirrored_header_is_warned_about(aligned, tmp_path):
     mirrored = write_nifti(tmp_path / "mirror.nii.gz", np.asarray(img.dataobj),
                            np.diag([-1.0, 1.0, 1.0, 1.0]) @ img.affine)
     _, caught = _register_warnings(aligned.fixed, mirrored, "mind", None)
-    assert _warned(caught, r"mirror.nii.gz' and fixed file .* opposite handedness"), [str(w.message) for w in caught]
+    said = [str(w.message) for w in caught]
+    assert _warned(caught, r"mirror.nii.gz' and fixed file .* opposite handedness"), said
     _, clean = _register_warnings(aligned.fixed, aligned.moving, "mind", None)
     assert not _warned(clean, "handedness|mirrored")
 
@@ -249,7 +253,8 @@ def test_paper_networks_are_refused_by_name(pair, tmp_path, capsys):
         register(pair.fixed, pair.moving, f"pretrained:{name}", tmp_path / "out")
     assert not (tmp_path / "out").exists()
     with pytest.raises(SystemExit) as stop:
-        main(["register", "--fixed", str(pair.fixed), "--moving", str(pair.moving), "--out", str(tmp_path / "o"),
+        main(["register", "--fixed", str(pair.fixed), "--moving", str(pair.moving),
+              "--out", str(tmp_path / "o"),
               "--model", f"pretrained:{name}"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
