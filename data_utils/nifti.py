@@ -42,7 +42,7 @@ from data_utils.geometry import (
 
 __all__ = ["RAS_TO_LPS", "SliceGeometry", "SlicedPair", "NiftiSlices", "field_to_world", "load_nifti_pair",
            "normalise_intensities", "read_nifti_volume", "resample_to_grid", "same_grid", "save_nifti",
-           "slice_pair"]
+           "slice_pair", "slice_volumes"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,9 +252,49 @@ def slice_pair(
         )
     if resampled:
         data_m = resample_to_grid(data_m, img_m, img_f)
+        if data_m.max() == data_m.min():
+            raise ValueError(
+                f"{who} moving file '{moving_path}' does not overlap the fixed image '{fixed_path}': "
+                "placed in the world by the two headers' affines, none of it falls inside the fixed "
+                "field of view (check the headers, or pre-align the pair)"
+            )
+    return slice_volumes(data_f, img_f, data_m, fixed_path=fixed_path, moving_path=moving_path, axis=axis,
+                         size=size, percentiles=percentiles, mask_path=mask_path, slices=slices,
+                         min_foreground=min_foreground, affine_atol=affine_atol, resampled=resampled, who=who)
+
+
+def slice_volumes(
+    data_f: np.ndarray,
+    img_f: nib.Nifti1Image,
+    data_m: np.ndarray,
+    *,
+    fixed_path: str | Path,
+    moving_path: str | Path,
+    axis: int = 2,
+    size: int = 64,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    mask_path: str | Path | None = None,
+    mask_data: np.ndarray | None = None,
+    slices=None,
+    min_foreground: float = MIN_FOREGROUND,
+    affine_atol: float = 1e-3,
+    resampled: bool = False,
+    who: str = "load_nifti_pair()",
+) -> SlicedPair:
+    """:func:`slice_pair` from volumes already read: ``data_m`` already on the fixed grid of ``img_f``.
+
+    :func:`pemd_tutorial.register` calls it with the pre-aligned moving volume; the paths name the
+    files in error messages only. ``mask_data`` (bool, on the grid of ``img_f``) is a mask already
+    read, used instead of reading ``mask_path``.
+    """
     norm_f = normalise_intensities(data_f, percentiles, fixed_path)
     norm_m = normalise_intensities(data_m, percentiles, moving_path)
-    if mask_path is not None:
+    if mask_data is not None:
+        fg = np.asarray(mask_data, dtype=bool)
+        if fg.shape != data_f.shape[:3] or not fg.any():
+            raise ValueError(f"{who} the mask of '{mask_path}' must be a non-empty volume of shape "
+                             f"{data_f.shape[:3]}, got {fg.shape}")
+    elif mask_path is not None:
         data_k, img_k = read_nifti_volume(mask_path, None, role="mask", allow_constant=True)
         if not same_grid(img_k, img_f, affine_atol):
             raise ValueError(
@@ -355,13 +395,15 @@ def load_nifti_pair(
     )
 
 
-def field_to_world(dense: np.ndarray, geometry: SliceGeometry, chosen) -> tuple[np.ndarray, np.ndarray]:
+def field_to_world(dense: np.ndarray, geometry: SliceGeometry, chosen,
+                   world: bool = True) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray | None]:
     """Model-space displacements ``(N, 2, S, S)`` (model pixels) at slices ``chosen`` -> the input's grid.
 
     Returns:
         ``(voxels, mm)``: the displacement in canonical voxels along ``(a, b)``, each ``(N, na, nb)``
         (0 outside the field of view), and the world displacement in mm along the RAS+ axes of the
-        file's affine, ``(X, Y, Z, 3)`` in the file's voxel order (0 outside the chosen slices).
+        file's affine, ``(X, Y, Z, 3)`` in the file's voxel order (0 outside the chosen slices);
+        ``mm`` is ``None`` with ``world=False`` (the slices only, without a whole-volume array).
     """
     canon, frame, axis = geometry.canonical, geometry.frame, geometry.axis
     dense = np.asarray(dense)
@@ -375,6 +417,8 @@ def field_to_world(dense: np.ndarray, geometry: SliceGeometry, chosen) -> tuple[
     inside = frame.inside(na, nb)
     dx, dy = (sample_model(dense[:, c], mx, my) * inside for c in (0, 1))
     da, db = frame.to_voxels(dx, dy)
+    if not world:
+        return (da, db), None
     vox = np.zeros((*shape, 3))
     vox[..., a_ax] = volume_from_slices(da, axis, shape, chosen)
     vox[..., b_ax] = volume_from_slices(db, axis, shape, chosen)

@@ -55,7 +55,7 @@ def test_register_writes_every_output_in_the_fixed_space(registered, pair):
     result, out = registered
     fixed = nib.load(pair.fixed)
     assert OUTPUTS <= {p.name for p in out.iterdir()}
-    assert len(list((out / "montage").glob("slice_*.png"))) == len(result.slices) == 8
+    assert len(result.slices) == 8 and len(list((out / "montage").glob("slice_*.png"))) == 5  # a few, not all
     for name in ("moved.nii.gz", "uncertainty.nii.gz"):
         img = nib.load(out / name)
         assert img.shape == fixed.shape and np.allclose(img.affine, fixed.affine)
@@ -218,7 +218,7 @@ def test_cli_register_and_its_errors(pair, small, tmp_path, capsys):
     assert main(["register", "--fixed", str(pair.fixed), "--moving", str(pair.moving), "--model", "mind",
                  "--out", str(out), "--no-montage"]) == 0
     printed = capsys.readouterr().out
-    assert "resampled onto the fixed grid" in printed and "normalised mutual information" in printed
+    assert "resampled onto the fixed grid" in printed and "NMI" in printed and "kept:" in printed
     assert OUTPUTS <= {p.name for p in out.iterdir()} and not (out / "montage").exists()
     with pytest.raises(SystemExit) as stop:
         main(["register", "--fixed", str(small), "--moving", str(small), "--out", str(tmp_path / "x"),
