@@ -7,10 +7,13 @@ Modules, in data-flow order:
 
 * :mod:`data_utils.embedded`: :func:`load_embedded` (48 MNI152 slices: real T1w, spin-echo T2w/PD
   simulated from tissue maps,
-  FLAIR-like by inversion recovery; train/val/test by position with gaps), :func:`split_slices`.
+  FLAIR-like by inversion recovery, FLAIR-like with lesions; train/val/test by position with gaps,
+  rotated over five folds), :func:`split_slices`.
 * :mod:`data_utils.deform`: :func:`random_deformation` (smooth, bounded, fold-free, seeded) and
   :func:`warp` (backward warping, ``warped(x) = image(x + u(x))``).
 * :mod:`data_utils.intensity`: :func:`augment_intensity` (gamma/contrast, bias field, Rician noise).
+* :mod:`data_utils.contrast`: random contrasts of the source's moving image
+  (:class:`RandomIntensityMap`, :class:`TissueSynthesis` with its held-out arm).
 * :mod:`data_utils.pairs`: :func:`make_pairs` / :class:`PairDataset` (source pairs with labels,
   target pairs whose labels only :meth:`PairDataset.evaluation_view` returns),
   :func:`evaluation_pairs` (fixed evaluation sets).
@@ -21,20 +24,24 @@ Modules, in data-flow order:
 * :mod:`data_utils.figures`: :func:`plot_pair_montage`.
 """
 
+from data_utils.contrast import RandomIntensityMap, TissueSynthesis
 from data_utils.deform import identity_grid, jacobian_determinant, random_deformation, smooth_noise, warp
 from data_utils.embedded import (
     CONTRAST_NAMES,
     EMBEDDED_CONTRASTS,
+    N_FOLDS,
     RELAXATION_1P5T,
     SPLITS,
     EmbeddedSlices,
     embedded_file_sha256,
+    fold_splits,
     inversion_recovery,
     load_embedded,
     pixel_mm,
     resize_images,
     spin_echo,
     split_slices,
+    tissue_order,
 )
 from data_utils.figures import control_to_dense, plot_pair_montage
 from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
@@ -75,6 +82,11 @@ __all__ = [
     "spin_echo",
     "inversion_recovery",
     "split_slices",
+    "N_FOLDS",
+    "fold_splits",
+    "tissue_order",
+    "RandomIntensityMap",
+    "TissueSynthesis",
     "identity_grid",
     "jacobian_determinant",
     "random_deformation",

@@ -41,9 +41,20 @@ with TR/TI/TE = 9000/1700/100 ms: the inversion time nulls CSF (0.001) and leave
 slightly brighter than WM (0.17). Unlike T2w, which is close to an inverted T1w, no monotone
 intensity map turns it into the T1w image (CSF is dark in both, GM and WM swap their order).
 
+A **FLAIR-like image with lesions, acquired differently** (contrast ``"flair_lesion"``) is the
+target that no intensity map of the T1w reproduces: the FLAIR-like signal above plus bright
+white-matter lesions that the T1w does not show (:func:`white_matter_lesions`: 3 to 6 blobs of 4 to
+10 mm per slice inside the white matter, placed with a fixed seed, signal 1.8 times the grey
+matter's), acquired at a third of the in-plane resolution along the anterior-posterior axis (a
+4.3 mm "thick" direction, :func:`thick_direction`), with its own fixed bias field (±25 %).
+
 **Splits** are by slice position: blocks ``train 8 | val 4 | train 8 | test 8 | train 8 | val 4 |
 train 8`` on a 2 mm raster with 4 mm left out between blocks, so slices of different splits are at
 least 6 mm apart. "val" is for choosing hyper-parameters (lambda), "test" only for the final table.
+**Folds** rotate the test block over the five 8-slice blocks (``fold=0`` is the shipped split
+above; fold ``k`` makes the ``k``-th other block the test block and the shipped test block a
+training block; the two val blocks never move), so that five runs measure five slabs of the brain
+instead of one (:data:`N_FOLDS`, :func:`fold_splits`).
 """
 
 from __future__ import annotations
@@ -75,6 +86,11 @@ __all__ = [
     "EMBEDDED_SIZE",
     "pixel_mm",
     "split_slices",
+    "N_FOLDS",
+    "fold_splits",
+    "tissue_order",
+    "white_matter_lesions",
+    "thick_direction",
 ]
 
 #: BrainWeb 1.5 T tissue parameters ``tissue: (T1 ms, T2 ms, PD)`` (Kwan et al. 1999, IEEE TMI
@@ -89,6 +105,7 @@ SPLITS = ("train", "val", "test", "all")
 #: (``"inter"``, the intermediate-weighted spin echo, exists for the patch experiment only:
 #: :data:`data_utils.patches.SEQUENCES`).
 CONTRAST_NAMES: dict[str, str] = {"t1": "T1w", "t2": "T2w", "pd": "PD-weighted", "flair": "FLAIR-like",
+                                  "flair_lesion": "FLAIR-like with lesions, thick, biased",
                                   "inter": "intermediate-weighted"}
 _SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 _FILE = "mni152_slices.npz"
@@ -142,6 +159,32 @@ class EmbeddedSlices:
 
 def _data_path():
     return resources.files("data_utils") / "data" / _FILE
+
+
+#: Number of folds of :func:`fold_splits` (the five 8-slice blocks that take turns as the test block).
+N_FOLDS = 5
+# the test block of each fold, as (first, last + 1) positions in the shipped slice order: fold 0 is
+# the shipped test block, folds 1-4 the training blocks from inferior to superior
+_FOLD_TEST_BLOCKS = ((20, 28), (0, 8), (12, 20), (28, 36), (40, 48))
+
+
+def fold_splits(fold: int = 0) -> np.ndarray:
+    """The split code of each of the 48 shipped slices in fold ``fold`` (0 train, 1 val, 2 test).
+
+    Example:
+        >>> codes = fold_splits(1)
+        >>> codes[:8].tolist(), int((codes == 2).sum()), int((codes == 1).sum())
+        ([2, 2, 2, 2, 2, 2, 2, 2], 8, 8)
+    """
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < N_FOLDS:
+        raise ValueError(f"'fold' must be an integer in [0, {N_FOLDS}), got {fold!r}")
+    codes = np.asarray(_raw()["split"]).copy()
+    if fold:
+        lo, hi = _FOLD_TEST_BLOCKS[0]
+        codes[lo:hi] = _SPLIT_CODES["train"]
+        lo, hi = _FOLD_TEST_BLOCKS[fold]
+        codes[lo:hi] = _SPLIT_CODES["test"]
+    return codes
 
 
 @functools.lru_cache(maxsize=1)
@@ -259,11 +302,73 @@ def _inversion_recovery(raw, tissues, sequence, relaxation) -> torch.Tensor:
     return inversion_recovery(tissues, *sequence, relaxation)
 
 
+def white_matter_lesions(wm: torch.Tensor, slice_index: torch.Tensor, pixel: float = EMBEDDED_PIXEL_MM,
+                         seed: int = 20201) -> torch.Tensor:
+    """Soft maps of simulated white-matter lesions, ``(N, H, W)`` in ``[0, 1]``, one set per slice.
+
+    Per slice, with a generator seeded from ``seed`` and the slice's position (so a slice always
+    gets the same lesions, whatever split it is in): 3 to 6 discs of diameter 4 to 10 mm centred on
+    pixels of at least 90 % white matter, with a soft edge (a logistic of 0.7 px), kept inside the
+    white matter plus a 1-pixel margin.
+
+    Args:
+        wm: ``(N, H, W)`` white-matter probabilities.
+        slice_index: ``(N,)`` slice positions (seed the lesions of each slice).
+        pixel: pixel size in mm.
+        seed: base seed.
+    """
+    n, h, w = wm.shape
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    allowed = F.max_pool2d((wm > 0.5).float()[:, None], 3, stride=1, padding=1)[:, 0]
+    out = torch.zeros(n, h, w)
+    for i in range(n):
+        rng = np.random.default_rng(seed + int(slice_index[i]))
+        candidates = torch.nonzero(wm[i] > 0.9)
+        if len(candidates) == 0:
+            continue
+        for _ in range(int(rng.integers(3, 7))):
+            cy, cx = candidates[int(rng.integers(len(candidates)))].tolist()
+            radius = float(rng.uniform(2.0, 5.0)) / pixel
+            d = ((yy - cy) ** 2 + (xx - cx) ** 2).sqrt()
+            out[i] = torch.maximum(out[i], torch.sigmoid((radius - d) / 0.7))
+    return out * allowed
+
+
+def thick_direction(images: torch.Tensor, factor: int = 3) -> torch.Tensor:
+    """``(N, H, W)`` images as acquired with ``factor`` times coarser pixels along the rows (the
+    anterior-posterior axis): antialiased downsampling of that axis, then bilinear upsampling back."""
+    h, w = images.shape[-2:]
+    x = images[:, None].float()
+    low = F.interpolate(x, size=(max(1, round(h / factor)), w), mode="bilinear", align_corners=False,
+                        antialias=True)
+    return F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+
+
+def _fixed_bias(n: int, h: int, w: int, strength: float = 0.25, seed: int = 7) -> torch.Tensor:
+    """A smooth multiplicative field ``1 + strength * f``, ``f`` in ``[-1, 1]`` from a 4 x 4 node grid."""
+    g = torch.Generator().manual_seed(seed)
+    nodes = torch.rand(n, 1, 4, 4, generator=g) * 2.0 - 1.0
+    f = F.interpolate(nodes, size=(h, w), mode="bicubic", align_corners=True)[:, 0].clamp(-1.0, 1.0)
+    return 1.0 + strength * f
+
+
+def _flair_with_lesions(raw, tissues, sequence, relaxation) -> torch.Tensor:
+    flair = inversion_recovery(tissues, *sequence, relaxation)
+    gm_only = {"csf": torch.zeros(1), "gm": torch.ones(1), "wm": torch.zeros(1)}
+    lesion_signal = 1.8 * float(inversion_recovery(gm_only, *sequence, relaxation))
+    lesions = white_matter_lesions(tissues["wm"], torch.from_numpy(raw["slice_index"]))
+    signal = (1.0 - lesions) * flair + lesions * lesion_signal
+    signal = thick_direction(signal).clamp_min(0.0)
+    return signal * _fixed_bias(*signal.shape)
+
+
 #: How each embedded contrast is made from the shipped file: ``(raw arrays, tissue maps, sequence
 #: parameters, relaxation) -> (N, 128, 128)``. The one table of contrasts: adding one is a function,
 #: an entry here, its sequence parameters in :func:`load_embedded` and a display name in
 #: :data:`CONTRAST_NAMES`.
-_CONTRAST_MAKERS = {"t1": _real_t1, "t2": _spin_echo, "pd": _spin_echo, "flair": _inversion_recovery}
+_CONTRAST_MAKERS = {"t1": _real_t1, "t2": _spin_echo, "pd": _spin_echo, "flair": _inversion_recovery,
+                    "flair_lesion": _flair_with_lesions}
 #: The contrasts :func:`load_embedded` makes.
 EMBEDDED_CONTRASTS = tuple(_CONTRAST_MAKERS)
 
@@ -277,19 +382,22 @@ def load_embedded(
     pd_tr_te: tuple[float, float] = (4000.0, 15.0),
     flair_tr_ti_te: tuple[float, float, float] = (9000.0, 1700.0, 100.0),
     relaxation: dict[str, tuple[float, float, float]] | None = None,
+    fold: int = 0,
 ) -> EmbeddedSlices:
     """Load the embedded MNI152 slices of one split.
 
     Args:
         split: ``"train"`` (32 slices), ``"val"`` (8), ``"test"`` (8) or ``"all"`` (48).
         contrasts: any of ``"t1"`` (real template), ``"t2"``, ``"pd"`` (spin-echo simulations),
-            ``"flair"`` (inversion-recovery simulation).
+            ``"flair"`` (inversion-recovery simulation), ``"flair_lesion"`` (the same with lesions,
+            a thick direction and a bias field).
         size: output side length (e.g. 64); ``None`` keeps 128. Images and tissues are resampled
             bilinearly with antialiasing, the mask is the resampled mask ``>= 0.5``.
         with_tissues: also return the GM/WM/CSF probability maps.
         t2_tr_te, pd_tr_te: ``(TR, TE)`` in ms of the simulated T2w and PD-weighted images.
         flair_tr_ti_te: ``(TR, TI, TE)`` in ms of the simulated FLAIR-like image.
         relaxation: tissue parameters for the simulation; default :data:`RELAXATION_1P5T`.
+        fold: which 8-slice block is the test split (:func:`fold_splits`; 0: the shipped split).
 
     Returns:
         :class:`EmbeddedSlices` on the CPU, slices ordered by position (inferior first).
@@ -312,11 +420,12 @@ def load_embedded(
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 8):
         raise ValueError(f"load_embedded() 'size' must be None or an integer >= 8, got {size!r}")
 
+    codes = fold_splits(fold)
     raw = _raw()
-    keep = np.ones(len(raw["split"]), dtype=bool) if split == "all" else raw["split"] == _SPLIT_CODES[split]
+    keep = np.ones(len(codes), dtype=bool) if split == "all" else codes == _SPLIT_CODES[split]
     tissues_all = {k: torch.from_numpy(raw[k].astype(np.float32) / 255.0) for k in ("gm", "wm", "csf")}
     images: dict[str, torch.Tensor] = {}
-    sequences = {"t2": t2_tr_te, "pd": pd_tr_te, "flair": flair_tr_ti_te}
+    sequences = {"t2": t2_tr_te, "pd": pd_tr_te, "flair": flair_tr_ti_te, "flair_lesion": flair_tr_ti_te}
     for c in contrasts:
         full = _CONTRAST_MAKERS[c](raw, tissues_all, sequences.get(c), relaxation)
         full = full / full.max()  # scale over all slices: independent of the split
@@ -332,6 +441,23 @@ def load_embedded(
             tissues = {k: resize_images(v, size).clamp_(0.0, 1.0) for k, v in tissues.items()}
     return EmbeddedSlices(images=images, mask=mask, tissues=tissues,
                           slice_index=torch.from_numpy(raw["slice_index"][keep].copy()))
+
+
+@functools.cache
+def tissue_order(contrast: str) -> tuple[str, ...]:
+    """The three tissues from brightest to darkest in an embedded contrast (the mean intensity of the
+    pixels of at least 90 % of one tissue over all shipped slices).
+
+    Example:
+        >>> tissue_order("t1"), tissue_order("t2"), tissue_order("flair")
+        (('wm', 'gm', 'csf'), ('csf', 'gm', 'wm'), ('gm', 'wm', 'csf'))
+    """
+    if contrast not in EMBEDDED_CONTRASTS:
+        raise ValueError(f"tissue_order() 'contrast' must be one of {EMBEDDED_CONTRASTS}, got {contrast!r}")
+    sl = load_embedded("all", contrasts=(contrast,), with_tissues=True)
+    image = sl.images[contrast]
+    means = {t: float(image[p >= 0.9].mean()) for t, p in sl.tissues.items()}
+    return tuple(sorted(means, key=means.get, reverse=True))
 
 
 def split_slices(

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from data_utils.contrast import TISSUES
 from data_utils.deform import random_deformation, warp
 from data_utils.embedded import EmbeddedSlices, load_embedded, resize_images
 from data_utils.grid import LabelGrid, at_control_points, check_control_spacing
@@ -184,6 +185,8 @@ class PairSampler:
         smoothness: float | None = None,
         augment: bool | dict = True,
         data: EmbeddedSlices | None = None,
+        moving_transform=None,
+        fold: int = 0,
     ):
         grid = LabelGrid(4, 2.0) if grid is None else grid
         if domain not in DOMAINS:
@@ -204,9 +207,15 @@ class PairSampler:
             aug_kwargs = {} if augment else None
         else:
             raise TypeError(f"make_pairs() 'augment' must be a bool or a dict, got {type(augment).__name__}")
+        if moving_transform is not None and not callable(moving_transform):
+            raise TypeError(f"make_pairs() 'moving_transform' must be callable, got "
+                            f"{type(moving_transform).__name__}")
+        needs_tissues = bool(getattr(moving_transform, "needs_tissues", False))
         if data is None:
             contrasts = tuple(dict.fromkeys((fixed_contrast, moving_contrast)))
-            data = load_embedded(split, contrasts=contrasts, size=size)
+            data = load_embedded(split, contrasts=contrasts, size=size, with_tissues=needs_tissues, fold=fold)
+        if needs_tissues and data.tissues is None:
+            raise ValueError("make_pairs() 'moving_transform' needs tissue maps, but 'data' has none")
         for c in (fixed_contrast, moving_contrast):
             if c not in data.images:
                 raise ValueError(f"make_pairs() contrast {c!r} is not in 'data' (has {sorted(data.images)})")
@@ -219,6 +228,10 @@ class PairSampler:
         self._mask = resize_images(data.mask.float(), size)
         self._slice_index = data.slice_index
         self._labelled = domain == "source"
+        self._transform = moving_transform
+        self._tissues = None
+        if needs_tissues:
+            self._tissues = torch.stack([resize_images(data.tissues[t], size) for t in TISSUES], dim=1)
 
     def __len__(self) -> int:
         """Number of slices the pairs are made from."""
@@ -249,6 +262,9 @@ class PairSampler:
         fixed = warp(self._fixed[idx, None], field)
         mask = warp(self._mask[idx, None], field)[:, 0] >= 0.5
         moving = self._moving[idx, None].clone()
+        if self._transform is not None:
+            tissues = None if self._tissues is None else self._tissues[idx]
+            moving = self._transform(moving, tissues, g)
         if self._augment is not None:
             fixed = augment_intensity(fixed, generator=g, **self._augment)
             moving = augment_intensity(moving, generator=g, **self._augment)
@@ -286,6 +302,8 @@ def make_pairs(
     smoothness: float | None = None,
     augment: bool | dict = True,
     data: EmbeddedSlices | None = None,
+    moving_transform=None,
+    fold: int = 0,
 ) -> PairDataset:
     """Generate ``n_pairs`` registration pairs deterministically from ``seed`` (see the module doc).
 
@@ -309,6 +327,13 @@ def make_pairs(
             arguments for :func:`data_utils.intensity.augment_intensity`.
         data: slices to use instead of the embedded data (e.g. from
             :func:`data_utils.nifti.load_nifti_pair`); must contain both contrasts.
+        moving_transform: ``None`` or a callable ``(moving (B, 1, H, W), tissues (B, 3, H, W) or
+            None, generator) -> moving`` applied to the moving images before the augmentation, e.g.
+            :class:`data_utils.contrast.RandomIntensityMap` (a ``needs_tissues`` attribute that is
+            true loads the tissue maps).
+        fold: which 8-slice block of the embedded data is the test split
+            (:func:`data_utils.embedded.fold_splits`; 0: the shipped split); ignored if ``data`` is
+            given.
 
     Returns:
         A :class:`PairDataset` on the CPU.
@@ -323,7 +348,7 @@ def make_pairs(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"make_pairs() 'seed' must be an integer, got {seed!r}")
     sampler = PairSampler(domain, split, grid, control_spacing, size, max_displacement, moving_contrast,
-                          fixed_contrast, smoothness, augment, data)
+                          fixed_contrast, smoothness, augment, data, moving_transform, fold)
     return sampler.draw(n_pairs, torch.Generator().manual_seed(seed))
 
 

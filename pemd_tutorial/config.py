@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from data_utils.embedded import CONTRAST_NAMES, EMBEDDED_CONTRASTS
+from data_utils.embedded import CONTRAST_NAMES, EMBEDDED_CONTRASTS, N_FOLDS
 from data_utils.grid import LabelGrid, check_control_spacing
 from data_utils.patches import PATCH_CONTRASTS
 from pemd_tutorial.discrepancies import BASE_DISCREPANCIES, DISCREPANCY_NAMES
@@ -71,8 +71,11 @@ STANDARD_LAMBDAS = {"l1": 2.0, "swd": 10.0, "pemd": 0.5}
 # Target validation labels would have picked the same λ for all three.
 FLAIR_LAMBDAS = {"l1": 1.0, "swd": 10.0, "pemd": 0.3}
 #: The standard profile's weights per target contrast (``Config.standard(target_contrast=...)``);
-#: the PD-weighted target (not swept) uses the T2w values.
-STANDARD_LAMBDAS_BY_TARGET: dict[str, dict[str, float]] = {"t2": STANDARD_LAMBDAS, "flair": FLAIR_LAMBDAS}
+#: the PD-weighted target (not swept) uses the T2w values, the FLAIR-like target with lesions (not
+#: swept) the FLAIR-like target's: weights chosen without labels on a related contrast, fixed before
+#: any of its results were seen.
+STANDARD_LAMBDAS_BY_TARGET: dict[str, dict[str, float]] = {"t2": STANDARD_LAMBDAS, "flair": FLAIR_LAMBDAS,
+                                                           "flair_lesion": FLAIR_LAMBDAS}
 # The quick smoke profile and the untested full profile use the same values.
 QUICK_LAMBDAS = dict(STANDARD_LAMBDAS)
 FULL_LAMBDAS = dict(STANDARD_LAMBDAS)
@@ -128,7 +131,11 @@ class Config:
 
     Target domain:
         target_contrast: the moving contrast of the target domain, a key of
-            :data:`DENSE_TARGET_CONTRASTS` (``"t2"``, the default; ``"flair"``, ``"pd"``).
+            :data:`DENSE_TARGET_CONTRASTS` (``"t2"``, the default; ``"flair"``, ``"flair_lesion"``,
+            ``"pd"``).
+        test_fold: which 8-slice block of the embedded data is the test split
+            (:func:`data_utils.embedded.fold_splits`; 0, the default: the shipped split). Training
+            pairs of both domains come from the other blocks.
     """
 
     image_size: int = 48
@@ -157,6 +164,7 @@ class Config:
     device: str = "cpu"
     checkpoint_every: int = 20
     target_contrast: str = "t2"
+    test_fold: int = 0
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
@@ -197,6 +205,10 @@ class Config:
             raise ValueError(
                 f"Config 'channels' must be a non-empty tuple of integers >= 1, got {self.channels!r}"
             )
+        if isinstance(self.test_fold, bool) or not isinstance(self.test_fold, int) \
+                or not 0 <= self.test_fold < N_FOLDS:
+            raise ValueError(f"Config 'test_fold' must be an integer in [0, {N_FOLDS}), got "
+                             f"{self.test_fold!r}")
         if self.target_contrast not in DENSE_TARGET_CONTRASTS:
             raise ValueError(f"Config 'target_contrast' must be one of {list(DENSE_TARGET_CONTRASTS)}, "
                              f"got {self.target_contrast!r}")

@@ -312,6 +312,37 @@ def evaluate_model(model: torch.nn.Module, eval_pairs, cfg, *, batch_size: int =
     return evaluate_probs(0.5 * (p1 + p2), eval_pairs, cfg)
 
 
+def per_slice_counts(probs: torch.Tensor, eval_pairs) -> dict[str, list[int]]:
+    """Correct and scored control points per test slice (the units of
+    :func:`pemd_tutorial.stats.paired_bootstrap`).
+
+    Args:
+        probs: ``(N, L, Hc, Wc)`` probabilities for ``eval_pairs`` in order.
+        eval_pairs: an evaluation view whose ``batch()`` has ``"labels"``, ``"mask"``, ``"inside"``
+            and ``"slice_index"``.
+
+    Returns:
+        ``{"slice_index", "correct", "total"}``: sorted slice positions and, per slice, the arg-max
+        labels equal to the true label and the scored points (``mask & inside``) over its pairs.
+    """
+    b = eval_pairs.batch()
+    valid = b["mask"] & b["inside"]
+    if probs.shape[0] != valid.shape[0]:
+        raise ValueError(f"per_slice_counts() 'probs' has {probs.shape[0]} pairs, 'eval_pairs' "
+                         f"{valid.shape[0]}")
+    hit = (probs.argmax(dim=1).cpu() == b["labels"]) & valid
+    out: dict[str, list[int]] = {"slice_index": [], "correct": [], "total": []}
+    for s in sorted(set(b["slice_index"].tolist())):
+        rows = b["slice_index"] == s
+        total = int(valid[rows].sum())
+        if total == 0:
+            continue
+        out["slice_index"].append(int(s))
+        out["correct"].append(int(hit[rows].sum()))
+        out["total"].append(total)
+    return out
+
+
 def mean_std(values: Sequence[float | None]) -> tuple[float, float]:
     """Mean and sample standard deviation (``n - 1``) of the finite values (``None``/NaN skipped).
 

@@ -44,11 +44,14 @@ import torch
 from data_utils import (
     EVALUATION_SEEDS,
     PairSampler,
+    RandomIntensityMap,
+    TissueSynthesis,
     evaluation_pairs,
     invert_foreground,
     load_nifti_pair,
     make_pairs,
     split_slices,
+    tissue_order,
 )
 from pemd_tutorial.config import DENSE_TARGET_CONTRASTS, Config
 from pemd_tutorial.evaluate import (
@@ -56,6 +59,7 @@ from pemd_tutorial.evaluate import (
     identity_probs,
     label_metrics,
     mean_std,
+    per_slice_counts,
     predict,
     true_label_histogram,
 )
@@ -64,7 +68,7 @@ from pemd_tutorial.model import RegistrationNet
 from pemd_tutorial.pretrained import save_model
 from pemd_tutorial.report import paired_differences, write_report
 from pemd_tutorial.selection import select_lambda
-from pemd_tutorial.training import adapt, train_oracle, train_source
+from pemd_tutorial.training import adapt, train_oracle, train_similarity, train_source
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "METHOD_NAMES", "METHOD_TABLE", "OPT_IN_METHODS", "ExperimentData",
            "Method",
@@ -101,7 +105,21 @@ class ExperimentData:
 
 def _pair_kwargs(cfg: Config) -> dict[str, Any]:
     return {"grid": cfg.grid, "control_spacing": cfg.control_spacing, "size": cfg.image_size,
-            "max_displacement": cfg.max_displacement, "smoothness": cfg.smoothness}
+            "max_displacement": cfg.max_displacement, "smoothness": cfg.smoothness, "fold": cfg.test_fold}
+
+
+def training_pairs(cfg: Config, seed: int, domain: str, data=None, moving_contrast: str | None = None,
+                   moving_transform=None):
+    """The training pairs of one domain and seed: a sampler of fresh pairs for every step when
+    ``cfg.n_train_pairs`` is ``None``, else a fixed pool (seed ``seed * 1000 + 101`` for the
+    source, ``+ 202`` for the target). ``moving_transform``: see :class:`data_utils.PairSampler`."""
+    kw = _pair_kwargs(cfg)
+    if cfg.n_train_pairs is None:  # fresh pairs for every step, drawn by the training phase
+        return PairSampler(domain, "train", data=data, moving_contrast=moving_contrast,
+                           moving_transform=moving_transform, **kw)
+    seed_k = seed * 1000 + (_SOURCE_SEED if domain == "source" else _TARGET_SEED)
+    return make_pairs(domain, "train", cfg.n_train_pairs, seed=seed_k, data=data,
+                      moving_contrast=moving_contrast, moving_transform=moving_transform, **kw)
 
 
 def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
@@ -122,18 +140,11 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
 
     kw = _pair_kwargs(cfg)
 
-    def training(domain: str, data=None, moving_contrast: str | None = None):
-        if cfg.n_train_pairs is None:  # fresh pairs for every step, drawn by the training phase
-            return PairSampler(domain, "train", data=data, moving_contrast=moving_contrast, **kw)
-        seed_k = seed * 1000 + (_SOURCE_SEED if domain == "source" else _TARGET_SEED)
-        return make_pairs(domain, "train", cfg.n_train_pairs, seed=seed_k, data=data,
-                          moving_contrast=moving_contrast, **kw)
-
-    source_train = training("source")
+    source_train = training_pairs(cfg, seed, "source")
     source_test = evaluation_pairs("source", "test", cfg.n_test_pairs, **kw).evaluation_view()
     if user_slices is None:
         tkw = {**kw, "moving_contrast": cfg.target_contrast}
-        target_train = training("target", moving_contrast=cfg.target_contrast)
+        target_train = training_pairs(cfg, seed, "target", moving_contrast=cfg.target_contrast)
         target_val_images = evaluation_pairs("target", "val", cfg.n_val_pairs, **tkw)
         target_val = target_val_images.evaluation_view()
         target_test = evaluation_pairs("target", "test", cfg.n_test_pairs, **tkw).evaluation_view()
@@ -141,7 +152,7 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
                 f"{DENSE_TARGET_CONTRASTS[cfg.target_contrast]}")
     else:
         train, val, test = user_slices
-        target_train = training("target", data=train)
+        target_train = training_pairs(cfg, seed, "target", data=train)
 
         target_val_images = make_pairs("target", n_pairs=cfg.n_val_pairs, seed=EVALUATION_SEEDS["val"],
                                        data=val, **kw)
@@ -188,6 +199,8 @@ def _score(target_probs: torch.Tensor, source_probs: torch.Tensor, data: Experim
     """All metrics on the target test pairs, plus the accuracy on the source test pairs (collapse check)."""
 
     row = evaluate_probs(target_probs, data.target_test, cfg)
+    if "labels" in data.target_test.batch():
+        row["per_slice"] = per_slice_counts(target_probs, data.target_test)
     b = data.source_test.batch()
     valid = b["mask"] & b["inside"]
     source = label_metrics(source_probs, b["labels"], b["displacement"], valid, cfg.grid)
@@ -260,8 +273,10 @@ class SeedRun:
         device: where networks train.
         train_kw: keyword arguments for the training phases (validation view, checkpoints,
             resume, progress).
-        cache: state shared between methods of this seed (the source-only network) and, under
-            ``"across_seeds"``, between seeds (the deterministic MIND baseline).
+        cache: state shared between methods: under ``"networks"`` the networks trained on source
+            data only (see :func:`run_experiment`'s ``network_cache``), under ``"across_seeds"``
+            what seeds share (the deterministic MIND baseline).
+        user_target: the target domain is the user's images (no embedded target contrast).
     """
 
     cfg: Config
@@ -270,6 +285,7 @@ class SeedRun:
     device: torch.device
     train_kw: dict[str, Any]
     cache: dict[str, Any]
+    user_target: bool = False
 
 
 @dataclass
@@ -317,13 +333,85 @@ def _run_mind(run: SeedRun) -> MethodResult:
 
 def _source_model(run: SeedRun):
     """The seed's source-only network, trained on first use and shared by the rows that start from it."""
-    if "source" not in run.cache:
+    return _source_network(run, "source", None)
 
+
+# the fields of a Config that a network trained on source data alone does not depend on
+_TARGET_ONLY_FIELDS = ("target_contrast", "lambdas", "adapt_steps", "oracle_steps", "device", "val_every",
+                       "checkpoint_every")
+
+
+def _source_network(run: SeedRun, name: str, transform):
+    """A network trained on the seed's labelled source pairs only, its moving images drawn through
+    ``transform`` (``None``: as they are), trained on first use and kept in ``run.cache["networks"]``
+    (shared across calls of :func:`run_experiment` that pass the same ``network_cache``, e.g. one per
+    target contrast: such a network does not depend on the target). Returns ``(model, log, seconds)``."""
+    fields = {k: v for k, v in run.cfg.to_dict().items() if k not in _TARGET_ONLY_FIELDS}
+    key = (name, repr(transform), repr(sorted(fields.items())), run.user_target)
+    networks = run.cache["networks"]
+    if key not in networks:
         t0 = time.perf_counter()
+        sampler = (run.data.source_train if transform is None
+                   else training_pairs(run.cfg, run.seed, "source", moving_transform=transform))
         model = RegistrationNet(run.cfg).to(run.device)
-        log = train_source(model, run.data.source_train, run.cfg, **run.train_kw)
-        run.cache["source"] = (model, log, time.perf_counter() - t0)
-    return run.cache["source"]
+        log = train_source(model, sampler, run.cfg, phase=name, **run.train_kw)
+        networks[key] = (model, log, time.perf_counter() - t0, sampler)
+    model, log, seconds, _ = networks[key]
+    return model, log, seconds
+
+
+def _source_sampler(run: SeedRun, name: str):
+    """The source pairs that trained the cached network ``name`` (its transform included)."""
+    for key, value in run.cache["networks"].items():
+        if key[0] == name:
+            return value[3]
+    raise KeyError(name)
+
+
+def _contrast_row(name: str, make_transform: Callable[[SeedRun], Any]) -> Callable[[SeedRun], MethodResult]:
+    def run_row(run: SeedRun) -> MethodResult:
+        model, log, _ = _source_network(run, name, make_transform(run))
+        return _network_result(model, run, log)
+
+    run_row.__name__ = f"run_{name}"
+    return run_row
+
+
+def _heldout_synthesis(run: SeedRun) -> TissueSynthesis:
+    if run.user_target:
+        raise ValueError("the 'synth_heldout' row needs an embedded target contrast (it rejects the draws "
+                         "that order the tissues like the target); it cannot run on your own images")
+    return TissueSynthesis(reject_orders=(tissue_order(run.cfg.target_contrast),))
+
+
+#: The contrast-randomised and synthesised source trainings, by row name: what draws the moving images.
+SOURCE_TRANSFORMS: dict[str, Callable[[SeedRun], Any]] = {
+    "source_randomized": lambda run: RandomIntensityMap(),
+    "source_synth": lambda run: TissueSynthesis(),
+    "source_synth_heldout": _heldout_synthesis,
+}
+
+
+def _run_mind_loss(run: SeedRun) -> MethodResult:
+    trained_before = any(k[0] == "source" for k in run.cache["networks"])
+    source, _, seconds = _source_model(run)
+    model = copy.deepcopy(source)
+    log = train_similarity(model, run.data.source_train, run.data.target_train, run.cfg, **run.train_kw)
+    return _network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
+
+
+def _mcd_from(start: str, discrepancy: str) -> Callable[[SeedRun], MethodResult]:
+    """MCD from a contrast-randomised source network, its step A on the same randomised source pairs."""
+    def run_mcd(run: SeedRun) -> MethodResult:
+        trained_before = any(k[0] == start for k in run.cache["networks"])
+        source, _, seconds = _source_network(run, start, SOURCE_TRANSFORMS[start](run))
+        model = copy.deepcopy(source)
+        log = adapt(model, _source_sampler(run, start), run.data.target_train, run.cfg,
+                    discrepancy=discrepancy, phase=f"adapt_{discrepancy}_{start}", **run.train_kw)
+        return _network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
+
+    run_mcd.__name__ = f"run_mcd_{discrepancy}_{start}"
+    return run_mcd
 
 
 def _run_source(run: SeedRun) -> MethodResult:
@@ -357,7 +445,7 @@ def _run_inverted(run: SeedRun) -> MethodResult:
 def _mcd(discrepancy: str) -> Callable[[SeedRun], MethodResult]:
     def run_mcd(run: SeedRun) -> MethodResult:
 
-        trained_before = "source" in run.cache
+        trained_before = any(k[0] == "source" for k in run.cache["networks"])
         source, _, seconds = _source_model(run)
         grid = run.cache.get("lambda_grid")
         if grid is None:
@@ -411,13 +499,26 @@ METHOD_TABLE: dict[str, Method] = {
     "mcd_pemd": Method("MCD-pEMD", _mcd("pemd")),
     "oracle": Method("oracle (target labels)", _run_oracle),
     "mcd_pemd_shuffled": Method("MCD-pEMD, shuffled label grid (control)", _mcd("pemd_shuffled")),
+    "randomized": Method("contrast randomisation (no target image)",
+                         _contrast_row("source_randomized", SOURCE_TRANSFORMS["source_randomized"])),
+    "synth": Method("tissue synthesis (no target image)",
+                    _contrast_row("source_synth", SOURCE_TRANSFORMS["source_synth"])),
+    "synth_heldout": Method("tissue synthesis, target's order held out",
+                            _contrast_row("source_synth_heldout", SOURCE_TRANSFORMS["source_synth_heldout"])),
+    "mind_loss": Method("MIND-loss fine-tuning (unlabelled target)", _run_mind_loss),
+    "mcd_pemd_randomized": Method("MCD-pEMD from contrast randomisation",
+                                  _mcd_from("source_randomized", "pemd")),
+    "mcd_l1_randomized": Method("MCD-L1 from contrast randomisation", _mcd_from("source_randomized", "l1")),
 }
 #: Display names of the methods, in table order.
 METHOD_NAMES = {"identity": "identity (no registration)", **{k: m.label for k, m in METHOD_TABLE.items()}}
 #: Methods ``run_experiment`` accepts (``identity`` is always added as a reference row).
 METHODS = tuple(METHOD_TABLE)
-#: Opt-in rows (``--methods``): the geometry control of docs/method.md.
-OPT_IN_METHODS = ("mcd_pemd_shuffled",)
+#: Opt-in rows (``--methods``): the geometry control of docs/method.md and the label-free
+#: alternatives of docs/results.md ("When does adaptation pay?"), which would take the default job
+#: past its 10 minutes; ``benchmarks/adaptation_pays.py`` runs them.
+OPT_IN_METHODS = ("mcd_pemd_shuffled", "randomized", "synth", "synth_heldout", "mind_loss",
+                  "mcd_pemd_randomized", "mcd_l1_randomized")
 #: What the main job runs by default.
 DEFAULT_METHODS = tuple(m for m in METHODS if m not in OPT_IN_METHODS)
 
@@ -435,6 +536,7 @@ def run_experiment(
     command: str | None = None,
     save_models: str | os.PathLike | None = None,
     lambda_grid: Sequence[float] | None = None,
+    network_cache: dict | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate every method over several seeds; write ``results.json``, ``results.md`` and figures.
 
@@ -471,6 +573,10 @@ def run_experiment(
             grid, with :func:`pemd_tutorial.selection.select_lambda` on the unlabelled target
             validation pairs (for your own target contrast); ``None``: ``cfg.lambdas``. The choice
             is recorded in each row as ``"lam"`` and ``"steps"``.
+        network_cache: a dict in which the networks trained on source data only (source only,
+            contrast-randomised, synthesised) are kept, keyed by their name, seed, test fold and
+            every configuration field they depend on; pass the same dict to several calls (e.g.
+            one per target contrast) to train each of them once. ``None``: a new dict.
 
     Returns:
         ``{"config", "seeds", "methods", "per_seed", "summary", "chance", "logs", "machine",
@@ -498,6 +604,10 @@ def run_experiment(
     logs: dict[str, dict[str, list[dict]]] = {}
     figures_data: dict[str, Any] = {"probs": {}, "heads": {}}
     across_seeds: dict[str, Any] = {}
+    networks: dict = {} if network_cache is None else network_cache
+    if not isinstance(networks, dict):
+        raise TypeError(f"run_experiment() 'network_cache' must be a dict or None, got "
+                        f"{type(networks).__name__}")
     n_fig = 4  # example pairs kept for the figures
     label_histogram = None
     hc, wc = cfg.control_shape
@@ -508,8 +618,9 @@ def run_experiment(
         ck = None if checkpoint_dir is None else Path(checkpoint_dir) / f"seed{seed}"
         run = SeedRun(cfg_s, seed, data, device,
                       {"val": data.target_val, "checkpoint_dir": ck, "resume": resume, "progress": progress},
-                      {"across_seeds": across_seeds,
-                       **({} if lambda_grid is None else {"lambda_grid": tuple(lambda_grid)})})
+                      {"across_seeds": across_seeds, "networks": networks,
+                       **({} if lambda_grid is None else {"lambda_grid": tuple(lambda_grid)})},
+                      user_target=user_slices is not None)
         first = seed == seeds[0]
         if first:
             figures_data["test_batch"] = {k: v[:n_fig] for k, v in data.target_test.batch().items()}

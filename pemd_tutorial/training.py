@@ -45,9 +45,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from data_utils import warp
 from pemd_tutorial.config import Config, PaperConfig
 from pemd_tutorial.discrepancies import DISCREPANCY_NAMES, SCALED_DISCREPANCIES, scaled_discrepancy
-from pemd_tutorial.evaluate import label_accuracy
+from pemd_tutorial.evaluate import dense_field, dense_mask, label_accuracy
 from pemd_tutorial.loop import (
     AnyConfig,
     Network,
@@ -58,10 +59,11 @@ from pemd_tutorial.loop import (
     phase_seed,
     run_phase,
 )
+from pemd_tutorial.mind import mind_descriptors
 from pemd_tutorial.model import ConcatNet, RegistrationNet
 
 __all__ = ["adapt", "control_point_rows", "masked_ce", "mcd_step_a", "mcd_step_b", "mcd_step_c",
-           "train_oracle", "train_source"]
+           "mind_ssd_loss", "train_oracle", "train_similarity", "train_source"]
 
 SOURCE_KEYS = ("fixed", "moving", "labels", "mask", "inside")
 TARGET_KEYS = ("fixed", "moving", "mask")
@@ -291,6 +293,7 @@ def train_source(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool | str = True,
+    phase: str = "source",
 ) -> list[dict]:
     """Supervised training of G, F1 and F2 with the source cross-entropy (both heads).
 
@@ -303,15 +306,20 @@ def train_source(
         checkpoint_dir: folder for ``source.pt`` checkpoints (``None``: none written).
         resume: continue from ``checkpoint_dir/source.pt`` if it exists.
         progress: show a tqdm progress bar (``"text"``: one plain line per phase instead).
+        phase: the phase's name: its checkpoint file, log label and the seed of its batches
+            (another name for another source training of one seed, e.g. ``"source_randomized"``
+            with a random-contrast sampler).
 
     Returns:
-        The log: per step ``{"step", "phase": "source", "source_ce", "train_acc", "val_acc"}``.
+        The log: per step ``{"step", "phase", "source_ce", "train_acc", "val_acc"}``.
     """
     _check_phase("train_source", model, cfg, steps, {"source": source})
+    if not isinstance(phase, str) or not phase or "/" in phase:
+        raise ValueError(f"train_source() 'phase' must be a non-empty name without '/', got {phase!r}")
     steps = cfg.source_steps if steps is None else steps
     return _supervised(
         "train_source",
-        "source",
+        phase,
         model,
         source,
         cfg,
@@ -468,3 +476,98 @@ def adapt(
         resume=resume,
         progress=progress,
     )
+
+
+def mind_ssd_loss(model: Network, batch: dict, control_spacing: int) -> torch.Tensor:
+    """MIND-SSD between the fixed image and the moving image warped by the network's prediction,
+    differentiable in the network's parameters: the label-free loss of unsupervised registration.
+
+    The prediction is the expected displacement of the mean of both heads' softmax at the control
+    points, interpolated to every pixel (:func:`pemd_tutorial.evaluate.dense_field`); the loss is
+    the mean squared difference of the MIND-SSC descriptors (:func:`pemd_tutorial.mind.mind_descriptors`)
+    over the fixed image's foreground, the quantity that
+    :func:`pemd_tutorial.similarity.mind_ssd` reports.
+
+    Args:
+        model: a dense network (:class:`pemd_tutorial.model.RegistrationNet`).
+        batch: ``fixed``, ``moving`` ``(B, 1, H, W)`` and ``mask`` ``(B, Hc, Wc)``; no labels.
+        control_spacing: pixels between control points.
+    """
+    fixed, moving = batch["fixed"], batch["moving"]
+    logits1, logits2 = model(fixed, moving)
+    probs = 0.5 * (logits1.softmax(1) + logits2.softmax(1))
+    h, w = fixed.shape[-2:]
+    field = dense_field(model.grid.expected_displacement(probs), h, w, control_spacing)
+    warped = warp(moving, field)
+    with torch.no_grad():
+        target = mind_descriptors(fixed)
+    d = (mind_descriptors(warped) - target).square().mean(dim=1)
+    fg = dense_mask(batch, control_spacing)
+    return d[fg].mean() if fg.any() else d.sum() * 0.0
+
+
+def train_similarity(
+    model: Network,
+    source,
+    target,
+    cfg: Config,
+    *,
+    weight: float = 1.0,
+    val=None,
+    steps: int | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool | str = True,
+) -> list[dict]:
+    """Fine-tune on *unlabelled* target pairs with a similarity loss, the way unsupervised
+    registration networks are trained (the label-free alternative to MCD).
+
+    Per step, one source batch and one target batch: G, F1 and F2 minimise
+    ``CE_source + weight * MIND-SSD(target)`` (:func:`mind_ssd_loss`). The source cross-entropy is
+    the one MCD keeps in its step A, so both use the same data: labelled source pairs and
+    unlabelled target pairs. The target labels are never read.
+
+    Args:
+        model: a source-trained dense network, fine-tuned in place.
+        source: labelled source pairs; target: unlabelled target pairs (``fixed``, ``moving``, ``mask``).
+        cfg: ``lr``, ``batch_size``, ``seed``; ``steps`` defaults to ``cfg.adapt_steps`` (the MCD
+            iterations, so both get the same number of updates of G).
+        weight: the similarity's weight against the source cross-entropy (``> 0``).
+        val, checkpoint_dir, resume, progress: as :func:`adapt` (checkpoint ``mind_loss.pt``).
+
+    Returns:
+        The log: per step ``{"step", "phase": "mind_loss", "source_ce", "train_acc", "mind_ssd", "val_acc"}``.
+    """
+    _check_phase("train_similarity", model, cfg, steps, {"source": source, "target": target})
+    if not isinstance(model, RegistrationNet):
+        raise TypeError("train_similarity() needs a dense RegistrationNet (it warps whole images)")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+        raise ValueError(f"train_similarity() 'weight' must be a number > 0, got {weight!r}")
+    steps = cfg.adapt_steps if steps is None else steps
+    phase = "mind_loss"
+    device = model_device(model)
+    optimizers = make_optimizers(model, cfg.lr)
+    g_src = torch.Generator().manual_seed(phase_seed(cfg.seed, phase + "/source"))
+    g_tgt = torch.Generator().manual_seed(phase_seed(cfg.seed, phase + "/target"))
+    draw_source = batch_source(source, cfg.batch_size, g_src, SOURCE_KEYS, device)
+    draw_target = batch_source(target, cfg.batch_size, g_tgt, TARGET_KEYS, device)
+
+    def step_fn() -> dict[str, float]:
+        source_batch, target_batch = draw_source(), draw_target()
+        for opt in optimizers.values():
+            opt.zero_grad(set_to_none=True)
+        logits1, logits2 = model(source_batch["fixed"], source_batch["moving"])
+        ce = _source_ce(logits1, logits2, source_batch)
+        sim = mind_ssd_loss(model, target_batch, cfg.control_spacing)
+        (ce + weight * sim).backward()
+        for opt in optimizers.values():
+            opt.step()
+        with torch.no_grad():
+            valid = source_batch["mask"] & source_batch["inside"]
+            acc = label_accuracy(logits1.softmax(1) + logits2.softmax(1), source_batch["labels"], valid)
+        return {"source_ce": float(ce.detach()) / 2.0, "train_acc": acc, "mind_ssd": float(sim.detach())}
+
+    meta = {"phase": phase, "seed": cfg.seed, "weight": float(weight)}
+    return run_phase(phase=phase, model=model, cfg=cfg, steps=steps, step_fn=step_fn, optimizers=optimizers,
+                     generators={"source": g_src, "target": g_tgt}, meta=meta, val=val,
+                     checkpoint_dir=checkpoint_dir, resume=resume, progress=progress)

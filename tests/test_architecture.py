@@ -5,7 +5,7 @@ A module may import from its own layer or from the layers below, never from abov
 
 0. ``data_utils``: the data (imports nothing of ``pemd_tutorial``);
 1. the maths and the settings: ``config``, ``jsonio``, ``emd``, ``correlation``, ``mind``, ``similarity``,
-   ``discrepancies``;
+   ``discrepancies``, ``stats``;
 2. the networks: ``model``;
 3. training and evaluation: ``evaluate``, ``loop``, ``training``, ``pretrained``, ``selection``;
 4. figures and reports: ``figures``, ``report``, ``widgets`` (plots of results dicts; an experiment
@@ -27,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
     "config": 1, "jsonio": 1, "emd": 1, "correlation": 1, "mind": 1, "similarity": 1, "discrepancies": 1,
-    "shifts": 1, "staging": 1,
+    "shifts": 1, "staging": 1, "stats": 1,
     "model": 2,
     "evaluate": 3, "loop": 3, "training": 3, "pretrained": 3, "selection": 3,
     "figures": 4, "report": 4, "widgets": 4,

@@ -192,3 +192,67 @@ def test_data_utils_does_not_import_the_model_package():
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n.split(".")[0] == "pemd_tutorial" for n in names), f"{f.name} imports {names}"
+
+
+def _best_function_of_t1(contrast: str, bins: int = 64) -> float:
+    """R² of the best function of the T1w intensity (piecewise constant on ``bins`` bins) that
+    predicts ``contrast`` over the brain: 1 when the contrast is an intensity map of the T1w."""
+    sl = load_embedded("all", contrasts=("t1", contrast))
+    m = sl.mask
+    x, y = sl.images["t1"][m], sl.images[contrast][m]
+    idx = (x * (bins - 0.001)).long()
+    sums = torch.zeros(bins).index_add_(0, idx, y)
+    counts = torch.zeros(bins).index_add_(0, idx, torch.ones_like(y))
+    fit = (sums / counts.clamp_min(1))[idx]
+    return float(1 - ((y - fit) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+
+
+def test_lesion_target_is_not_an_intensity_map_of_the_t1w():
+    # T2w and FLAIR-like are mixtures of the same tissue maps as the T1w: a function of its
+    # intensity explains most of them; lesions the T1w lacks, a thick direction and a bias field do not
+    assert _best_function_of_t1("flair") > 0.9 and _best_function_of_t1("t2") > 0.85
+    assert _best_function_of_t1("flair_lesion") < 0.7
+
+
+def test_lesions_are_bright_in_the_lesion_target_and_inside_the_white_matter():
+    from data_utils.embedded import white_matter_lesions
+
+    sl = load_embedded("test", contrasts=("flair", "flair_lesion"), with_tissues=True)
+    lesions = white_matter_lesions(sl.tissues["wm"], sl.slice_index)
+    core = lesions > 0.9
+    assert core.any(dim=(1, 2)).all()  # every slice has lesions
+    assert float(sl.tissues["wm"][core].mean()) > 0.8
+    img = sl.images["flair_lesion"]
+    assert float(img[core].mean()) > 1.3 * float(img[sl.tissues["gm"] > 0.9].mean())
+    again = white_matter_lesions(sl.tissues["wm"], sl.slice_index)
+    assert torch.equal(lesions, again)  # fixed by the slice position
+
+
+def test_folds_rotate_the_test_block_and_keep_validation():
+    from data_utils import N_FOLDS, fold_splits
+
+    shipped = load_embedded("test", contrasts=("t1",)).slice_index
+    assert torch.equal(load_embedded("test", contrasts=("t1",), fold=0).slice_index, shipped)
+    seen = set()
+    for k in range(N_FOLDS):
+        codes = fold_splits(k)
+        assert (codes == 2).sum() == 8 and (codes == 1).sum() == 8 and (codes == 0).sum() == 32
+        test = load_embedded("test", contrasts=("t1",), fold=k).slice_index.tolist()
+        train = set(load_embedded("train", contrasts=("t1",), fold=k).slice_index.tolist())
+        assert not train & set(test) and test == sorted(test)
+        assert test[-1] - test[0] == 14  # one block of 8 adjacent slices
+        val = load_embedded("val", contrasts=("t1",), fold=k).slice_index.tolist()
+        assert val == [48, 50, 52, 54, 120, 122, 124, 126]
+        seen |= set(test)
+    assert len(seen) == 40  # five blocks, every training slice of fold 0 tested once
+    with pytest.raises(ValueError, match="fold"):
+        load_embedded("test", fold=5)
+
+
+def test_tissue_order_of_the_contrasts():
+    from data_utils import tissue_order
+
+    assert tissue_order("t1") == ("wm", "gm", "csf")
+    assert tissue_order("flair_lesion") == tissue_order("flair") == ("gm", "wm", "csf")
+    with pytest.raises(ValueError, match="contrast"):
+        tissue_order("ct")

@@ -198,3 +198,45 @@ def test_inverted_row_is_the_source_network_on_inverted_moving_images():
     again = evaluate_probs(0.5 * (p1 + p2), data.target_test, cfg)
     assert again["accuracy"] == row["accuracy"]
     assert len(r["logs"]["mcd_pemd_shuffled"]["0"]) == cfg.adapt_steps
+
+
+@pytest.mark.slow
+def test_label_free_alternative_rows_share_source_networks_across_targets_and_reproduce():
+    from pemd_tutorial.experiment import DEFAULT_METHODS
+
+    rows = ("source", "randomized", "synth", "synth_heldout", "mind_loss", "mcd_pemd_randomized",
+            "mcd_l1_randomized")
+    assert not set(rows[1:]) & set(DEFAULT_METHODS)  # opt-in: the default job keeps its budget
+    cache: dict = {}
+    t2 = run_experiment(tiny_config(test_fold=2), methods=rows, seeds=(0,), out_dir=None, progress=False,
+                        network_cache=cache)
+    trained = {k[0] for k in cache}
+    assert trained == {"source", "source_randomized", "source_synth", "source_synth_heldout"}
+    flair = run_experiment(tiny_config(test_fold=2, target_contrast="flair_lesion"), methods=rows, seeds=(0,),
+                           out_dir=None, progress=False, network_cache=cache)
+    # source-side networks are the same for both targets (only the held-out arm differs: other order)
+    assert len(cache) == 5
+    assert flair["per_seed"]["source"][0]["source_accuracy"] == t2["per_seed"]["source"][0]["source_accuracy"]
+    assert flair["per_seed"]["randomized"][0]["source_accuracy"] == \
+        t2["per_seed"]["randomized"][0]["source_accuracy"]
+    again = run_experiment(tiny_config(test_fold=2), methods=rows, seeds=(0,), out_dir=None, progress=False)
+    for m in rows:
+        assert again["per_seed"][m][0]["accuracy"] == t2["per_seed"][m][0]["accuracy"], m
+        counts = t2["per_seed"][m][0]["per_slice"]
+        pooled = sum(counts["correct"]) / sum(counts["total"])
+        assert pooled == pytest.approx(t2["per_seed"][m][0]["accuracy"])
+        assert set(counts["slice_index"]) <= {60, 62, 64, 66, 68, 70, 72, 74}  # fold 2's test block
+    assert t2["config"]["test_fold"] == 2
+
+
+def test_held_out_synthesis_needs_an_embedded_target(tmp_path):
+    from pemd_tutorial import experiment
+
+    run = experiment.SeedRun(tiny_config(), 0, None, torch.device("cpu"), {}, {"networks": {}},
+                             user_target=True)
+    with pytest.raises(ValueError, match="synth_heldout"):
+        experiment.SOURCE_TRANSFORMS["source_synth_heldout"](run)
+    with pytest.raises(ValueError, match="test_fold"):
+        tiny_config(test_fold=5)
+    with pytest.raises(ValueError, match="target_contrast"):
+        tiny_config(target_contrast="flair_lesions")

@@ -378,3 +378,63 @@ def test_text_progress_prints_one_line_per_phase_and_changes_nothing(data, capsy
     assert _same(_params(a), _params(b))
     with pytest.raises(ValueError, match="'progress'"):
         train_source(b, data["source"], cfg, steps=1, progress="bars")
+
+
+# ------------------------------------------------------------------------------------------ MIND loss
+
+
+def test_mind_ssd_loss_is_lowest_at_the_true_displacement_and_has_gradients(data):
+    from pemd_tutorial.training import mind_ssd_loss
+
+    cfg = tiny()
+    net = RegistrationNet(cfg)
+    batch = data["source"].batch(list(range(4)))
+    loss = mind_ssd_loss(net, batch, cfg.control_spacing)
+    loss.backward()
+    assert loss.item() > 0 and any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+    class Oracle(torch.nn.Module):  # puts all mass on the true label, or on zero displacement
+        def __init__(self, labels, grid):
+            super().__init__()
+            self.grid, self.labels, self.scale = grid, labels, torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, fixed, moving):
+            logits = torch.nn.functional.one_hot(self.labels, self.grid.n_labels).permute(0, 3, 1, 2) * 50.0
+            return logits.float() * self.scale, logits.float() * self.scale
+
+    right = mind_ssd_loss(Oracle(batch["labels"], cfg.grid), batch, cfg.control_spacing)
+    zero = torch.full_like(batch["labels"], cfg.grid.index(0, 0))
+    wrong = mind_ssd_loss(Oracle(zero, cfg.grid), batch, cfg.control_spacing)
+    assert right.item() < wrong.item()
+
+
+def test_train_similarity_lowers_the_loss_reads_no_target_label_and_reproduces(data):
+    from pemd_tutorial.training import train_similarity
+
+    cfg = tiny()
+    target = make_pairs("target", "train", n_pairs=8, grid=cfg.grid, control_spacing=4, size=32, seed=1)
+    inst = _InstrumentedTarget(target)
+    torch.manual_seed(0)
+    a = RegistrationNet(cfg)
+    b = copy.deepcopy(a)
+    log = train_similarity(a, data["source"], inst, cfg, steps=12, progress=False)
+    assert inst.seen == {"fixed", "moving", "mask"}
+    assert [r["phase"] for r in log] == ["mind_loss"] * 12 and all("mind_ssd" in r for r in log)
+    first, last = sum(r["mind_ssd"] for r in log[:3]), sum(r["mind_ssd"] for r in log[-3:])
+    assert last < first
+    train_similarity(b, data["source"], target, cfg, steps=12, progress=False)
+    assert _same(_params(a), _params(b))
+    with pytest.raises(ValueError, match="weight"):
+        train_similarity(a, data["source"], target, cfg, steps=1, weight=0, progress=False)
+
+
+def test_train_source_phase_name_changes_the_batches_and_is_checked(data):
+    cfg = tiny()
+    torch.manual_seed(0)
+    a = RegistrationNet(cfg)
+    b = copy.deepcopy(a)
+    train_source(a, data["source"], cfg, steps=2, progress=False)
+    train_source(b, data["source"], cfg, steps=2, progress=False, phase="source_randomized")
+    assert not _same(_params(a), _params(b))
+    with pytest.raises(ValueError, match="phase"):
+        train_source(a, data["source"], cfg, steps=1, progress=False, phase="a/b")
