@@ -30,12 +30,11 @@ sys.path.insert(0, str(ROOT))
 
 from pemd_tutorial.config import BASE_DISCREPANCIES, Config  # noqa: E402
 from pemd_tutorial.experiment import make_data  # noqa: E402
-from pemd_tutorial.figures import method_colour  # noqa: E402
-from pemd_tutorial.jsonio import write_json  # noqa: E402
+from pemd_tutorial.figures import plot_discrepancy_gradients  # noqa: E402
+from pemd_tutorial.figures.mechanism import DISCREPANCY_LABELS as LABELS  # noqa: E402
+from pemd_tutorial.jsonio import SHIPPED_RESULTS_DIR, write_json  # noqa: E402
 from pemd_tutorial.pretrained import load_pretrained  # noqa: E402
 from pemd_tutorial.training import adapt, control_point_rows  # noqa: E402
-
-LABELS = {"l1": "MCD-L1", "swd": "MCD-SWD", "pemd": "MCD-pEMD"}
 
 
 @torch.no_grad()
@@ -60,25 +59,13 @@ def scale_or_sorting(model, pairs, cfg: Config, n_projections: int = 128) -> dic
 
 
 def draw(logs: dict, figure: str | Path) -> None:
-    """The figure of docs/method.md from the logs: λ·D and both gradient norms per iteration."""
+    """The figure of docs/method.md from the logs (``figures.plot_discrepancy_gradients``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9), layout="constrained")
-    panels = (("λ·D on the target batch (step B)", lambda r: r["lam"] * r["disc_b"]),
-              ("|gradient of λ·D into F1, F2| (step B)", lambda r: r["grad_heads_disc"]),
-              ("|gradient of D into G| (step C)", lambda r: r["grad_generator_disc"]))
-    for ax, (title, value) in zip(axes, panels, strict=True):
-        for name, log in logs.items():
-            ax.plot([r["step"] for r in log], [value(r) for r in log], label=LABELS[name], lw=1,
-                    color=method_colour(f"mcd_{name}"))
-        ax.set_yscale("log")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("MCD iteration")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), fontsize=9)
+    fig = plot_discrepancy_gradients(logs)
     Path(figure).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(figure, dpi=110)
     plt.close(fig)
@@ -88,7 +75,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=None,
                     help="MCD iterations (default: the standard profile's)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "discrepancy_gradients.json"))
+    ap.add_argument("--out", default=str(SHIPPED_RESULTS_DIR / "discrepancy_gradients.json"))
     ap.add_argument("--figure", default=str(ROOT / "docs" / "img" / "discrepancy_gradients.png"))
     ap.add_argument("--plot-only", action="store_true",
                     help="redraw the figure from the logs in --out instead of measuring again")

@@ -247,7 +247,8 @@ def test_target_option_selects_the_contrast_and_refuses_contradictions(tmp_path,
 def test_test_fold_and_lesion_target_reach_the_configuration(tmp_path, tiny_json, capsys):
     out = tmp_path / "fold"
     assert main(["--profile", "quick", "--seeds", "0", "--methods", "mind", "--target", "flair_lesion",
-                 "--test-fold", "3", "--config-json", str(tiny_json), "--out", str(out), "--no-progress"]) == 0
+                 "--test-fold", "3", "--config-json", str(tiny_json), "--out", str(out),
+                 "--no-progress"]) == 0
     r = json.loads((out / "results.json").read_text())
     assert r["config"]["test_fold"] == 3 and r["config"]["target_contrast"] == "flair_lesion"
     assert set(r["per_seed"]["mind"][0]["per_slice"]["slice_index"]) <= set(range(100, 115, 2))  # fold 3

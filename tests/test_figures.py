@@ -275,3 +275,57 @@ def test_plot_accuracy_bars_are_the_means_and_no_error_bars_for_one_seed():
     ax1 = figures.plot_accuracy(one).axes[0]
     # one seed: no error bars
     assert not any(len(c.get_segments()) for c in ax1.collections if hasattr(c, "get_segments"))
+
+
+# ---------------------------------------------------------------- what MCD does to the heads
+def _disagreement_result() -> dict:
+    """Two runs of made-up rows: "grow" is pulled apart by step B and pulled back by step C."""
+    def rows(b_step: float, c_step: float) -> list[dict]:
+        out, tv = [{"step": 0, "after": "start", "tv": 0.1, "accuracy": 0.0}], 0.1
+        for step in (1, 2, 3):
+            out.append({"step": step, "after": "A", "tv": tv, "accuracy": 0.1 * step})
+            out.append({"step": step, "after": "B", "tv": tv + b_step, "accuracy": 0.1 * step})
+            tv = tv + b_step + c_step
+            out.append({"step": step, "after": "C", "tv": tv, "accuracy": 0.1 * step})
+        return out
+    return {"runs": {"grow": {"lam": 1.0, "rows": rows(0.2, -0.05)},
+                     "flat": {"lam": 10.0, "rows": rows(0.0, 0.0)}}}
+
+
+def test_head_disagreement_summary_reads_steps_b_and_c_apart():
+    summary = figures.head_disagreement_summary(_disagreement_result())
+    grow, flat = summary["grow"], summary["flat"]
+    assert grow["before"] == pytest.approx(0.1) and grow["end"] == pytest.approx(0.55)
+    assert grow["peak"] == pytest.approx(0.55) and grow["peak_step"] == 3
+    assert grow["b_raises"] == 1.0 and grow["b_change"] == pytest.approx(0.2)
+    assert grow["c_lowers"] == 1.0 and grow["c_change"] == pytest.approx(-0.05)
+    assert grow["accuracy_end"] == pytest.approx(0.3)
+    assert flat["b_raises"] == 0.0 and flat["c_lowers"] == 0.0 and flat["peak_step"] == 1
+
+
+def test_plot_head_disagreement_draws_steps_b_and_c_of_every_run():
+    result = _disagreement_result()
+    fig = figures.plot_head_disagreement(result)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["grow (λ 1)", "flat (λ 10)"]
+    after_c = panels[0].lines[1]  # after step B, after step C, then the level before adaptation
+    assert list(after_c.get_xdata()) == [0, 1, 2, 3]
+    assert list(after_c.get_ydata()) == pytest.approx([0.1, 0.25, 0.4, 0.55])
+    assert panels[0].lines[2].get_ydata()[0] == pytest.approx(0.1)
+
+
+def test_plot_discrepancy_gradients_has_three_log_panels_one_line_per_discrepancy():
+    row = {"lam": 2.0, "grad_heads_disc": 1.0, "grad_generator_disc": 0.5}
+    logs = {name: [{**row, "step": s, "disc_b": 0.1 * s} for s in (1, 2)] for name in ("l1", "swd", "pemd")}
+    fig = figures.plot_discrepancy_gradients(logs)
+    assert len(fig.axes) == 3 and all(ax.get_yscale() == "log" for ax in fig.axes)
+    assert all(len(ax.lines) == 3 for ax in fig.axes)
+    assert list(fig.axes[0].lines[0].get_ydata()) == pytest.approx([0.2, 0.4])  # λ·D
+
+
+def test_benchmark_result_reads_the_shipped_results_and_rejects_paths():
+    result = figures.benchmark_result("head_disagreement")
+    assert set(result["runs"]) == {"l1", "swd", "pemd", "pemd_shuffled"}
+    for bad in ("../secrets", "nope", ""):
+        with pytest.raises(ValueError, match="read_shipped_results"):
+            figures.benchmark_result(bad)

@@ -386,6 +386,21 @@ if standin is not None and not QUICK:
 # Short adaptations on few slices vary; judge your network by the similarities against MIND's and
 # by looking at the montages.
 #
+# **Which of notebook 03's answers apply to your pair.** Notebook 03 (section 8) compared MCD-pEMD
+# with today's label-free alternatives on three simulated targets. On your own data you can run:
+# MIND (no training, section 4); the shipped networks; MCD-pEMD adapted to your slices (this
+# section); MIND-loss fine-tuning on the same unlabelled pairs (`pemd_tutorial.training.train_similarity`
+# with `target_pairs` above); and the two trainings that see no target image at all, contrast
+# randomisation and tissue synthesis (`run_experiment(cfg, methods=("randomized", "synth"))` trains
+# them on the embedded T1w; the held-out synthesis needs to know your target's tissue order, so it
+# applies to the embedded targets only). Which to try first follows notebook 03's measurements: if
+# your moving contrast is, apart from noise, a remapping of the fixed image's intensities (T2w or
+# PD against T1w of a healthy brain, the same resolution), train with random contrasts and adapt
+# that network with MCD-pEMD; if it shows what the fixed image does not (lesions, another
+# resolution or slice thickness, strong bias), adapt the plain source network with MCD-pEMD and
+# compare it with MIND-loss fine-tuning. Either way, judge the result on your pair by the
+# similarities against MIND's, as above.
+#
 # **Summary.** `register` (or `python -m pemd_tutorial register`) takes two NIfTI files on any
 # grids, pre-aligns them rigidly in 3D, registers the residual slice by slice, keeps a stage only
 # if the similarities say it helped, and writes the moved image, one displacement field in

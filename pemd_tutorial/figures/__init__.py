@@ -14,6 +14,8 @@ One module per subject:
   montage of ``register`` (notebooks 03 and 04, the main job);
 * :mod:`~pemd_tutorial.figures.results`: accuracy bars, training curves, predicted distributions and
   the paper's published bars beside ours (notebooks 03 and 05, both experiments);
+* :mod:`~pemd_tutorial.figures.mechanism`: what MCD does to the heads and the gradients of each
+  discrepancy, drawn from the measured results in ``benchmarks/results/`` (notebook 03);
 * :mod:`~pemd_tutorial.figures.base`: what they share.
 
 Conventions are those of :mod:`data_utils.grid`: a label histogram has shape ``(L,)`` or
@@ -39,6 +41,12 @@ from pemd_tutorial.figures.images import (
     plot_modalities,
     plot_registration_montage,
 )
+from pemd_tutorial.figures.mechanism import (
+    benchmark_result,
+    head_disagreement_summary,
+    plot_discrepancy_gradients,
+    plot_head_disagreement,
+)
 from pemd_tutorial.figures.results import (
     plot_accuracy,
     plot_adaptation_pays,
@@ -52,6 +60,8 @@ from pemd_tutorial.figures.results import (
 __all__ = [
     "DPI",
     "METHOD_COLOURS",
+    "benchmark_result",
+    "head_disagreement_summary",
     "histogram_image",
     "method_colour",
     "pick_points",
@@ -59,9 +69,11 @@ __all__ = [
     "plot_adaptation_pays",
     "plot_correlation",
     "plot_cumsums",
+    "plot_discrepancy_gradients",
     "plot_displacement_field",
     "plot_distributions",
     "plot_examples",
+    "plot_head_disagreement",
     "plot_histogram",
     "plot_label_histogram",
     "plot_modalities",
