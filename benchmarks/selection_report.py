@@ -9,7 +9,7 @@ with the λ that the target validation labels would pick among the same eligible
 * ``agree``: how often the score picks the labels' λ;
 * ``regret``: the mean target validation accuracy lost against the labels' pick (points).
 
-    python benchmarks/selection_report.py benchmarks/results/lambda_standard_labelfree.json \
+    python benchmarks/selection_report.py pemd_tutorial/results/lambda_standard_labelfree.json \
         benchmarks/results/lambda_standard_flair.json benchmarks/results/lambda_paper_labelfree.json
 """
 

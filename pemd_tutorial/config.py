@@ -56,7 +56,7 @@ __all__ = [
 # docs/selection.md): seeds 0, 1 and 2, fresh pairs every step, 400 source and 150 adaptation steps;
 # per discrepancy the eligible λ (collapse rule on the *source* validation accuracy) with the lowest
 # mean MIND-SSD between the fixed image and the moving image warped by the prediction, on the
-# unlabelled target validation pairs (benchmarks/results/lambda_standard_labelfree.json). Mean
+# unlabelled target validation pairs (pemd_tutorial/results/lambda_standard_labelfree.json). Mean
 # MIND-SSD / target validation accuracy (the accuracy is a reference only, never used to choose):
 #   L1   1: 0.1273 / 35.0   2: 0.1246 / 40.9   3: 0.1279 / 39.7   5: 0.1372 / 35.1 %
 #   pEMD 0.3: 0.1240 / 38.3   0.5: 0.1195 / 42.0   0.7: 0.1224 / 42.8   1: 0.1550 / 37.6 %

@@ -24,7 +24,7 @@ from packaging.version import Version  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 # PyPI distribution name -> conda-forge package name (where they differ).
-PYPI_TO_CONDA = {"torch": "pytorch", "matplotlib": "matplotlib-base", "pot": "pot"}
+PYPI_TO_CONDA = {"torch": "pytorch", "matplotlib": "matplotlib-base", "pot": "pot", "simpleitk": "simpleitk"}
 # import name -> PyPI distribution name (where they differ).
 MODULE_TO_PYPI = {"ot": "pot", "yaml": "pyyaml", "IPython": "ipykernel", "sklearn": "scikit-learn"}
 # Modules of this repository and those that come with Jupyter itself.

@@ -41,7 +41,7 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/pemd-tutorial/pemd-tutorial"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/pemd-tutorial/pemd-tutorial", "SimpleITK"], check=True)
 
 # %%
 # Configuration: every size below derives from these lines.
@@ -386,7 +386,7 @@ if standin is not None and not QUICK:
 # Short adaptations on few slices vary; judge your network by the similarities against MIND's and
 # by looking at the montages.
 #
-# **Which of notebook 03's answers apply to your pair.** Notebook 03 (section 8) compared MCD-pEMD
+# **Which of notebook 03's answers apply to your pair.** Notebook 03 (section 9) compared MCD-pEMD
 # with today's label-free alternatives on three simulated targets. On your own data you can run:
 # MIND (no training, section 4); the shipped networks; MCD-pEMD adapted to your slices (this
 # section); MIND-loss fine-tuning on the same unlabelled pairs (`pemd_tutorial.training.train_similarity`
