@@ -115,6 +115,9 @@ class Config:
         metric: correlation metric of the cost volume, ``"dot"`` or ``"ssd"``.
         cost_smoothing: 3x3 box-filter passes over neighbouring control points applied to the cost
             volume before the heads (:func:`pemd_tutorial.correlation.smooth_cost`; 0: none).
+        head_residual: each head is ``tau * V + MLP(V)`` (``True``, the default: both heads start
+            near the arg-max of the correlation, nearly identical) or ``MLP(V)`` alone (``False``:
+            heads that differ from the start; ``benchmarks/head_design.py`` compares the two).
 
     Training (see :mod:`pemd_tutorial.training`):
         batch_size: pairs per step (each domain in adaptation).
@@ -165,6 +168,7 @@ class Config:
     checkpoint_every: int = 20
     target_contrast: str = "t2"
     test_fold: int = 0
+    head_residual: bool = True
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
@@ -205,6 +209,8 @@ class Config:
             raise ValueError(
                 f"Config 'channels' must be a non-empty tuple of integers >= 1, got {self.channels!r}"
             )
+        if not isinstance(self.head_residual, bool):
+            raise ValueError(f"Config 'head_residual' must be True or False, got {self.head_residual!r}")
         if isinstance(self.test_fold, bool) or not isinstance(self.test_fold, int) \
                 or not 0 <= self.test_fold < N_FOLDS:
             raise ValueError(f"Config 'test_fold' must be an integer in [0, {N_FOLDS}), got "

@@ -93,19 +93,23 @@ class CostHead(nn.Module):
         temperature: initial ``tau`` (the residual's scale; ``V`` is a cosine in [-1, 1]).
     """
 
-    def __init__(self, n_labels: int, hidden: int, temperature: float = 10.0):
+    def __init__(self, n_labels: int, hidden: int, temperature: float = 10.0, residual: bool = True):
         super().__init__()
+        self.residual = bool(residual)
         self.mix_labels = nn.Conv2d(n_labels, hidden, 1)
         self.mix_points = nn.Conv2d(hidden, hidden, 3, padding=1, padding_mode="replicate")
         self.out = nn.Conv2d(hidden, n_labels, 1)
-        with torch.no_grad():  # a small correction at first: logits start near tau * V
-            self.out.weight.mul_(0.1)
-            self.out.bias.zero_()
-        self.log_tau = nn.Parameter(torch.tensor(math.log(temperature)))
+        if self.residual:
+            with torch.no_grad():  # a small correction at first: logits start near tau * V
+                self.out.weight.mul_(0.1)
+                self.out.bias.zero_()
+        self.log_tau = nn.Parameter(torch.tensor(math.log(temperature)), requires_grad=self.residual)
 
     def forward(self, cost: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(self.mix_labels(cost), _SLOPE)
         h = F.leaky_relu(self.mix_points(h), _SLOPE)
+        if not self.residual:  # the MLP alone: two heads that differ from the start
+            return self.out(h)
         return self.log_tau.exp() * cost + self.out(h)
 
 
@@ -141,8 +145,8 @@ class RegistrationNet(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.generator = FeatureNet(cfg.channels)
-            self.head1 = CostHead(self.grid.n_labels, cfg.head_channels)
-            self.head2 = CostHead(self.grid.n_labels, cfg.head_channels)
+            self.head1 = CostHead(self.grid.n_labels, cfg.head_channels, residual=cfg.head_residual)
+            self.head2 = CostHead(self.grid.n_labels, cfg.head_channels, residual=cfg.head_residual)
 
     def _check_images(self, fixed: torch.Tensor, moving: torch.Tensor) -> None:
         if fixed.dim() != 4 or fixed.shape[1] != 1:

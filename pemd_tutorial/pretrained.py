@@ -57,7 +57,7 @@ FORMAT_VERSION = 1
 #: Config fields that fix the network's shape and the meaning of its outputs: a file is refused for
 #: a configuration that differs in any of them.
 ARCHITECTURE_FIELDS = ("image_size", "radius", "label_step", "control_spacing", "channels", "head_channels",
-                       "metric", "cost_smoothing")
+                       "metric", "cost_smoothing", "head_residual")
 #: The same for the paper experiment's network.
 PAPER_ARCHITECTURE_FIELDS = ("patch", "step", "extractor_channels", "classifier_channels", "logit_scale")
 #: The network classes a model file can hold: name -> (class, its configuration class, fields).
