@@ -84,3 +84,23 @@ def test_model_errors():
         RegistrationNet({"image_size": 32})
 
 
+
+
+def test_heads_without_the_shared_term_are_their_mlps_alone():
+    torch.manual_seed(0)
+    x, y = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
+    shared, plain = RegistrationNet(tiny()), RegistrationNet(tiny(head_residual=False))
+    cost_s, cost_p = shared.cost(x, y), plain.cost(x, y)
+    l1, l2 = shared.classify(cost_s)
+    p1, p2 = plain.classify(cost_p)
+    with torch.no_grad():  # tau scales the shared term only
+        shared.head1.log_tau.add_(1.0)
+        plain.head1.log_tau.add_(1.0)
+    assert not torch.allclose(shared.classify(cost_s)[0], l1)
+    assert torch.equal(plain.classify(cost_p)[0], p1)
+    # the heads' start: nearly equal with the shared tau * V term, apart without it
+    gap_shared = (l1.softmax(1) - l2.softmax(1)).abs().sum(1).mean()
+    gap_plain = (p1.softmax(1) - p2.softmax(1)).abs().sum(1).mean()
+    assert gap_plain > gap_shared
+    with pytest.raises(ValueError, match="head_residual"):
+        tiny(head_residual="no")
