@@ -54,7 +54,7 @@ SEED = 0
 torch.manual_seed(SEED)
 # %matplotlib inline
 # %config InlineBackend.figure_format = "png"
-plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100})
+plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80})
 
 import numpy as np
 from ipywidgets import IntSlider, interact
@@ -279,18 +279,15 @@ plot_accuracy(one_seed);
 # recovers a large part of the gap without reading a target label in training or in choosing λ
 # (only the network's recipe, its size and numbers of steps, was set by looking at the *oracle's*
 # target validation curves; [docs/selection.md](../docs/selection.md)). With SWD, adaptation
-# achieves nothing; with L1, which is as blind to the geometry of the label grid as SWD, it works
-# almost as well as with the projected EMD (37.7 against 38.5 % on these test pairs; over three
-# seeds 2.4 ± 2.9 points behind, within one point on two of them; on this seed's *validation*
-# pairs L1 even ends ahead, section 5).
+# achieves nothing; with L1 it works almost as well as with the projected EMD on these test pairs
+# (the table above), and section 6 shows that over three seeds their difference is within noise.
 #
-# But look at the inverted row: simply inverting the moving T2w lets the *unadapted* network beat
-# every MCD variant (MCD-pEMD, the best, by 11.7 points on this seed, 50.2 against 38.5 %, and by
-# 8.6 in the three-seed mean). The simulated T2w is close to an inverted
-# T1w, so most of this domain gap is one intensity map, and MCD learns it less well than writing
-# it down does. On a FLAIR-like target, where no inversion helps, the comparison is different:
-# see [docs/results.md](../docs/results.md). `make main` reports all rows over three seeds
-# (mean ± std); see the README.
+# But look at the inverted row: on this seed and these test pairs, simply inverting the moving T2w
+# lets the *unadapted* network beat every MCD variant (the table above). The simulated T2w is close
+# to an inverted T1w, so most of this domain gap is one intensity map. Over five blocks of test
+# slices (section 9), inverting and MCD-pEMD are within noise of each other on T2w, and inverting
+# fails on the FLAIR-like targets, where no inversion helps. Section 9 also puts MCD beside the
+# label-free alternatives of today, with intervals.
 
 # %% [markdown]
 # ## 4. Beside the paper
