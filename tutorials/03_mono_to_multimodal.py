@@ -583,6 +583,12 @@ for m in table["targets"][targets[0]][best + "_vs"]:
     diffs = [table["targets"][t][best + "_vs"][m] for t in targets]
     print(f"  {table['method_names'][m][:46]:46s}" + "".join(
         f"  {100 * d['difference']:+5.1f} [{100 * d['low']:+5.1f}, {100 * d['high']:+5.1f}]" for d in diffs))
+rows = {t: table["targets"][t]["rows"] for t in targets}
+assert all(table["targets"][t]["seeds"] == [0, 1, 2, 3, 4] for t in targets)
+assert rows["t2"]["synth"]["vs_" + ref]["low"] > 0  # T2w: synthesis alone ahead of MCD-pEMD
+assert all(table["targets"][t][best + "_vs"]["randomized"]["low"] > 0 for t in targets)  # MCD adds to it
+assert all(rows["flair_lesion"][m]["vs_" + ref]["high"] < 0 for m in ("randomized", "synth", "synth_heldout"))
+assert rows["flair_lesion"]["mind_loss"]["vs_" + ref]["within_noise"]  # the closest rival there
 
 # %% [markdown]
 # **Which to use when**, from the numbers printed above (one template brain, simulated contrasts:
