@@ -185,7 +185,7 @@ n_f = sum(p.numel() for p in net.head_parameters())
 with torch.no_grad():
     logits1, logits2 = net(batch["fixed"][:2].to(DEVICE), batch["moving"][:2].to(DEVICE))
 print(f"G: {n_g} parameters, F1 + F2: {n_f} parameters; logits of each head: {tuple(logits1.shape)}")
-print(f"τ of F1 {float(net.head1.log_tau.exp()):.2f}, of F2 {float(net.head2.log_tau.exp()):.2f} (both start at 10)")
+print(f"τ of F1 {net.head1.log_tau.exp().item():.2f}, of F2 {net.head2.log_tau.exp().item():.2f} (both start at 10)")
 q1, q2 = (control_point_rows(p, batch["mask"]).double() for p in predict(net, data.target_test))
 source_tv = float(scaled_discrepancy("l1", q1, q2, GRID))
 print(f"source-only F1 vs F2 on the {len(q1)} foreground control points of the target test pairs: total "

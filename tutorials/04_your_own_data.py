@@ -271,7 +271,7 @@ assert 0.0 < brain_entropy < np.log(81)  # more certain than a uniform guess
 # skipped: there is no truth to compare with, only the similarities printed above.
 
 # %%
-# NBVAL_CHECK_OUTPUT
+# (not compared by the notebook tests: the pre-alignment's random metric sampling moves the last digits)
 if standin is not None:
     truth, brain3d = standin.truth_mm, standin.mask
     errors = {"identity (no registration)": float(np.linalg.norm(truth, axis=-1)[brain3d].mean()),
