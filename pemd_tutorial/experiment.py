@@ -333,7 +333,7 @@ def _run_mind(run: SeedRun) -> MethodResult:
 
 def _source_model(run: SeedRun):
     """The seed's source-only network, trained on first use and shared by the rows that start from it."""
-    return _source_network(run, "source", None)
+    return _source_network(run, "source", None)[:3]
 
 
 # the fields of a Config that a network trained on source data alone does not depend on
@@ -345,7 +345,8 @@ def _source_network(run: SeedRun, name: str, transform):
     """A network trained on the seed's labelled source pairs only, its moving images drawn through
     ``transform`` (``None``: as they are), trained on first use and kept in ``run.cache["networks"]``
     (shared across calls of :func:`run_experiment` that pass the same ``network_cache``, e.g. one per
-    target contrast: such a network does not depend on the target). Returns ``(model, log, seconds)``."""
+    target contrast: such a network does not depend on the target). Returns ``(model, log, seconds,
+    source pairs)``: the pairs it was trained on, its transform included."""
     fields = {k: v for k, v in run.cfg.to_dict().items() if k not in _TARGET_ONLY_FIELDS}
     key = (name, repr(transform), repr(sorted(fields.items())), run.user_target)
     networks = run.cache["networks"]
@@ -356,21 +357,12 @@ def _source_network(run: SeedRun, name: str, transform):
         model = RegistrationNet(run.cfg).to(run.device)
         log = train_source(model, sampler, run.cfg, phase=name, **run.train_kw)
         networks[key] = (model, log, time.perf_counter() - t0, sampler)
-    model, log, seconds, _ = networks[key]
-    return model, log, seconds
-
-
-def _source_sampler(run: SeedRun, name: str):
-    """The source pairs that trained the cached network ``name`` (its transform included)."""
-    for key, value in run.cache["networks"].items():
-        if key[0] == name:
-            return value[3]
-    raise KeyError(name)
+    return networks[key]
 
 
 def _contrast_row(name: str, make_transform: Callable[[SeedRun], Any]) -> Callable[[SeedRun], MethodResult]:
     def run_row(run: SeedRun) -> MethodResult:
-        model, log, _ = _source_network(run, name, make_transform(run))
+        model, log, _, _ = _source_network(run, name, make_transform(run))
         return _network_result(model, run, log)
 
     run_row.__name__ = f"run_{name}"
@@ -414,9 +406,9 @@ def _mcd_from(start: str, discrepancy: str) -> Callable[[SeedRun], MethodResult]
     """MCD from a contrast-randomised source network, its step A on the same randomised source pairs."""
     def run_mcd(run: SeedRun) -> MethodResult:
         trained_before = any(k[0] == start for k in run.cache["networks"])
-        source, _, seconds = _source_network(run, start, SOURCE_TRANSFORMS[start](run))
+        source, _, seconds, pairs = _source_network(run, start, SOURCE_TRANSFORMS[start](run))
         model = copy.deepcopy(source)
-        log = adapt(model, _source_sampler(run, start), run.data.target_train, run.cfg,
+        log = adapt(model, pairs, run.data.target_train, run.cfg,
                     discrepancy=discrepancy, phase=f"adapt_{discrepancy}_{start}", **run.train_kw)
         return _network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
 
