@@ -124,7 +124,8 @@ def _method(sitk, shrink: list[int], iterations: int, sampling: list[float], see
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentagePerLevel(sampling, seed)
+    # SimpleITK reads seed 0 as sitkWallClock (a new seed every run): shift ours by one
+    reg.SetMetricSamplingPercentagePerLevel(sampling, seed + 1)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-3,
                                                  numberOfIterations=iterations, relaxationFactor=0.6,

@@ -96,18 +96,33 @@ def test_end_to_end_rigid_and_deformation_against_the_truth(pair, tmp_path):
     identity = float(np.linalg.norm(truth, axis=-1)[pair.mask].mean())
     error = _error(result.field_mm, truth, pair.mask)
     z_error = float(np.abs(result.field_mm[..., 2] - truth[..., 2])[pair.mask].mean())
+    told = [str(w.message) for w in caught]  # shown when an assertion fails: which stage was dropped
     assert identity > 8.0
-    assert error < 0.45 * identity, (identity, error)
+    assert error < 0.45 * identity, (identity, error, told)
     # the 1.5 mm shift across slices, which slice-wise registration cannot see: at least half of it
-    # recovered (the pre-alignment's random metric sampling is not reproducible to the last digit:
-    # 0.56 mm and below 0.5 mm were both seen on this pair)
-    assert z_error < 0.5 * 1.5, z_error
+    # recovered (0.48 mm with the default seed of the metric's sampling; 0.39 to 0.60 mm over seeds
+    # 0 to 15)
+    assert z_error < 0.5 * 1.5, (z_error, told)
     stages = result.metrics["stages"]
     kept = stages[result.kept]
     assert kept["nmi"] >= stages["prealigned"]["nmi"] and kept["mind_ssd"] <= stages["prealigned"]["mind_ssd"]
     assert kept["nmi"] > stages["header"]["nmi"] and kept["mind_ssd"] < stages["header"]["mind_ssd"]
     said = [str(w.message) for w in caught if "deformable step" in str(w.message)]
     assert (result.kept == "deformable") == (not said)  # dropping the deformable step is always said
+
+
+def test_the_prealignment_is_reproducible_for_a_seed(pair, tmp_path):
+    """The same seed gives the same transform (SimpleITK reads a sampling seed of 0 as "the wall
+    clock": passed through unchanged, every run would sample the metric differently); another seed
+    samples differently."""
+    from data_utils.prealign import prealign
+
+    moving, _ = _moved_header(pair, tmp_path / "moving.nii.gz", _rigid(0.0, [0.0, 0.0, 1.5]))
+    f, m = nib.load(pair.fixed), nib.load(moving)
+    args = (np.asarray(f.dataobj, float), f.affine, np.asarray(m.dataobj, float), m.affine)
+    first, again, other = (prealign(*args, seed=s).translation for s in (0, 0, 1))
+    np.testing.assert_allclose(first, again, atol=1e-6)
+    assert np.abs(first - other).max() > 1e-4
 
 
 def test_simpleitk_reads_the_field_without_a_cast_and_reproduces_moved(rigid_case):
