@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from pemd_tutorial.config import Config  # noqa: E402
 from pemd_tutorial.discrepancies import scaled_discrepancy  # noqa: E402
-from pemd_tutorial.evaluate import label_accuracy, predict  # noqa: E402
+from pemd_tutorial.evaluate import heads_mean, pairs_accuracy, predict  # noqa: E402
 from pemd_tutorial.experiment import make_data  # noqa: E402
 from pemd_tutorial.jsonio import SHIPPED_RESULTS_DIR, write_json  # noqa: E402
 from pemd_tutorial.loop import batch_source, make_optimizers, phase_seed  # noqa: E402
@@ -64,7 +64,7 @@ def heads_disagreement(model, pairs, cfg: Config) -> dict[str, float]:
         "tv": float(scaled_discrepancy("l1", p, q, cfg.grid)),
         "pemd": float(scaled_discrepancy("pemd", p, q, cfg.grid)),
         "argmax_differ": float((p.argmax(1) != q.argmax(1)).double().mean()),
-        "accuracy": label_accuracy(p1 + p2, b["labels"], mask & b["inside"]),
+        "accuracy": pairs_accuracy(heads_mean(p1, p2), pairs),
     }
 
 
@@ -124,10 +124,7 @@ def main(argv=None) -> int:
     runs = {}
     for name in DISCREPANCIES:
         model, rows = run_mcd(name, cfg, data, steps)
-        p1, p2 = predict(model, data.target_test)
-        b = data.target_test.batch()
-        run = {"lam": cfg.lam(name), "rows": rows,
-               "test_accuracy": label_accuracy(p1 + p2, b["labels"], b["mask"] & b["inside"])}
+        run = {"lam": cfg.lam(name), "rows": rows, "test_accuracy": pairs_accuracy(model, data.target_test)}
         if f"mcd_{name}" in ("mcd_l1", "mcd_swd", "mcd_pemd") and steps == cfg.adapt_steps:
             shipped = load_pretrained(f"mcd_{name}").state_dict()
             run["max_param_diff"] = max(float((v - shipped[k]).abs().max())

@@ -38,7 +38,7 @@ import torch
 
 from data_utils import PairSampler, evaluation_pairs, make_pairs
 from pemd_tutorial.config import Config, PaperConfig
-from pemd_tutorial.evaluate import label_accuracy, predict
+from pemd_tutorial.evaluate import pairs_accuracy, predict
 from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.mind import mind_baseline
 from pemd_tutorial.model import ConcatNet, RegistrationNet
@@ -50,8 +50,7 @@ RESULTS = ROOT / "results"
 
 
 def _dense_accuracy(probs, val) -> float:
-    b = val.batch()
-    return label_accuracy(probs, b["labels"], b["mask"] & b["inside"])
+    return pairs_accuracy(probs, val)
 
 
 def dense_setup(overrides: dict, oracle: bool):

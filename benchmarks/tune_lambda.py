@@ -77,11 +77,9 @@ def _data(cfg: Config, seed: int) -> dict:
 
 
 def _accuracy(model, pairs) -> float:
-    from pemd_tutorial.evaluate import label_accuracy, predict
+    from pemd_tutorial.evaluate import pairs_accuracy
 
-    p1, p2 = predict(model, pairs)
-    b = pairs.batch()
-    return label_accuracy(p1 + p2, b["labels"], b["mask"] & b["inside"])
+    return pairs_accuracy(model, pairs)
 
 
 _CACHE: dict = {}

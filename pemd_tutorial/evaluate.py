@@ -33,7 +33,9 @@ __all__ = [
     "dense_mask",
     "fetch_batch",
     "mean_std",
+    "heads_mean",
     "label_accuracy",
+    "pairs_accuracy",
     "predict",
     "true_label_histogram",
     "evaluate_model",
@@ -308,8 +310,7 @@ def evaluate_model(model: torch.nn.Module, eval_pairs, cfg, *, batch_size: int =
     Returns:
         The dict of :func:`evaluate_probs` for ``(p1 + p2) / 2``.
     """
-    p1, p2 = predict(model, eval_pairs, batch_size=batch_size)
-    return evaluate_probs(0.5 * (p1 + p2), eval_pairs, cfg)
+    return evaluate_probs(predict(model, eval_pairs, batch_size=batch_size, combine="mean"), eval_pairs, cfg)
 
 
 def per_slice_counts(probs: torch.Tensor, eval_pairs) -> dict[str, list[int]]:
@@ -381,17 +382,36 @@ def fetch_batch(pairs, indices: Sequence[int], keys: Sequence[str], device) -> d
     return {k: v.to(device) for k, v in out.items()}
 
 
+def heads_mean(p1: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
+    """The package's prediction of a two-headed network: the mean of F1's and F2's probabilities.
+
+    The one place this mean is written (training, evaluation, label-free scores and ``register``
+    call it), so that a change of how the heads are combined is one edit.
+    """
+    return 0.5 * (p1 + p2)
+
+
+#: How :func:`predict` combines the heads: ``None`` returns both, ``"mean"`` :func:`heads_mean`.
+COMBINE = (None, "mean")
+
+
 @torch.no_grad()
-def predict(model: torch.nn.Module, pairs, *, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax probabilities of F1 and F2 for every pair, each ``(N, L, Hc, Wc)``, on the CPU.
+def predict(model: torch.nn.Module, pairs, *, batch_size: int = 64, combine: str | None = None):
+    """Softmax probabilities of a two-headed network for every pair, ``(N, L, Hc, Wc)`` on the CPU.
 
     Args:
-        model: the network (its device is used; its train/eval mode is restored afterwards).
+        model: a two-headed network (:class:`pemd_tutorial.model.TwoHeadedNet`: ``model(fixed,
+            moving)`` returns the logits of F1 and F2); its device is used and its train/eval mode
+            is restored afterwards.
         pairs: any pair dataset or evaluation view; only ``"fixed"`` and ``"moving"`` are read.
         batch_size: pairs per forward pass.
+        combine: ``None`` (default): the tuple ``(p1, p2)`` of F1's and F2's probabilities;
+            ``"mean"``: the package's prediction, :func:`heads_mean` of the two.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"predict() 'batch_size' must be an integer >= 1, got {batch_size!r}")
+    if combine not in COMBINE:
+        raise ValueError(f"predict() 'combine' must be None or 'mean', got {combine!r}")
     n = len(pairs)
     if n < 1:
         raise ValueError("predict() 'pairs' is empty")
@@ -407,7 +427,27 @@ def predict(model: torch.nn.Module, pairs, *, batch_size: int = 64) -> tuple[tor
             p2.append(torch.softmax(l2, dim=1).cpu())
     finally:
         model.train(was_training)
-    return torch.cat(p1), torch.cat(p2)
+    both = torch.cat(p1), torch.cat(p2)
+    return both if combine is None else heads_mean(*both)
+
+
+def pairs_accuracy(probs_or_model, pairs, *, batch_size: int = 64) -> float:
+    """Label accuracy on labelled pairs: the one accuracy of a prediction used by training logs,
+    the label-free choice's collapse check, the patch experiment and the benchmarks.
+
+    Args:
+        probs_or_model: ``(N, L, Hc, Wc)`` probabilities of ``pairs`` in order, or a two-headed
+            network (then :func:`predict` with ``combine="mean"``).
+        pairs: an evaluation view (or patch pairs) whose ``batch()`` has ``"labels"``, ``"mask"``
+            and ``"inside"``: the points scored are ``mask & inside``.
+        batch_size: of the prediction, when a network is given.
+    """
+    if isinstance(probs_or_model, torch.nn.Module):
+        probs = predict(probs_or_model, pairs, batch_size=batch_size, combine="mean")
+    else:
+        probs = probs_or_model
+    b = pairs.batch()
+    return label_accuracy(probs, b["labels"], b["mask"] & b["inside"])
 
 
 def example_registrations(

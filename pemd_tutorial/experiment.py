@@ -34,7 +34,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from data_utils import (
 from pemd_tutorial.config import DENSE_TARGET_CONTRASTS, Config
 from pemd_tutorial.evaluate import (
     evaluate_probs,
+    heads_mean,
     identity_probs,
     label_metrics,
     mean_std,
@@ -70,9 +71,10 @@ from pemd_tutorial.report import paired_differences, write_report
 from pemd_tutorial.selection import select_lambda
 from pemd_tutorial.training import adapt, train_oracle, train_similarity, train_source
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "METHOD_NAMES", "METHOD_TABLE", "OPT_IN_METHODS", "ExperimentData",
-           "Method",
-           "MethodResult", "SeedRun", "load_user_slices", "make_data", "run_experiment", "summarise"]
+__all__ = ["DEFAULT_METHODS", "MAIN_JOB", "METHODS", "METHOD_NAMES", "METHOD_TABLE", "OPT_IN_METHODS",
+           "Experiment", "ExperimentData", "Method", "MethodResult", "SeedRun", "drive", "load_user_slices",
+           "make_data", "mcd_row", "network_result", "run_experiment", "run_identity", "run_inverted",
+           "run_oracle", "run_source", "source_network", "summarise"]
 
 #: Metrics summarised over seeds (higher is better except ``epe``).
 METRICS = ("accuracy", "within_one", "epe", "ncc", "source_accuracy")
@@ -92,6 +94,11 @@ class ExperimentData:
         source_test: evaluation view of the source test pairs (collapse check).
         target_test: evaluation view of the target test pairs (the table).
         description: what the target domain is (embedded data or the user's files).
+        target_val_images: the target validation pairs without labels (label-free choice of λ).
+        labelled_target_train: ``() -> pairs``: the target training pairs *with* their labels (the
+            oracle's, and only the oracle's).
+        source_phase_val: the validation view that training on source pairs alone logs
+            (``None``: ``target_val``).
     """
 
     source_train: Any
@@ -101,6 +108,12 @@ class ExperimentData:
     target_test: Any
     description: str
     target_val_images: Any = None
+    labelled_target_train: Callable[[], Any] | None = None
+    source_phase_val: Any = None
+
+    def __post_init__(self):
+        if self.source_phase_val is None:
+            self.source_phase_val = self.target_val
 
 
 def _pair_kwargs(cfg: Config) -> dict[str, Any]:
@@ -161,7 +174,7 @@ def make_data(cfg: Config, seed: int, user_slices=None) -> ExperimentData:
                                  data=test, **kw).evaluation_view()
         desc = "the user's NIfTI pair: fixed (deformed) vs moving"
     return ExperimentData(source_train, target_train, target_val, source_test, target_test, desc,
-                          target_val_images)
+                          target_val_images, labelled_target_train=target_train.evaluation_view)
 
 
 def summarise(per_seed: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
@@ -201,36 +214,25 @@ def _score(target_probs: torch.Tensor, source_probs: torch.Tensor, data: Experim
     row = evaluate_probs(target_probs, data.target_test, cfg)
     if "labels" in data.target_test.batch():
         row["per_slice"] = per_slice_counts(target_probs, data.target_test)
-    b = data.source_test.batch()
-    valid = b["mask"] & b["inside"]
-    source = label_metrics(source_probs, b["labels"], b["displacement"], valid, cfg.grid)
-    row["source_accuracy"] = source["accuracy"]
+    if source_probs is not None:
+        b = data.source_test.batch()
+        valid = b["mask"] & b["inside"]
+        source = label_metrics(source_probs, b["labels"], b["displacement"], valid, cfg.grid)
+        row["source_accuracy"] = source["accuracy"]
     return row
 
 
-def _check_methods(methods: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(methods, str):
-        raise TypeError(f"run_experiment() 'methods' must be a sequence of names, got {methods!r}")
-    methods = tuple(methods)
-    if not methods:
-        raise ValueError("run_experiment() 'methods' must not be empty")
-    for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"run_experiment() 'methods' entries must be in {list(METHODS)}, got {m!r}")
-    return tuple(m for m in METHODS if m in methods)  # table order, no duplicates
-
-
-def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+def _check_seeds(seeds: Sequence[int], fn: str = "run_experiment") -> tuple[int, ...]:
     if isinstance(seeds, int):
         seeds = (seeds,)
     seeds = tuple(seeds)
     if not seeds:
-        raise ValueError("run_experiment() 'seeds' must not be empty")
+        raise ValueError(f"{fn}() 'seeds' must not be empty")
     for s in seeds:
         if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise ValueError(f"run_experiment() 'seeds' must be integers >= 0, got {s!r}")
+            raise ValueError(f"{fn}() 'seeds' must be integers >= 0, got {s!r}")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"run_experiment() 'seeds' must be distinct, got {list(seeds)}")
+        raise ValueError(f"{fn}() 'seeds' must be distinct, got {list(seeds)}")
     return seeds
 
 
@@ -262,49 +264,64 @@ def load_user_slices(fixed, moving, cfg: Config):
     return parts["train"], parts["val"], parts["test"]
 
 
+
+# ----------------------------------------------------------------------------------------------
+# the driver: one loop over targets, seeds and rows for both experiments
+# ----------------------------------------------------------------------------------------------
+
+
 @dataclass
 class SeedRun:
-    """What every method of one seed shares (the argument of a :data:`METHOD_TABLE` function).
+    """What every row of one seed and target shares (the argument of a row's function).
 
     Attributes:
         cfg: the configuration with ``seed`` set to this seed.
         seed: the seed.
-        data: the pairs of this seed (:func:`make_data`).
+        data: the pairs of this seed and target (the experiment's ``make_data``).
         device: where networks train.
-        train_kw: keyword arguments for the training phases (validation view, checkpoints,
-            resume, progress).
-        cache: state shared between methods: under ``"networks"`` the networks trained on source
+        train_kw: keyword arguments for the training phases of the target's rows (validation view,
+            checkpoints, resume, progress).
+        cache: state shared between rows: under ``"networks"`` the networks trained on source
             data only (see :func:`run_experiment`'s ``network_cache``), under ``"across_seeds"``
-            what seeds share (the deterministic MIND baseline).
+            what the seeds of a target share (the deterministic MIND baseline).
         user_target: the target domain is the user's images (no embedded target contrast).
+        target: the target column (a contrast name, or ``"user"``).
+        experiment: the :class:`Experiment` being run (its network factory).
+        source_checkpoint_dir: checkpoints of the networks trained on source data only (shared by
+            every target column).
     """
 
-    cfg: Config
+    cfg: Any
     seed: int
     data: ExperimentData
     device: torch.device
     train_kw: dict[str, Any]
     cache: dict[str, Any]
     user_target: bool = False
+    target: str = ""
+    experiment: Experiment | None = None
+    source_checkpoint_dir: Path | None = None
 
 
 @dataclass
 class MethodResult:
-    """What a method returns: probabilities on the target and source test pairs.
+    """What a row returns: probabilities on the target and source test pairs.
 
     Attributes:
-        target_probs, source_probs: ``(N, L, Hc, Wc)`` on CPU (networks: the mean of both heads).
-        model: the trained network (``None`` for training-free methods); saved with ``--save-models``.
+        target_probs, source_probs: ``(N, L, Hc, Wc)`` on CPU (networks: the mean of both heads,
+            :func:`~pemd_tutorial.evaluate.heads_mean`); ``source_probs`` is ``None`` for a
+            reference row that is not scored on the source pairs.
+        model: the trained network (``None`` for training-free rows); saved with ``--save-models``.
         log: the training log (``None`` when nothing was trained).
         heads: F1's and F2's probabilities of the first test pair (figures), or ``None``.
-        extra_time_s: training time spent before the call that belongs to this method (the shared
+        extra_time_s: training time spent before the call that belongs to this row (the shared
             source-only training of the MCD rows and of the inverted-contrast row).
-        inference_time_s: seconds a training-free method took (``None`` for networks).
+        inference_time_s: seconds a training-free row took (``None`` for networks).
         chosen: what a label-free choice picked (``{"lam", "steps"}``), recorded in the row.
     """
 
     target_probs: torch.Tensor
-    source_probs: torch.Tensor
+    source_probs: torch.Tensor | None
     model: torch.nn.Module | None = None
     log: list[dict] | None = None
     heads: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -313,15 +330,319 @@ class MethodResult:
     chosen: dict[str, Any] | None = None
 
 
-def _network_result(model, run: SeedRun, log, extra_time_s: float = 0.0) -> MethodResult:
+@dataclass(frozen=True)
+class Method:
+    """One row of an experiment: a registry entry.
 
-    p1, p2 = predict(model, run.data.target_test)
-    q1, q2 = predict(model, run.data.source_test)
-    return MethodResult(0.5 * (p1 + p2), 0.5 * (q1 + q2), model, log, (p1[:1], p2[:1]), extra_time_s)
+    Attributes:
+        label: the display name.
+        run: the function ``SeedRun -> MethodResult``.
+        opt_in: left out of the default run (asked for by name).
+        implied_by: the row that brings this one along (it cannot be asked for alone), e.g. the
+            patch experiment's inverted-contrast row comes with its source-only row.
+    """
+
+    label: str
+    run: Callable[[SeedRun], MethodResult]
+    opt_in: bool = False
+    implied_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What :func:`drive` needs to know of one experiment (the main job, the patch experiment).
+
+    Attributes:
+        function: the public function's name (in error messages).
+        config_class: the configuration class it runs on.
+        references: rows run first for every seed, whatever is asked (no training): their scores
+            are the table's reference lines.
+        rows: the rows a caller can ask for (or that a row asked for brings along), in table and
+            execution order.
+        targets: the target columns of a configuration.
+        make_data: ``(cfg, seed, target, user_slices) -> ExperimentData``.
+        new_network: ``cfg -> network`` (a :class:`~pemd_tutorial.model.TwoHeadedNet`).
+        score: ``(target_probs, source_probs, data, cfg) -> {metric: value}``: the one place an
+            experiment's metrics are computed.
+        target_only_fields: configuration fields a network trained on source data alone does not
+            depend on (the key of the source-network cache leaves them out).
+        check: ``(cfg, rows) -> None``: raises before any training when a row cannot run.
+        batch_size: pairs per forward pass of the predictions.
+        per_target_checkpoints: checkpoints of the target's rows under ``seed<S>/<target>/``.
+        row_lines: with ``progress``, print one line per row and seed.
+    """
+
+    function: str
+    config_class: type
+    references: Mapping[str, Method]
+    rows: Mapping[str, Method]
+    targets: Callable[[Any], tuple[str, ...]]
+    make_data: Callable[..., ExperimentData]
+    new_network: Callable[[Any], torch.nn.Module]
+    score: Callable[..., dict[str, Any]]
+    target_only_fields: tuple[str, ...]
+    check: Callable[[Any, tuple[str, ...]], None] | None = None
+    batch_size: int = 64
+    per_target_checkpoints: bool = False
+    row_lines: bool = False
+
+    def select(self, methods: Sequence[str]) -> tuple[str, ...]:
+        """The rows to run for ``methods``: checked, with the rows they imply, in table order."""
+        fn = self.function
+        if isinstance(methods, str):
+            raise TypeError(f"{fn}() 'methods' must be a sequence of names, got {methods!r}")
+        methods = tuple(methods)
+        if not methods:
+            raise ValueError(f"{fn}() 'methods' must not be empty")
+        allowed = [k for k, m in self.rows.items() if m.implied_by is None]
+        for m in methods:
+            if m not in allowed:
+                raise ValueError(f"{fn}() 'methods' entries must be in {allowed}, got {m!r}")
+        return tuple(k for k, m in self.rows.items()
+                     if k in methods or (m.implied_by is not None and m.implied_by in methods))
+
+    def defaults(self) -> tuple[str, ...]:
+        """The rows a run without ``methods`` asks for."""
+        return tuple(k for k, m in self.rows.items() if not m.opt_in and m.implied_by is None)
+
+    def names(self) -> dict[str, str]:
+        """Display names of every row, references first."""
+        return {k: m.label for k, m in (*self.references.items(), *self.rows.items())}
+
+
+def drive(
+    experiment: Experiment,
+    cfg: Any,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    progress: bool | str = True,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    user_slices=None,
+    network_cache: dict | None = None,
+    lambda_grid: Sequence[float] | None = None,
+    save_models: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Run the rows of ``experiment`` for every target column and seed; score every row the same way.
+
+    Per target and seed: build the pairs (``experiment.make_data``), run the reference rows, then
+    each row in table order, and score its probabilities with ``experiment.score``. Training times:
+    a row's own wall time plus the source-only training it reused (``MethodResult.extra_time_s``);
+    training-free rows record ``inference_time_s`` instead.
+
+    Returns:
+        ``{"targets": {target: {"per_seed", "logs", "first", "first_data"}}, "methods", "seeds",
+        "device", "started", "wall_time_s"}``: ``per_seed[row]`` lists one dict of scores per
+        seed (with ``"seed"``), ``logs[row][str(seed)]`` the training logs, ``first[row]`` the
+        first seed's :class:`MethodResult` and ``first_data`` its pairs.
+    """
+    fn = experiment.function
+    if not isinstance(cfg, experiment.config_class):
+        raise TypeError(f"{fn}() 'cfg' must be a {experiment.config_class.__name__}, got "
+                        f"{type(cfg).__name__}")
+    rows = experiment.select(methods)
+    seeds = _check_seeds(seeds, fn)
+    try:
+        device = torch.device(cfg.device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"{fn}() cfg.device is not a torch device: {cfg.device!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{fn}() cfg.device={cfg.device!r} but CUDA is not available")
+    if resume and checkpoint_dir is None:
+        raise ValueError(f"{fn}() 'resume' needs a 'checkpoint_dir'")
+    networks: dict = {} if network_cache is None else network_cache
+    if not isinstance(networks, dict):
+        raise TypeError(f"{fn}() 'network_cache' must be a dict or None, got {type(networks).__name__}")
+    if experiment.check is not None:
+        experiment.check(cfg, rows)  # e.g. a missing λ fails here, not after an hour of training
+
+    t_start = time.perf_counter()
+    started = _dt.datetime.now(_dt.timezone.utc)
+    targets: dict[str, Any] = {}
+    for target in experiment.targets(cfg):
+        per_seed: dict[str, list[dict[str, Any]]] = {m: [] for m in (*experiment.references, *rows)}
+        logs: dict[str, dict[str, list[dict]]] = {}
+        first: dict[str, MethodResult] = {}
+        first_data = None
+        across_seeds: dict[str, Any] = {}
+        for seed in seeds:
+            cfg_s = cfg.replace(seed=seed)
+            data = experiment.make_data(cfg_s, seed, target, user_slices)
+            base = None if checkpoint_dir is None else Path(checkpoint_dir) / f"seed{seed}"
+            ck = base / target if base is not None and experiment.per_target_checkpoints else base
+            train_kw = {"val": data.target_val, "checkpoint_dir": ck, "resume": resume, "progress": progress}
+            run = SeedRun(cfg_s, seed, data, device, train_kw,
+                          {"across_seeds": across_seeds, "networks": networks,
+                           **({} if lambda_grid is None else {"lambda_grid": tuple(lambda_grid)})},
+                          user_target=user_slices is not None, target=target, experiment=experiment,
+                          source_checkpoint_dir=base)
+            if first_data is None:
+                first_data = data
+            for name in (*experiment.references, *rows):
+                reference = name in experiment.references
+                method = experiment.references[name] if reference else experiment.rows[name]
+                t0 = time.perf_counter()
+                result = method.run(run)
+                seconds = time.perf_counter() - t0 + result.extra_time_s
+                row = experiment.score(result.target_probs, result.source_probs, data, cfg_s)
+                if reference:
+                    pass
+                elif result.model is None:  # training-free, or reusing another row's network
+                    row.update(train_time_s=result.extra_time_s, inference_time_s=result.inference_time_s)
+                else:
+                    row["train_time_s"] = seconds
+                row.update(result.chosen or {})
+                per_seed[name].append({"seed": seed, **row})
+                if result.log is not None:
+                    logs.setdefault(name, {})[str(seed)] = result.log
+                if save_models is not None and result.model is not None:
+                    save_model(result.model, Path(save_models) / f"seed{seed}" / f"{name}.pt",
+                               metadata={"method": name, "seed": seed, "test_metrics": row})
+                if seed == seeds[0]:
+                    first[name] = result
+                if experiment.row_lines and progress and not reference:
+                    source = row.get("source_accuracy")
+                    print(f"[{target} seed {seed}] {method.label:32s} target {100 * row['accuracy']:5.1f} %"
+                          + ("" if source is None else f"  source {100 * source:5.1f} %")
+                          + f"  ({row.get('train_time_s') or 0.0:.0f} s)", flush=True)
+        targets[target] = {"per_seed": per_seed, "logs": logs, "first": first, "first_data": first_data}
+    return {"targets": targets, "methods": [*experiment.references, *rows], "seeds": list(seeds),
+            "device": device, "started": started, "wall_time_s": time.perf_counter() - t_start}
+
+
+# ----------------------------------------------------------------------------------------------
+# rows both experiments use
+# ----------------------------------------------------------------------------------------------
+
+
+def network_result(model, run: SeedRun, log, extra_time_s: float = 0.0, *, target_pairs=None) -> MethodResult:
+    """A network's row: the mean of both heads on the target test pairs (or ``target_pairs``) and the
+    source test pairs, F1's and F2's probabilities of the first test pair for the figures."""
+    batch_size = run.experiment.batch_size if run.experiment is not None else 64
+    p1, p2 = predict(model, run.data.target_test if target_pairs is None else target_pairs,
+                     batch_size=batch_size)
+    source = predict(model, run.data.source_test, batch_size=batch_size, combine="mean")
+    return MethodResult(heads_mean(p1, p2), source, model, log, (p1[:1], p2[:1]), extra_time_s)
+
+
+def run_identity(run: SeedRun) -> MethodResult:
+    """No registration: all mass on the zero displacement (a reference row)."""
+    hc, wc = run.data.target_test.batch()["labels"].shape[-2:]
+    target = identity_probs(len(run.data.target_test), run.cfg.grid, hc, wc)
+    source = identity_probs(len(run.data.source_test), run.cfg.grid, hc, wc)
+    return MethodResult(target, source)
+
+
+def source_network(run: SeedRun, name: str = "source", variant=None, pairs: Callable[[], Any] | None = None):
+    """A network trained on the seed's labelled source pairs only (made by ``pairs()``, default
+    ``run.data.source_train``; ``variant`` says how they differ, e.g. the contrast transform that
+    draws their moving images), trained on first use and kept in ``run.cache["networks"]`` (shared
+    across targets, and across calls that pass the same ``network_cache``: such a network does not
+    depend on the target). Returns ``(model, log, seconds, source pairs)``."""
+    exp = run.experiment
+    fields = {k: v for k, v in run.cfg.to_dict().items() if k not in exp.target_only_fields}
+    key = (exp.function, name, repr(variant), repr(sorted(fields.items())), run.user_target)
+    networks = run.cache["networks"]
+    if key not in networks:
+        t0 = time.perf_counter()
+        sampler = run.data.source_train if pairs is None else pairs()
+        model = exp.new_network(run.cfg).to(run.device)
+        log = train_source(model, sampler, run.cfg, phase=name,
+                           **{**run.train_kw, "val": run.data.source_phase_val,
+                              "checkpoint_dir": run.source_checkpoint_dir})
+        networks[key] = (model, log, time.perf_counter() - t0, sampler)
+    return networks[key]
+
+
+def _trained_before(run: SeedRun, name: str = "source") -> bool:
+    return any(k[:2] == (run.experiment.function, name) for k in run.cache["networks"])
+
+
+def run_source(run: SeedRun) -> MethodResult:
+    """The seed's source-only network (no adaptation)."""
+    model, log, _, _ = source_network(run)  # trained in this call: its time is measured by the caller
+    return network_result(model, run, log)
+
+
+def run_inverted(run: SeedRun) -> MethodResult:
+    """The trivial trick: the seed's source-only network on the moving images inverted on their
+    foreground (:func:`data_utils.invert_foreground`); no training beyond the source network's."""
+    source, _, seconds, _ = source_network(run)
+    t0 = time.perf_counter()
+    result = network_result(source, run, None, extra_time_s=seconds,
+                            target_pairs=run.data.target_test.with_moving(invert_foreground))
+    # its network is the source row's: that training time is this row's too
+    result.model, result.inference_time_s = None, time.perf_counter() - t0
+    return result
+
+
+def mcd_row(discrepancy: str, *, angles=None, lam=None, phase: str | None = None
+            ) -> Callable[[SeedRun], MethodResult]:
+    """MCD with ``discrepancy`` from the seed's source-only network (the same start for every row).
+
+    Args:
+        discrepancy: a name of :data:`pemd_tutorial.discrepancies.DISCREPANCY_NAMES`.
+        angles: the projection angles (projected EMD), ``None``: the default.
+        lam: ``SeedRun -> λ`` (``None``: the configuration's own, or the label-free choice when
+            the run has a ``lambda_grid``).
+        phase: the training phase's name (its random streams and checkpoint), ``None``: the default.
+    """
+    def run_mcd(run: SeedRun) -> MethodResult:
+        trained_before = _trained_before(run)
+        source, _, seconds, _ = source_network(run)
+        grid = run.cache.get("lambda_grid")
+        if grid is None:
+            model = copy.deepcopy(source)  # every discrepancy starts from the same network
+            kw = {} if lam is None else {"lam": lam(run)}
+            if angles is not None:
+                kw["angles"] = angles
+            if phase is not None:
+                kw["phase"] = phase
+            log = adapt(model, run.data.source_train, run.data.target_train, run.cfg, discrepancy=discrepancy,
+                        **kw, **run.train_kw)
+            chosen = None
+        else:  # λ and the number of iterations chosen without target labels (pemd_tutorial.selection)
+            steps = run.cfg.adapt_steps
+            choice = select_lambda(source, run.data.source_train, run.data.target_train,
+                                   run.data.target_val_images, _source_val(run), run.cfg,
+                                   discrepancy=discrepancy, lambdas=grid,
+                                   checkpoints=sorted({max(1, steps // 2), steps}),
+                                   progress=run.train_kw.get("progress", False))
+            model, log, chosen = choice.model, choice.log, {"lam": choice.lam, "steps": choice.steps}
+        # the adaptation's time includes the shared source training (already measured if it ran before)
+        result = network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
+        result.chosen = chosen
+        return result
+
+    run_mcd.__name__ = f"run_mcd_{discrepancy}"
+    run_mcd.__doc__ = f"MCD with the {discrepancy!r} discrepancy from the seed's source-only network."
+    return run_mcd
+
+
+def run_oracle(run: SeedRun) -> MethodResult:
+    """A network with the seed's initialisation trained on the *labelled* target training pairs."""
+    model = run.experiment.new_network(run.cfg).to(run.device)
+    # the one place that trains on target labels: the explicitly named oracle
+    log = train_oracle(model, run.data.labelled_target_train(), run.cfg, **run.train_kw)
+    return network_result(model, run, log)
+
+
+def _source_val(run: SeedRun):
+    """The labelled *source* validation pairs (the collapse check of a label-free λ choice)."""
+    shared = run.cache["across_seeds"]
+    if "source_val" not in shared:
+        shared["source_val"] = evaluation_pairs("source", "val", run.cfg.n_val_pairs,
+                                                **_pair_kwargs(run.cfg)).evaluation_view()
+    return shared["source_val"]
+
+
+# ----------------------------------------------------------------------------------------------
+# the main job's own rows
+# ----------------------------------------------------------------------------------------------
 
 
 def _run_mind(run: SeedRun) -> MethodResult:
-
     shared = run.cache["across_seeds"]
     if "mind" not in shared:  # deterministic and seed-free: computed once
         t0 = time.perf_counter()
@@ -331,39 +652,16 @@ def _run_mind(run: SeedRun) -> MethodResult:
     return MethodResult(target, source, inference_time_s=seconds)
 
 
-def _source_model(run: SeedRun):
-    """The seed's source-only network, trained on first use and shared by the rows that start from it."""
-    return _source_network(run, "source", None)[:3]
+def _transformed_source(run: SeedRun, name: str):
+    transform = SOURCE_TRANSFORMS[name](run)
+    return source_network(run, name, transform,
+                          lambda: training_pairs(run.cfg, run.seed, "source", moving_transform=transform))
 
 
-# the fields of a Config that a network trained on source data alone does not depend on
-_TARGET_ONLY_FIELDS = ("target_contrast", "lambdas", "adapt_steps", "oracle_steps", "device", "val_every",
-                       "checkpoint_every")
-
-
-def _source_network(run: SeedRun, name: str, transform):
-    """A network trained on the seed's labelled source pairs only, its moving images drawn through
-    ``transform`` (``None``: as they are), trained on first use and kept in ``run.cache["networks"]``
-    (shared across calls of :func:`run_experiment` that pass the same ``network_cache``, e.g. one per
-    target contrast: such a network does not depend on the target). Returns ``(model, log, seconds,
-    source pairs)``: the pairs it was trained on, its transform included."""
-    fields = {k: v for k, v in run.cfg.to_dict().items() if k not in _TARGET_ONLY_FIELDS}
-    key = (name, repr(transform), repr(sorted(fields.items())), run.user_target)
-    networks = run.cache["networks"]
-    if key not in networks:
-        t0 = time.perf_counter()
-        sampler = (run.data.source_train if transform is None
-                   else training_pairs(run.cfg, run.seed, "source", moving_transform=transform))
-        model = RegistrationNet(run.cfg).to(run.device)
-        log = train_source(model, sampler, run.cfg, phase=name, **run.train_kw)
-        networks[key] = (model, log, time.perf_counter() - t0, sampler)
-    return networks[key]
-
-
-def _contrast_row(name: str, make_transform: Callable[[SeedRun], Any]) -> Callable[[SeedRun], MethodResult]:
+def _contrast_row(name: str) -> Callable[[SeedRun], MethodResult]:
     def run_row(run: SeedRun) -> MethodResult:
-        model, log, _, _ = _source_network(run, name, make_transform(run))
-        return _network_result(model, run, log)
+        model, log, _, _ = _transformed_source(run, name)
+        return network_result(model, run, log)
 
     run_row.__name__ = f"run_{name}"
     return run_row
@@ -394,135 +692,83 @@ MIND_LOSS_WEIGHT = 100.0
 
 
 def _run_mind_loss(run: SeedRun) -> MethodResult:
-    trained_before = any(k[0] == "source" for k in run.cache["networks"])
-    source, _, seconds = _source_model(run)
+    trained_before = _trained_before(run)
+    source, _, seconds, _ = source_network(run)
     model = copy.deepcopy(source)
     log = train_similarity(model, run.data.source_train, run.data.target_train, run.cfg,
                            weight=MIND_LOSS_WEIGHT, **run.train_kw)
-    return _network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
+    return network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
 
 
 def _mcd_from(start: str, discrepancy: str) -> Callable[[SeedRun], MethodResult]:
     """MCD from a contrast-randomised source network, its step A on the same randomised source pairs."""
     def run_mcd(run: SeedRun) -> MethodResult:
-        trained_before = any(k[0] == start for k in run.cache["networks"])
-        source, _, seconds, pairs = _source_network(run, start, SOURCE_TRANSFORMS[start](run))
+        trained_before = _trained_before(run, start)
+        source, _, seconds, pairs = _transformed_source(run, start)
         model = copy.deepcopy(source)
         log = adapt(model, pairs, run.data.target_train, run.cfg,
                     discrepancy=discrepancy, phase=f"adapt_{discrepancy}_{start}", **run.train_kw)
-        return _network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
+        return network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
 
     run_mcd.__name__ = f"run_mcd_{discrepancy}_{start}"
     return run_mcd
 
 
-def _run_source(run: SeedRun) -> MethodResult:
-    model, log, _ = _source_model(run)  # trained in this call: its time is measured by the caller
-    return _network_result(model, run, log)
-
-
-def _source_val(run: SeedRun):
-    """The labelled *source* validation pairs (the collapse check of a label-free λ choice)."""
-    shared = run.cache["across_seeds"]
-    if "source_val" not in shared:
-
-        shared["source_val"] = evaluation_pairs("source", "val", run.cfg.n_val_pairs,
-                                                **_pair_kwargs(run.cfg)).evaluation_view()
-    return shared["source_val"]
-
-
-def _run_inverted(run: SeedRun) -> MethodResult:
-    """The trivial trick: the seed's source-only network on the moving images inverted on their
-    foreground (:func:`data_utils.invert_foreground`); no training beyond the source network's."""
-
-    source, _, seconds = _source_model(run)
-    t0 = time.perf_counter()
-    p1, p2 = predict(source, run.data.target_test.with_moving(invert_foreground))
-    q1, q2 = predict(source, run.data.source_test)
-    # its network is the source row's: that training time is this row's too
-    return MethodResult(0.5 * (p1 + p2), 0.5 * (q1 + q2), None, None, (p1[:1], p2[:1]),
-                        extra_time_s=seconds, inference_time_s=time.perf_counter() - t0)
-
-
-def _mcd(discrepancy: str) -> Callable[[SeedRun], MethodResult]:
-    def run_mcd(run: SeedRun) -> MethodResult:
-
-        trained_before = any(k[0] == "source" for k in run.cache["networks"])
-        source, _, seconds = _source_model(run)
-        grid = run.cache.get("lambda_grid")
-        if grid is None:
-            model = copy.deepcopy(source)  # every discrepancy starts from the same network
-            log = adapt(model, run.data.source_train, run.data.target_train, run.cfg, discrepancy=discrepancy,
-                        **run.train_kw)
-            chosen = None
-        else:  # λ and the number of iterations chosen without target labels (pemd_tutorial.selection)
-
-            steps = run.cfg.adapt_steps
-            choice = select_lambda(source, run.data.source_train, run.data.target_train,
-                                   run.data.target_val_images, _source_val(run), run.cfg,
-                                   discrepancy=discrepancy, lambdas=grid,
-                                   checkpoints=sorted({max(1, steps // 2), steps}),
-                                   progress=run.train_kw.get("progress", False))
-            model, log, chosen = choice.model, choice.log, {"lam": choice.lam, "steps": choice.steps}
-        # the adaptation's time includes the shared source training (already measured if it ran before)
-        result = _network_result(model, run, log, extra_time_s=seconds if trained_before else 0.0)
-        result.chosen = chosen
-        return result
-
-    run_mcd.__name__ = f"run_mcd_{discrepancy}"
-    run_mcd.__doc__ = f"MCD with the {discrepancy!r} discrepancy from the seed's source-only network."
-    return run_mcd
-
-
-def _run_oracle(run: SeedRun) -> MethodResult:
-
-    model = RegistrationNet(run.cfg).to(run.device)
-    # the one place that trains on target labels: the explicitly named oracle
-    log = train_oracle(model, run.data.target_train.evaluation_view(), run.cfg, **run.train_kw)
-    return _network_result(model, run, log)
-
-
-@dataclass(frozen=True)
-class Method:
-    """One row of the main job: its display name and the function that produces its probabilities."""
-
-    label: str
-    run: Callable[[SeedRun], MethodResult]
-
-
 #: The main job's rows (besides the identity reference), in table and execution order. Adding a
-#: row is one entry here and one function ``SeedRun -> MethodResult``.
+#: row is one entry here (a function ``SeedRun -> MethodResult``: most rows reuse
+#: :func:`mcd_row`, :func:`source_network` and :func:`network_result`).
 METHOD_TABLE: dict[str, Method] = {
     "mind": Method("MIND baseline (no training)", _run_mind),
-    "source": Method("source only", _run_source),
-    "inverted": Method("source only, moving inverted", _run_inverted),
-    "mcd_l1": Method("MCD-L1", _mcd("l1")),
-    "mcd_swd": Method("MCD-SWD", _mcd("swd")),
-    "mcd_pemd": Method("MCD-pEMD", _mcd("pemd")),
-    "oracle": Method("oracle (target labels)", _run_oracle),
-    "mcd_pemd_shuffled": Method("MCD-pEMD, shuffled label grid (control)", _mcd("pemd_shuffled")),
-    "randomized": Method("contrast randomisation (no target image)",
-                         _contrast_row("source_randomized", SOURCE_TRANSFORMS["source_randomized"])),
-    "synth": Method("tissue synthesis (no target image)",
-                    _contrast_row("source_synth", SOURCE_TRANSFORMS["source_synth"])),
+    "source": Method("source only", run_source),
+    "inverted": Method("source only, moving inverted", run_inverted),
+    "mcd_l1": Method("MCD-L1", mcd_row("l1")),
+    "mcd_swd": Method("MCD-SWD", mcd_row("swd")),
+    "mcd_pemd": Method("MCD-pEMD", mcd_row("pemd")),
+    "oracle": Method("oracle (target labels)", run_oracle),
+    # opt-in: the geometry control of docs/method.md and the label-free alternatives of
+    # docs/results.md ("When does adaptation pay?"), which would take the default job past its 10
+    # minutes; benchmarks/adaptation_pays.py runs them
+    "mcd_pemd_shuffled": Method("MCD-pEMD, shuffled label grid (control)", mcd_row("pemd_shuffled"),
+                                opt_in=True),
+    "randomized": Method("contrast randomisation (no target image)", _contrast_row("source_randomized"),
+                         opt_in=True),
+    "synth": Method("tissue synthesis (no target image)", _contrast_row("source_synth"), opt_in=True),
     "synth_heldout": Method("tissue synthesis, target's order held out",
-                            _contrast_row("source_synth_heldout", SOURCE_TRANSFORMS["source_synth_heldout"])),
-    "mind_loss": Method("MIND-loss fine-tuning (unlabelled target)", _run_mind_loss),
+                            _contrast_row("source_synth_heldout"), opt_in=True),
+    "mind_loss": Method("MIND-loss fine-tuning (unlabelled target)", _run_mind_loss, opt_in=True),
     "mcd_pemd_randomized": Method("MCD-pEMD from contrast randomisation",
-                                  _mcd_from("source_randomized", "pemd")),
-    "mcd_l1_randomized": Method("MCD-L1 from contrast randomisation", _mcd_from("source_randomized", "l1")),
+                                  _mcd_from("source_randomized", "pemd"), opt_in=True),
+    "mcd_l1_randomized": Method("MCD-L1 from contrast randomisation", _mcd_from("source_randomized", "l1"),
+                                opt_in=True),
 }
+_REFERENCES = {"identity": Method("identity (no registration)", run_identity)}
+
+
+def _main_data(cfg: Config, seed: int, target: str, user_slices) -> ExperimentData:
+    return make_data(cfg, seed, user_slices)
+
+
+#: The main job as a specification of :func:`drive`.
+MAIN_JOB = Experiment(
+    function="run_experiment",
+    config_class=Config,
+    references=_REFERENCES,
+    rows=METHOD_TABLE,
+    targets=lambda cfg: (cfg.target_contrast,),
+    make_data=_main_data,
+    new_network=RegistrationNet,
+    score=_score,
+    target_only_fields=("target_contrast", "lambdas", "adapt_steps", "oracle_steps", "device", "val_every",
+                        "checkpoint_every"),
+)
 #: Display names of the methods, in table order.
-METHOD_NAMES = {"identity": "identity (no registration)", **{k: m.label for k, m in METHOD_TABLE.items()}}
+METHOD_NAMES = MAIN_JOB.names()
 #: Methods ``run_experiment`` accepts (``identity`` is always added as a reference row).
 METHODS = tuple(METHOD_TABLE)
-#: Opt-in rows (``--methods``): the geometry control of docs/method.md and the label-free
-#: alternatives of docs/results.md ("When does adaptation pay?"), which would take the default job
-#: past its 10 minutes; ``benchmarks/adaptation_pays.py`` runs them.
-OPT_IN_METHODS = ("mcd_pemd_shuffled", "randomized", "synth", "synth_heldout", "mind_loss",
-                  "mcd_pemd_randomized", "mcd_l1_randomized")
+#: Opt-in rows (``--methods``): ``Method.opt_in`` of :data:`METHOD_TABLE`.
+OPT_IN_METHODS = tuple(k for k, m in METHOD_TABLE.items() if m.opt_in)
 #: What the main job runs by default.
-DEFAULT_METHODS = tuple(m for m in METHODS if m not in OPT_IN_METHODS)
+DEFAULT_METHODS = MAIN_JOB.defaults()
 
 
 def run_experiment(
@@ -588,82 +834,33 @@ def run_experiment(
         not written to JSON.
     """
 
-    if not isinstance(cfg, Config):
-        raise TypeError(f"run_experiment() 'cfg' must be a Config, got {type(cfg).__name__}")
-    methods = _check_methods(methods)
-    seeds = _check_seeds(seeds)
-    try:
-        device = torch.device(cfg.device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"run_experiment() cfg.device is not a torch device: {cfg.device!r}") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"run_experiment() cfg.device={cfg.device!r} but CUDA is not available")
     user_slices = None if fixed is None and moving is None else load_user_slices(fixed, moving, cfg)
-
-    t_start = time.perf_counter()
-    started = _dt.datetime.now(_dt.timezone.utc)
-    per_seed: dict[str, list[dict[str, Any]]] = {m: [] for m in ("identity", *methods)}
-    logs: dict[str, dict[str, list[dict]]] = {}
-    figures_data: dict[str, Any] = {"probs": {}, "heads": {}}
-    across_seeds: dict[str, Any] = {}
-    networks: dict = {} if network_cache is None else network_cache
-    if not isinstance(networks, dict):
-        raise TypeError(f"run_experiment() 'network_cache' must be a dict or None, got "
-                        f"{type(networks).__name__}")
+    done = drive(MAIN_JOB, cfg, methods, seeds, progress=progress, checkpoint_dir=checkpoint_dir,
+                 resume=resume, user_slices=user_slices, network_cache=network_cache, lambda_grid=lambda_grid,
+                 save_models=save_models)
+    (column,) = done["targets"].values()
+    per_seed, data, first = column["per_seed"], column["first_data"], column["first"]
     n_fig = 4  # example pairs kept for the figures
-    label_histogram = None
-    hc, wc = cfg.control_shape
-
-    for seed in seeds:
-        cfg_s = cfg.replace(seed=seed)
-        data = make_data(cfg_s, seed, user_slices)
-        ck = None if checkpoint_dir is None else Path(checkpoint_dir) / f"seed{seed}"
-        run = SeedRun(cfg_s, seed, data, device,
-                      {"val": data.target_val, "checkpoint_dir": ck, "resume": resume, "progress": progress},
-                      {"across_seeds": across_seeds, "networks": networks,
-                       **({} if lambda_grid is None else {"lambda_grid": tuple(lambda_grid)})},
-                      user_target=user_slices is not None)
-        first = seed == seeds[0]
-        if first:
-            figures_data["test_batch"] = {k: v[:n_fig] for k, v in data.target_test.batch().items()}
-            if "labels" in figures_data["test_batch"]:
-                label_histogram = true_label_histogram(data.target_test, cfg.grid)
-
-        ident = (identity_probs(len(data.target_test), cfg.grid, hc, wc),
-                 identity_probs(len(data.source_test), cfg.grid, hc, wc))
-        per_seed["identity"].append({"seed": seed, **_score(*ident, data, cfg_s)})
-        for name in methods:
-            t0 = time.perf_counter()
-            result = METHOD_TABLE[name].run(run)
-            seconds = time.perf_counter() - t0 + result.extra_time_s
-            row = _score(result.target_probs, result.source_probs, data, cfg_s)
-            if result.model is None:  # training-free, or reusing another row's network
-                row.update(train_time_s=result.extra_time_s, inference_time_s=result.inference_time_s)
-            else:
-                row["train_time_s"] = seconds
-            row.update(result.chosen or {})
-            per_seed[name].append({"seed": seed, **row})
-            if result.log is not None:
-                logs.setdefault(name, {})[str(seed)] = result.log
-            if save_models is not None and result.model is not None:
-
-                save_model(result.model, Path(save_models) / f"seed{seed}" / f"{name}.pt",
-                           metadata={"method": name, "seed": seed, "test_metrics": row})
-            if first:
-                figures_data["probs"][name] = result.target_probs[:n_fig]
-                if result.heads is not None:
-                    figures_data["heads"][name] = result.heads
-
+    figures_data: dict[str, Any] = {
+        "test_batch": {k: v[:n_fig] for k, v in data.target_test.batch().items()},
+        "probs": {name: r.target_probs[:n_fig] for name, r in first.items()
+                  if name not in MAIN_JOB.references},
+        "heads": {name: r.heads for name, r in first.items() if r.heads is not None},
+    }
+    label_histogram = (true_label_histogram(data.target_test, cfg.grid)
+                       if "labels" in figures_data["test_batch"] else None)
+    methods = done["methods"][len(MAIN_JOB.references):]
+    names = MAIN_JOB.names()  # at run time: a row added to METHOD_TABLE is named too
     results: dict[str, Any] = {
         "title": "pemd-tutorial main job",
         "command": command if command is not None else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "date": started.isoformat(timespec="seconds"),
-        "wall_time_s": time.perf_counter() - t_start,
-        "machine": _machine(str(device)),
+        "date": done["started"].isoformat(timespec="seconds"),
+        "wall_time_s": done["wall_time_s"],
+        "machine": _machine(str(done["device"])),
         "config": cfg.to_dict(),
-        "seeds": list(seeds),
-        "methods": ["identity", *methods],
-        "method_names": {m: METHOD_NAMES[m] for m in ("identity", *methods)},
+        "seeds": done["seeds"],
+        "methods": done["methods"],
+        "method_names": {m: names[m] for m in done["methods"]},
         "data": {
             "target": data.description,
             "user_files": None if user_slices is None else {"fixed": str(fixed), "moving": str(moving)},
@@ -676,12 +873,11 @@ def run_experiment(
         "summary": summarise(per_seed),
         "paired_differences": {k: {**v, "per_seed": {str(s): d for s, d in v["per_seed"].items()}}
                                for k, v in paired_differences({"per_seed": per_seed}).items()},
-        "logs": logs,
+        "logs": column["logs"],
         "notes": _notes(methods, user_slices is not None),
         "figures_data": figures_data,
     }
     if out_dir is not None:
-
         write_report(results, out_dir)
     return results
 

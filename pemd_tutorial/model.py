@@ -33,6 +33,7 @@ seed gives the same network and building one does not disturb the global RNG.
 from __future__ import annotations
 
 import math
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -41,9 +42,46 @@ from torch import nn
 from pemd_tutorial.config import Config, PaperConfig
 from pemd_tutorial.correlation import cost_volume, smooth_cost
 
-__all__ = ["ConcatNet", "CostHead", "FeatureNet", "RegistrationNet"]
+__all__ = ["ConcatNet", "CostHead", "FeatureNet", "RegistrationNet", "TwoHeadedNet"]
 
 _SLOPE = 0.1
+
+
+@runtime_checkable
+class TwoHeadedNet(Protocol):
+    """What the training engine, evaluation, selection and model files need of a network: the seam
+    that :class:`RegistrationNet` (dense) and :class:`ConcatNet` (the paper's patches) share.
+
+    A third network satisfies it and is registered once, in
+    :data:`pemd_tutorial.pretrained.NETWORKS` (class, configuration class, architecture fields);
+    nothing else switches on network classes.
+
+    Attributes:
+        config_class: the configuration class it is built from (``Config`` or ``PaperConfig``).
+        dense: whole images with a grid of control points (``True``) or one control point per pair.
+        config: the configuration it was built with; ``grid`` and ``control_spacing``: its labels.
+    """
+
+    config_class: ClassVar[type]
+    dense: ClassVar[bool]
+    config: object
+    grid: object
+    control_spacing: int
+
+    def cost(self, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+        """What G makes of a pair and both heads read (a cost volume, or concatenated features)."""
+
+    def classify(self, cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits ``(B, L, Hc, Wc)`` of F1 and F2."""
+
+    def __call__(self, fixed: torch.Tensor, moving: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``classify(cost(fixed, moving))``."""
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        """G's parameters (step C's optimiser)."""
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """F1's and F2's parameters (step B's optimiser)."""
 
 
 class FeatureNet(nn.Module):
@@ -130,6 +168,9 @@ class RegistrationNet(nn.Module):
         >>> [tuple(t.shape) for t in net(x, x)]
         [(2, 25, 8, 8), (2, 25, 8, 8)]
     """
+
+    config_class: ClassVar[type] = Config
+    dense: ClassVar[bool] = True
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -238,6 +279,9 @@ class ConcatNet(nn.Module):
         >>> [tuple(t.shape) for t in net(x, x)]
         [(2, 25, 1, 1), (2, 25, 1, 1)]
     """
+
+    config_class: ClassVar[type] = PaperConfig
+    dense: ClassVar[bool] = False
 
     def __init__(self, cfg: PaperConfig, seed: int | None = None):
         super().__init__()

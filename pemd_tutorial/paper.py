@@ -25,15 +25,14 @@ allow; ``python -m pemd_tutorial paper`` runs it (see ``docs/paper.md``).
 
 from __future__ import annotations
 
-import copy
-import time
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from data_utils.intensity import invert_foreground
 from data_utils.patches import PATCH_EVALUATION_SEEDS, PatchPairs, PatchSampler, make_patch_pairs
 from pemd_tutorial.config import (
     PAPER_METHODS,
@@ -42,24 +41,37 @@ from pemd_tutorial.config import (
     TARGET_CONTRASTS,
     PaperConfig,
 )
-from pemd_tutorial.evaluate import label_accuracy, mean_std, predict
+from pemd_tutorial.evaluate import mean_std, pairs_accuracy
+from pemd_tutorial.experiment import (
+    Experiment,
+    ExperimentData,
+    Method,
+    MethodResult,
+    SeedRun,
+    drive,
+    mcd_row,
+    run_identity,
+    run_inverted,
+    run_oracle,
+    run_source,
+)
 from pemd_tutorial.mind import mind_patch_costs
 from pemd_tutorial.model import ConcatNet
-from pemd_tutorial.training import adapt, train_oracle, train_source
 
 __all__ = [
+    "PAPER_EXPERIMENT",
     "PAPER_METHODS",
     "PAPER_STANDARD_LAMBDAS",
     "TARGET_CONTRASTS",
     "ConcatNet",
     "PaperConfig",
     "angles_between",
+    "evaluation_set",
     "mind_patch_baseline",
     "patch_accuracy",
     "run_paper_experiment",
     "training_pairs",
 ]
-
 
 
 def angles_between(n: int, low: float = 0.0, high: float = 90.0) -> tuple[float, ...]:
@@ -74,11 +86,17 @@ def angles_between(n: int, low: float = 0.0, high: float = 90.0) -> tuple[float,
 
 
 def evaluation_set(cfg: PaperConfig, split: str, contrast: str) -> PatchPairs:
-    """The fixed validation or test patches of a contrast (the same for every seed and row)."""
-    key = (split, "t1" if contrast == "t1" else "target")
+    """The fixed validation or test patches of a contrast (the same for every seed and row; made
+    once per size and kept, so that every seed and target column of a run shares them)."""
     n = cfg.n_val if split == "val" else cfg.n_test
-    return make_patch_pairs(split, contrast, n, seed=PATCH_EVALUATION_SEEDS[key], patch=cfg.patch,
-                            step=cfg.step, deform=cfg.deform)
+    return _evaluation_set(split, contrast, n, cfg.patch, cfg.step, cfg.deform)
+
+
+@lru_cache(maxsize=16)
+def _evaluation_set(split: str, contrast: str, n: int, patch: int, step: int, deform: float) -> PatchPairs:
+    key = (split, "t1" if contrast == "t1" else "target")
+    return make_patch_pairs(split, contrast, n, seed=PATCH_EVALUATION_SEEDS[key], patch=patch, step=step,
+                            deform=deform)
 
 
 def training_pairs(cfg: PaperConfig, contrast: str, *, labelled: bool):
@@ -93,10 +111,9 @@ def training_pairs(cfg: PaperConfig, contrast: str, *, labelled: bool):
 
 
 def patch_accuracy(net: ConcatNet, pairs: PatchPairs, batch_size: int = 250) -> float:
-    """Share of pairs whose label is the argmax of the mean of both heads (the package's prediction)."""
-    p1, p2 = predict(net, pairs, batch_size=batch_size)
-    b = pairs.batch()
-    return label_accuracy(p1 + p2, b["labels"], b["mask"] & b["inside"])
+    """Share of pairs whose label is the arg-max of the mean of both heads:
+    :func:`pemd_tutorial.evaluate.pairs_accuracy` with the patch experiment's batch size."""
+    return pairs_accuracy(net, pairs, batch_size=batch_size)
 
 
 def mind_patch_baseline(pairs: PatchPairs, margin: int | None = None) -> torch.Tensor:
@@ -109,8 +126,77 @@ def mind_patch_baseline(pairs: PatchPairs, margin: int | None = None) -> torch.T
 
 
 # ----------------------------------------------------------------------------------------------
-# the experiment
+# the experiment: a specification of pemd_tutorial.experiment.drive
 # ----------------------------------------------------------------------------------------------
+
+
+def _data(cfg: PaperConfig, seed: int, target: str, user_slices) -> ExperimentData:
+    if user_slices is not None:
+        raise ValueError("run_paper_experiment() runs on the embedded slices only")
+    return ExperimentData(
+        source_train=training_pairs(cfg, "t1", labelled=True),
+        target_train=training_pairs(cfg, target, labelled=False),
+        target_val=evaluation_set(cfg, "val", target),
+        source_test=evaluation_set(cfg, "test", "t1"),
+        target_test=evaluation_set(cfg, "test", target),
+        description=f"embedded MNI152 patches: fixed T1w, moving {TARGET_CONTRASTS[target]}",
+        labelled_target_train=lambda: training_pairs(cfg, target, labelled=True),
+        source_phase_val=evaluation_set(cfg, "val", "t1"),  # the source-only network logs T1w validation
+    )
+
+
+def _score(target_probs: torch.Tensor, source_probs: torch.Tensor | None, data: ExperimentData,
+           cfg: PaperConfig) -> dict[str, float]:
+    row = {"accuracy": pairs_accuracy(target_probs, data.target_test)}
+    if source_probs is not None:
+        row["source_accuracy"] = pairs_accuracy(source_probs, data.source_test)
+    return row
+
+
+def _run_mind(run: SeedRun) -> MethodResult:
+    """The MIND patch baseline's labels as one-hot probabilities (deterministic: computed once)."""
+    shared = run.cache["across_seeds"]
+    if "mind" not in shared:
+        labels = mind_patch_baseline(run.data.target_test)
+        shared["mind"] = F.one_hot(labels, run.cfg.grid.n_labels).float()[:, :, None, None]
+    return MethodResult(shared["mind"], None)
+
+
+def _row(name: str, discrepancy: str | None, n_angles: int):
+    if discrepancy is None:
+        return run_oracle if name == "oracle" else run_source
+    return mcd_row(discrepancy, angles=angles_between(n_angles) if n_angles else None,
+                   lam=lambda run: run.cfg.lambda_for(name, run.target), phase=name)
+
+
+def _check(cfg: PaperConfig, rows: tuple[str, ...]) -> None:
+    for contrast in cfg.target_contrasts:  # a missing λ fails here, not after an hour of training
+        for m in rows:
+            if m in PAPER_METHODS and PAPER_METHODS[m][1] is not None:
+                cfg.lambda_for(m, contrast)
+
+
+#: The patch experiment as a specification of :func:`pemd_tutorial.experiment.drive`. Its rows are
+#: :data:`~pemd_tutorial.config.PAPER_METHODS` (one entry there adds a row), plus the inverted
+#: moving patches, which come with the source-only row.
+PAPER_EXPERIMENT = Experiment(
+    function="run_paper_experiment",
+    config_class=PaperConfig,
+    references={"identity": Method(PAPER_REFERENCE_NAMES["identity"], run_identity),
+                "mind": Method(PAPER_REFERENCE_NAMES["mind"], _run_mind)},
+    rows={"inverted": Method(PAPER_REFERENCE_NAMES["inverted"], run_inverted, implied_by="source"),
+          **{m: Method(label, _row(m, d, n)) for m, (label, d, n) in PAPER_METHODS.items()}},
+    targets=lambda cfg: tuple(cfg.target_contrasts),
+    make_data=_data,
+    new_network=ConcatNet,
+    score=_score,
+    target_only_fields=("target_contrasts", "lambdas", "adapt_steps", "oracle_steps", "device", "val_every",
+                        "checkpoint_every"),
+    check=_check,
+    batch_size=250,
+    per_target_checkpoints=True,
+    row_lines=True,
+)
 
 
 def run_paper_experiment(
@@ -123,6 +209,9 @@ def run_paper_experiment(
 ) -> dict[str, Any]:
     """Every row of the paper experiment for each target contrast and seed; returns a results dict.
 
+    :func:`pemd_tutorial.experiment.drive` runs :data:`PAPER_EXPERIMENT` (the main job's driver);
+    this function lays its scores out per target column.
+
     ``results["columns"][contrast]["per_seed"][method]`` lists target test accuracies (and the source
     test accuracy of each network under ``"source_accuracy"``); ``"summary"`` has means and
     sample standard deviations, ``"curves"`` the validation accuracy logged during training
@@ -132,138 +221,46 @@ def run_paper_experiment(
     Args:
         cfg: the configuration (its ``seed`` is replaced by each of ``seeds``).
         seeds: training seeds; the evaluation sets are the same for all.
-        methods: rows of :data:`PAPER_METHODS` (default all).
+        methods: rows of :data:`PAPER_METHODS` (default all); the source-only row brings the
+            inverted-contrast row along.
         progress: progress bars and a line per row.
         checkpoint_dir: checkpoints of every phase under ``seed<S>/`` (and ``seed<S>/<contrast>/``).
         resume: continue every phase from its checkpoint.
     """
-    if not isinstance(cfg, PaperConfig):
-        raise TypeError(f"run_paper_experiment() 'cfg' must be a PaperConfig, got {type(cfg).__name__}")
-    methods = tuple(PAPER_METHODS) if methods is None else tuple(methods)
-    if not methods:
-        raise ValueError("run_paper_experiment() 'methods' must not be empty")
-    for m in methods:
-        if m not in PAPER_METHODS:
-            raise ValueError(
-                f"run_paper_experiment() 'methods' entries must be in {list(PAPER_METHODS)}, got {m!r}"
-            )
-    seeds = list(seeds)
-    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
-    if not seeds or bad or len(set(seeds)) != len(seeds):
-        raise ValueError(f"run_paper_experiment() 'seeds' must be distinct integers >= 0, got {seeds}")
-    for contrast in cfg.target_contrasts:  # a missing λ fails here, not after an hour of training
-        for m in methods:
-            if PAPER_METHODS[m][1] is not None:
-                cfg.lambda_for(m, contrast)
-    if resume and checkpoint_dir is None:
-        raise ValueError("run_paper_experiment() 'resume' needs a 'checkpoint_dir'")
-    t_start = time.perf_counter()
-    device = torch.device(cfg.device)
+    done = drive(PAPER_EXPERIMENT, cfg, PAPER_EXPERIMENT.defaults() if methods is None else methods, seeds,
+                 progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
+    rows = done["methods"]
+    trained = [m for m in rows if m in PAPER_METHODS]
     columns: dict[str, Any] = {}
     nets: dict[str, Any] = {}
-    source_val = evaluation_set(cfg, "val", "t1")
-    source_test = evaluation_set(cfg, "test", "t1")
-
-    samplers: dict[tuple, Any] = {}
-
-    def pairs_for(scfg: PaperConfig, contrast: str, labelled: bool):
-        # one sampler (or pool) per seed, contrast and labelling, shared by every row that trains on it
-        key = (scfg.seed, contrast, labelled)
-        if key not in samplers:
-            samplers[key] = training_pairs(scfg, contrast, labelled=labelled)
-        return samplers[key]
-
-    def ckpt(seed: int, *parts: str):
-        return None if checkpoint_dir is None else Path(checkpoint_dir, f"seed{seed}", *parts)
-
-    # the source-only network of a seed depends on the source (T1w) pairs only: trained once and
-    # shared by every target column and every adaptation row
-    bases: dict[int, tuple[ConcatNet, list, float]] = {}
-
-    def base_for(seed: int) -> tuple[ConcatNet, list, float]:
-        if seed not in bases:
-            scfg = cfg.replace(seed=seed)
-            net = ConcatNet(scfg).to(device)
-            t0 = time.perf_counter()
-            log = train_source(net, pairs_for(scfg, "t1", True), scfg, val=source_val,
-                               checkpoint_dir=ckpt(seed), resume=resume, progress=progress)
-            bases[seed] = (net, log, time.perf_counter() - t0)
-        return bases[seed]
-
-    extra = ("inverted",) if "source" in methods else ()  # the inverted row needs the source network
-    for contrast in cfg.target_contrasts:
-        per_seed: dict[str, list[float]] = {m: [] for m in ("identity", "mind", *extra, *methods)}
-        source_acc: dict[str, list[float]] = {m: [] for m in methods}
-        curves: dict[str, dict[str, list]] = {}
-        times: dict[str, list[float]] = {m: [] for m in methods}
-        target_test = evaluation_set(cfg, "test", contrast)
-        target_val = evaluation_set(cfg, "val", contrast)
-        mind_acc = float((mind_patch_baseline(target_test) == target_test.labels).float().mean())
-        identity = float((target_test.labels == cfg.grid.index(0, 0)).float().mean())
-        for seed in seeds:
-            scfg = cfg.replace(seed=seed)
-            per_seed["identity"].append(identity)
-            per_seed["mind"].append(mind_acc)
-            if extra:  # the trivial trick: the source-only network on the inverted moving patches
-                per_seed["inverted"].append(patch_accuracy(base_for(seed)[0],
-                                                           target_test.with_moving(invert_foreground)))
-            for m in methods:
-                label, disc, n_angles = PAPER_METHODS[m]
-                t0 = time.perf_counter()
-                if m == "oracle":
-                    net = ConcatNet(scfg).to(device)
-                    log = train_oracle(net, pairs_for(scfg, contrast, True), scfg,
-                                       val=target_val, checkpoint_dir=ckpt(seed, contrast), resume=resume,
-                                       progress=progress)
-                    seconds = time.perf_counter() - t0
-                else:
-                    base, log, seconds = base_for(seed)
-                    net = copy.deepcopy(base)
-                    if disc is not None:
-                        t0 = time.perf_counter()
-                        log = adapt(net, pairs_for(scfg, "t1", True), pairs_for(scfg, contrast, False), scfg,
-                                    discrepancy=disc, lam=cfg.lambda_for(m, contrast),
-                                    angles=angles_between(n_angles) if n_angles else None, phase=m,
-                                    val=target_val, checkpoint_dir=ckpt(seed, contrast), resume=resume,
-                                    progress=progress)
-                        seconds = time.perf_counter() - t0
-                acc = patch_accuracy(net, target_test)
-                per_seed[m].append(acc)
-                source_acc[m].append(patch_accuracy(net, source_test))
-                times[m].append(seconds)
-                curves.setdefault(m, {})[str(seed)] = [(r["step"], r["val_acc"]) for r in log
-                                                       if r.get("val_acc") is not None]
-                if seed == seeds[0]:
-                    nets[f"{contrast}/{m}"] = net
-                if progress:
-                    print(
-                        f"[paper {contrast} seed {seed}] {label:24s} target {100 * acc:5.1f} %  "
-                        f"source {100 * source_acc[m][-1]:5.1f} %  ({seconds:.0f} s)",
-                        flush=True,
-                    )
+    for contrast, col in done["targets"].items():
+        scores = col["per_seed"]
+        per_seed = {m: [r["accuracy"] for r in scores[m]] for m in rows}
+        source_acc = {m: [r["source_accuracy"] for r in scores[m]] for m in trained}
         summary = {}
         for m, vals in per_seed.items():
             mean, std = mean_std(vals)
-            row = {"accuracy": mean, "accuracy_std": std}
+            summary[m] = {"accuracy": mean, "accuracy_std": std}
             if m in source_acc:
-                row["source_accuracy"], row["source_accuracy_std"] = mean_std(source_acc[m])
-                row["train_seconds"] = sum(times[m]) / len(times[m])
-            summary[m] = row
+                summary[m]["source_accuracy"], summary[m]["source_accuracy_std"] = mean_std(source_acc[m])
+                summary[m]["train_seconds"] = mean_std([r["train_time_s"] for r in scores[m]])[0]
         columns[contrast] = {
             "per_seed": per_seed,
             "source_accuracy": source_acc,
             "summary": summary,
-            "curves": curves,
+            "curves": {m: {seed: [(r["step"], r["val_acc"]) for r in log if r.get("val_acc") is not None]
+                           for seed, log in col["logs"].get(m, {}).items()} for m in trained},
         }
+        nets.update({f"{contrast}/{m}": col["first"][m].model for m in trained})
     return {
         "title": "pemd-tutorial paper experiment (patch-based, 25 classes)",
         "config": cfg.to_dict(),
-        "seeds": seeds,
-        "methods": ["identity", "mind", *extra, *methods],
-        "method_names": {**PAPER_REFERENCE_NAMES, **{m: PAPER_METHODS[m][0] for m in methods}},
+        "seeds": done["seeds"],
+        "methods": rows,
+        "method_names": PAPER_EXPERIMENT.names(),
         "weights": ConcatNet(cfg).weight_counts(),
         "chance": 1.0 / cfg.grid.n_labels,
         "columns": columns,
-        "wall_time_s": time.perf_counter() - t_start,
+        "wall_time_s": done["wall_time_s"],
         "networks": nets,
     }

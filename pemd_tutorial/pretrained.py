@@ -60,8 +60,10 @@ ARCHITECTURE_FIELDS = ("image_size", "radius", "label_step", "control_spacing", 
                        "metric", "cost_smoothing", "head_residual")
 #: The same for the paper experiment's network.
 PAPER_ARCHITECTURE_FIELDS = ("patch", "step", "extractor_channels", "classifier_channels", "logit_scale")
-#: The network classes a model file can hold: name -> (class, its configuration class, fields).
-_NETWORKS = {
+#: The network classes a model file can hold: name -> (class, its configuration class, fields). The
+#: one registry of network classes: a new network (a :class:`~pemd_tutorial.model.TwoHeadedNet`) is
+#: one entry here.
+NETWORKS = {
     "RegistrationNet": (RegistrationNet, Config, ARCHITECTURE_FIELDS),
     "ConcatNet": (ConcatNet, PaperConfig, PAPER_ARCHITECTURE_FIELDS),
 }
@@ -90,9 +92,10 @@ def save_model(
         TypeError: ``model`` is not one of the package's networks or ``metadata`` not a dict.
         ValueError: ``metadata`` is not JSON-serialisable.
     """
-    if not isinstance(model, (RegistrationNet, ConcatNet)):
+    if type(model).__name__ not in NETWORKS or not isinstance(model, NETWORKS[type(model).__name__][0]):
         raise TypeError(
-            f"save_model() 'model' must be a RegistrationNet or a ConcatNet, got {type(model).__name__}"
+            f"save_model() 'model' must be one of the package's networks ({', '.join(NETWORKS)}), got "
+            f"{type(model).__name__}"
         )
     if metadata is not None and not isinstance(metadata, dict):
         raise TypeError(f"save_model() 'metadata' must be a dict or None, got {type(metadata).__name__}")
@@ -138,9 +141,11 @@ def load_model(
         TypeError: ``config`` is not a Config (or a PaperConfig for a ConcatNet file).
     """
     path = Path(path)
-    if config is not None and not isinstance(config, (Config, PaperConfig)):
+    config_classes = tuple(cfg_cls for _, cfg_cls, _ in NETWORKS.values())
+    if config is not None and not isinstance(config, config_classes):
         raise TypeError(
-            f"load_model() 'config' must be a Config, a PaperConfig or None, got {type(config).__name__}"
+            f"load_model() 'config' must be one of {', '.join(c.__name__ for c in config_classes)} or None, "
+            f"got {type(config).__name__}"
         )
     if not path.is_file():
         raise FileNotFoundError(f"load_model() model file not found: {str(path)!r}")
@@ -158,9 +163,9 @@ def load_model(
             f"this package reads version {FORMAT_VERSION}"
         )
     network = state.get("network", "RegistrationNet")  # files written before ConcatNet could be saved
-    if network not in _NETWORKS:
+    if network not in NETWORKS:
         raise ValueError(f"load_model() {str(path)!r} holds an unknown network {network!r}")
-    net_cls, cfg_cls, fields = _NETWORKS[network]
+    net_cls, cfg_cls, fields = NETWORKS[network]
     if config is not None and not isinstance(config, cfg_cls):
         raise TypeError(f"load_model() {str(path)!r} holds a {network}: 'config' must be a "
                         f"{cfg_cls.__name__}, got {type(config).__name__}")

@@ -101,7 +101,7 @@ from data_utils.prealign import (
 )
 from data_utils.prealign import prealign as prealign_pair
 from pemd_tutorial.config import Config
-from pemd_tutorial.evaluate import dense_field
+from pemd_tutorial.evaluate import dense_field, heads_mean
 from pemd_tutorial.figures import plot_registration_montage
 from pemd_tutorial.jsonio import write_json
 from pemd_tutorial.mind import mind_probs
@@ -228,7 +228,7 @@ def load_registration_model(spec: str | os.PathLike, device: str | torch.device 
                 raise ValueError(f"register() model {spec!r} does not fit 'config': " + ", ".join(bad))
         return model, model.config
     model = load_model(spec, config, device=device)
-    if not isinstance(model.config, Config):
+    if not model.dense:
         raise ValueError(f"register() model file '{spec}' holds a {type(model).__name__} (a patch "
                          "network of the "
                          "paper experiment), which cannot register slices; give a RegistrationNet's file")
@@ -704,7 +704,7 @@ def _predict(net, cfg, fixed: torch.Tensor, moving: torch.Tensor, device) -> tor
     for start in range(0, fixed.shape[0], 32):
         f, m = fixed[start : start + 32].to(device), moving[start : start + 32].to(device)
         l1, l2 = net(f, m)
-        out.append((0.5 * (l1.softmax(1) + l2.softmax(1))).cpu())
+        out.append(heads_mean(l1.softmax(1), l2.softmax(1)).cpu())
     return torch.cat(out)
 
 

@@ -46,7 +46,7 @@ import torch
 
 from data_utils import warp
 from data_utils.patches import PatchPairs
-from pemd_tutorial.evaluate import dense_field, dense_mask, label_accuracy, predict
+from pemd_tutorial.evaluate import dense_field, dense_mask, pairs_accuracy, predict
 from pemd_tutorial.mind import mind_patch_costs
 from pemd_tutorial.similarity import mind_ssd, normalised_mutual_information
 from pemd_tutorial.training import adapt, control_point_rows
@@ -128,8 +128,7 @@ def registration_scores(probs: torch.Tensor, pairs, control_spacing: int | None 
 
 def label_free_scores(model: torch.nn.Module, pairs, control_spacing: int | None = None) -> dict[str, float]:
     """Every score of :data:`HIGHER_IS_BETTER` of a network on unlabelled pairs (mean of both heads)."""
-    p1, p2 = predict(model, pairs)
-    probs = 0.5 * (p1 + p2)
+    probs = predict(model, pairs, combine="mean")
     mask = pairs.batch()["mask"]
     return {**registration_scores(probs, pairs, control_spacing), **output_scores(probs, mask)}
 
@@ -199,9 +198,7 @@ def choose_lambda(
 
 def source_accuracy(model: torch.nn.Module, source_val) -> float:
     """Label accuracy (mean of both heads) on labelled *source* validation pairs: the collapse check."""
-    p1, p2 = predict(model, source_val)
-    b = source_val.batch()
-    return label_accuracy(p1 + p2, b["labels"], b["mask"] & b["inside"])
+    return pairs_accuracy(model, source_val)
 
 
 @dataclass

@@ -46,9 +46,9 @@ import torch
 import torch.nn.functional as F
 
 from data_utils import warp
-from pemd_tutorial.config import Config, PaperConfig
+from pemd_tutorial.config import Config
 from pemd_tutorial.discrepancies import DISCREPANCY_NAMES, SCALED_DISCREPANCIES, scaled_discrepancy
-from pemd_tutorial.evaluate import dense_field, dense_mask, label_accuracy
+from pemd_tutorial.evaluate import dense_field, dense_mask, heads_mean, label_accuracy
 from pemd_tutorial.loop import (
     AnyConfig,
     Network,
@@ -60,7 +60,7 @@ from pemd_tutorial.loop import (
     run_phase,
 )
 from pemd_tutorial.mind import mind_descriptors
-from pemd_tutorial.model import ConcatNet, RegistrationNet
+from pemd_tutorial.model import TwoHeadedNet
 
 __all__ = ["adapt", "control_point_rows", "masked_ce", "mcd_step_a", "mcd_step_b", "mcd_step_c",
            "mind_ssd_loss", "train_oracle", "train_similarity", "train_source"]
@@ -85,11 +85,12 @@ def masked_ce(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor) -
 
 
 def _check_phase(fn: str, model, cfg, steps, datasets: dict[str, Any]) -> None:
-    if not isinstance(model, (RegistrationNet, ConcatNet)):
+    if not isinstance(model, TwoHeadedNet):
         raise TypeError(
-            f"{fn}() 'model' must be a RegistrationNet or a ConcatNet, got {type(model).__name__}"
+            f"{fn}() 'model' must be a two-headed network (e.g. a RegistrationNet or a ConcatNet), got "
+            f"{type(model).__name__}"
         )
-    wanted = Config if isinstance(model, RegistrationNet) else PaperConfig
+    wanted = model.config_class
     if not isinstance(cfg, wanted):
         raise TypeError(f"{fn}() 'cfg' must be a {wanted.__name__} for a {type(model).__name__}, "
                         f"got {type(cfg).__name__}")
@@ -191,7 +192,8 @@ def mcd_step_a(model: Network, optimizers: Optimizers, source_batch: dict) -> tu
         opt.step()
     with torch.no_grad():
         valid = source_batch["mask"] & source_batch["inside"]
-        acc = label_accuracy(logits1.softmax(1) + logits2.softmax(1), source_batch["labels"], valid)
+        acc = label_accuracy(heads_mean(logits1.softmax(1), logits2.softmax(1)),
+                             source_batch["labels"], valid)
     return float(ce.detach()) / 2.0, acc
 
 
@@ -495,7 +497,7 @@ def mind_ssd_loss(model: Network, batch: dict, control_spacing: int) -> torch.Te
     """
     fixed, moving = batch["fixed"], batch["moving"]
     logits1, logits2 = model(fixed, moving)
-    probs = 0.5 * (logits1.softmax(1) + logits2.softmax(1))
+    probs = heads_mean(logits1.softmax(1), logits2.softmax(1))
     h, w = fixed.shape[-2:]
     field = dense_field(model.grid.expected_displacement(probs), h, w, control_spacing)
     warped = warp(moving, field)
@@ -539,8 +541,9 @@ def train_similarity(
         The log: per step ``{"step", "phase": "mind_loss", "source_ce", "train_acc", "mind_ssd", "val_acc"}``.
     """
     _check_phase("train_similarity", model, cfg, steps, {"source": source, "target": target})
-    if not isinstance(model, RegistrationNet):
-        raise TypeError("train_similarity() needs a dense RegistrationNet (it warps whole images)")
+    if not model.dense:
+        raise TypeError(f"train_similarity() needs a dense network such as a RegistrationNet (it warps whole "
+                        f"images), got a {type(model).__name__}")
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
         raise ValueError(f"train_similarity() 'weight' must be a number > 0, got {weight!r}")
     steps = cfg.adapt_steps if steps is None else steps
@@ -564,7 +567,8 @@ def train_similarity(
             opt.step()
         with torch.no_grad():
             valid = source_batch["mask"] & source_batch["inside"]
-            acc = label_accuracy(logits1.softmax(1) + logits2.softmax(1), source_batch["labels"], valid)
+            acc = label_accuracy(heads_mean(logits1.softmax(1), logits2.softmax(1)),
+                                 source_batch["labels"], valid)
         return {"source_ce": float(ce.detach()) / 2.0, "train_acc": acc, "mind_ssd": float(sim.detach())}
 
     meta = {"phase": phase, "seed": cfg.seed, "weight": float(weight)}

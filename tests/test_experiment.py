@@ -147,10 +147,7 @@ def test_method_table_adds_a_row_with_one_entry(tmp_path, monkeypatch):
         return experiment.MethodResult(identity_probs(n_t, run.cfg.grid, hc, wc),
                                        identity_probs(n_s, run.cfg.grid, hc, wc))
 
-    table = {**experiment.METHOD_TABLE, "zero": experiment.Method("zero shift", run_zero_shift)}
-    monkeypatch.setattr(experiment, "METHOD_TABLE", table)
-    monkeypatch.setattr(experiment, "METHODS", tuple(table))
-    monkeypatch.setattr(experiment, "METHOD_NAMES", {**experiment.METHOD_NAMES, "zero": "zero shift"})
+    monkeypatch.setitem(experiment.METHOD_TABLE, "zero", experiment.Method("zero shift", run_zero_shift))
     r = run_experiment(tiny_config(), methods=("zero",), seeds=(0,), out_dir=tmp_path, progress=False)
     assert r["methods"] == ["identity", "zero"]
     for key in ("accuracy", "within_one", "epe", "source_accuracy"):
@@ -210,7 +207,7 @@ def test_label_free_alternative_rows_share_source_networks_across_targets_and_re
     cache: dict = {}
     t2 = run_experiment(tiny_config(test_fold=2), methods=rows, seeds=(0,), out_dir=None, progress=False,
                         network_cache=cache)
-    trained = {k[0] for k in cache}
+    trained = {k[1] for k in cache}  # (experiment, row, variant, configuration, user data)
     assert trained == {"source", "source_randomized", "source_synth", "source_synth_heldout"}
     flair = run_experiment(tiny_config(test_fold=2, target_contrast="flair_lesion"), methods=rows, seeds=(0,),
                            out_dir=None, progress=False, network_cache=cache)

@@ -64,3 +64,31 @@ def test_checkpoint_errors(tmp_path):
         save_checkpoint(tmp_path / "c.pt", [1, 2])
     with pytest.raises(ValueError, match="'path'"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_a_phase_leaves_the_callers_flush_denormal_mode_as_it_found_it():
+    """run_phase flushes denormals while it trains, then restores the mode it found (not torch's default)."""
+    from pemd_tutorial.config import Config
+    from pemd_tutorial.model import RegistrationNet
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    cfg = Config(image_size=16, radius=1, label_step=2.0, control_spacing=4, channels=(4,), head_channels=4,
+                 val_every=0, checkpoint_every=0)
+    net = RegistrationNet(cfg)
+    seen = []
+
+    def step():
+        seen.append(loop.flushing_denormals())
+        return {}
+
+    for before in (False, True):
+        torch.set_flush_denormal(before)
+        try:
+            loop.run_phase(phase="p", model=net, cfg=cfg, steps=1, step_fn=step,
+                           optimizers=loop.make_optimizers(net, 1e-3), generators={}, meta={}, val=None,
+                           checkpoint_dir=None, resume=False, progress=False)
+            assert loop.flushing_denormals() is before
+        finally:
+            torch.set_flush_denormal(False)
+    assert seen == [True, True]

@@ -217,16 +217,16 @@ def test_intermediate_weighted_target_is_the_spin_echo_it_names(monkeypatch):
 
 
 def test_two_target_columns_share_the_source_network_and_use_their_own_lambdas(monkeypatch):
-    import pemd_tutorial.paper as paper
+    import pemd_tutorial.experiment as experiment
 
     seen = []
-    real = paper.adapt
+    real = experiment.adapt
 
     def spy(*args, **kw):
         seen.append(kw["lam"])
         return real(*args, **kw)
 
-    monkeypatch.setattr(paper, "adapt", spy)
+    monkeypatch.setattr(experiment, "adapt", spy)  # the one driver's adaptation call
     cfg = tiny_cfg(adapt_steps=1, oracle_steps=2, target_contrasts=("t2", "inter"),
                    lambdas={"t2/mcd_swd": 0.25, "inter/mcd_swd": 0.75})
     both = run_paper_experiment(cfg, seeds=(0,), methods=("source", "mcd_swd"), progress=False)

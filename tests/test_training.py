@@ -316,7 +316,7 @@ def test_bad_options_raise(data):
         train_source(net, src, cfg, steps=-3, progress=False)
     with pytest.raises(ValueError, match="'source'"):
         train_source(net, [], cfg, progress=False)
-    with pytest.raises(TypeError, match=r"train_source\(\) 'model' must be a RegistrationNet"):
+    with pytest.raises(TypeError, match=r"train_source\(\) 'model' must be a two-headed network"):
         train_source(torch.nn.Linear(2, 2), src, cfg, progress=False)
     with pytest.raises(ValueError, match="label grid"):
         train_source(RegistrationNet(tiny(radius=3)), src, cfg, progress=False)
