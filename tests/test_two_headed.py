@@ -115,8 +115,10 @@ def test_one_driver_runs_any_experiment_specification():
         flat = torch.full((n_t, cfg.grid.n_labels, hc, wc), 1.0 / cfg.grid.n_labels)
         return MethodResult(flat, identity_probs(n_s, cfg.grid, hc, wc))
 
-    spec = Experiment(function="toy", config_class=Config, references={"identity": Method("none", run_identity)},
-                      rows={"uniform": Method("uniform", uniform), "extra": Method("x", uniform, opt_in=True)},
+    spec = Experiment(function="toy", config_class=Config,
+                      references={"identity": Method("none", run_identity)},
+                      rows={"uniform": Method("uniform", uniform),
+                            "extra": Method("x", uniform, opt_in=True)},
                       targets=lambda c: ("t2", "flair"), make_data=data, new_network=RegistrationNet,
                       score=lambda tp, sp, d, c: {"accuracy": pairs_accuracy(tp, d.target_test)},
                       target_only_fields=())
