@@ -44,7 +44,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pemd_tutorial.config import BASE_DISCREPANCIES, Config  # noqa: E402
+from pemd_tutorial.config import Config  # noqa: E402
+from pemd_tutorial.discrepancies import BASE_DISCREPANCIES  # noqa: E402
 from pemd_tutorial.jsonio import write_json  # noqa: E402
 
 

@@ -28,7 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pemd_tutorial.config import BASE_DISCREPANCIES, Config  # noqa: E402
+from pemd_tutorial.config import Config  # noqa: E402
+from pemd_tutorial.discrepancies import BASE_DISCREPANCIES  # noqa: E402
 from pemd_tutorial.experiment import make_data  # noqa: E402
 from pemd_tutorial.figures import plot_discrepancy_gradients  # noqa: E402
 from pemd_tutorial.figures.mechanism import DISCREPANCY_LABELS as LABELS  # noqa: E402

@@ -28,10 +28,11 @@ the method is described in ``docs/method.md``. The public API at a glance, modul
 """
 
 from data_utils.grid import LabelGrid
-from pemd_tutorial.config import DISCREPANCY_NAMES, Config, PaperConfig
+from pemd_tutorial.config import Config, PaperConfig
 from pemd_tutorial.correlation import cost_volume
 from pemd_tutorial.discrepancies import (
     DISCREPANCIES,
+    DISCREPANCY_NAMES,
     L1Discrepancy,
     ProjectedEMD,
     SlicedWassersteinDiscrepancy,

@@ -30,7 +30,13 @@ from pathlib import Path
 import torch
 
 from data_utils.embedded import N_FOLDS
-from pemd_tutorial.config import DENSE_TARGET_CONTRASTS, PAPER_METHODS, TARGET_CONTRASTS, Config, PaperConfig
+from pemd_tutorial.config import (
+    DENSE_TARGET_CONTRASTS,
+    PAPER_METHODS,
+    PAPER_TARGET_CONTRASTS,
+    Config,
+    PaperConfig,
+)
 from pemd_tutorial.experiment import DEFAULT_METHODS, METHODS, load_user_slices, run_experiment
 from pemd_tutorial.paper import run_paper_experiment
 from pemd_tutorial.pretrained import PRETRAINED_NAMES, save_model
@@ -139,8 +145,8 @@ def _add_paper(sub) -> None:
     p.add_argument("--methods", nargs="+", choices=list(PAPER_METHODS), default=list(PAPER_METHODS),
                    metavar="METHOD", help=f"rows to run, any of {' '.join(PAPER_METHODS)} (default: all); "
                                           "no registration and MIND are always added")
-    p.add_argument("--targets", nargs="+", choices=list(TARGET_CONTRASTS), metavar="CONTRAST",
-                   help=f"target contrasts, any of {' '.join(TARGET_CONTRASTS)} (default: t2)")
+    p.add_argument("--targets", nargs="+", choices=list(PAPER_TARGET_CONTRASTS), metavar="CONTRAST",
+                   help=f"target contrasts, any of {' '.join(PAPER_TARGET_CONTRASTS)} (default: t2)")
     p.add_argument("--out", default="results", metavar="DIR",
                    help="output folder for paper_results.* (default: results)")
     p.add_argument("--checkpoint-dir", metavar="DIR",

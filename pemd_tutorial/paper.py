@@ -9,7 +9,7 @@ allow; ``python -m pemd_tutorial paper`` runs it (see ``docs/paper.md``).
   the 25 labels ``{-2s, -s, 0, s, 2s}^2`` (balanced classes, so always predicting "no
   displacement" scores 1/25), from T1w (source) or a simulated target contrast: T2w (the default
   column), the milder intermediate-weighted spin echo or PD-weighted
-  (:data:`~pemd_tutorial.config.TARGET_CONTRASTS`). **Fresh training pairs are drawn for every
+  (:data:`~pemd_tutorial.config.PAPER_TARGET_CONTRASTS`). **Fresh training pairs are drawn for every
   step** (:class:`data_utils.patches.PatchSampler`); validation and test pairs are fixed sets of
   other slices.
 * **Network** (:class:`pemd_tutorial.model.ConcatNet`): a shared four-block extractor, the two
@@ -38,7 +38,7 @@ from pemd_tutorial.config import (
     PAPER_METHODS,
     PAPER_REFERENCE_NAMES,
     PAPER_STANDARD_LAMBDAS,
-    TARGET_CONTRASTS,
+    PAPER_TARGET_CONTRASTS,
     PaperConfig,
 )
 from pemd_tutorial.evaluate import mean_std, pairs_accuracy
@@ -62,7 +62,7 @@ __all__ = [
     "PAPER_EXPERIMENT",
     "PAPER_METHODS",
     "PAPER_STANDARD_LAMBDAS",
-    "TARGET_CONTRASTS",
+    "PAPER_TARGET_CONTRASTS",
     "ConcatNet",
     "PaperConfig",
     "angles_between",
@@ -139,7 +139,7 @@ def _data(cfg: PaperConfig, seed: int, target: str, user_slices) -> ExperimentDa
         target_val=evaluation_set(cfg, "val", target),
         source_test=evaluation_set(cfg, "test", "t1"),
         target_test=evaluation_set(cfg, "test", target),
-        description=f"embedded MNI152 patches: fixed T1w, moving {TARGET_CONTRASTS[target]}",
+        description=f"embedded MNI152 patches: fixed T1w, moving {PAPER_TARGET_CONTRASTS[target]}",
         labelled_target_train=lambda: training_pairs(cfg, target, labelled=True),
         source_phase_val=evaluation_set(cfg, "val", "t1"),  # the source-only network logs T1w validation
     )

@@ -25,7 +25,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from data_utils.grid import LabelGrid
-from pemd_tutorial.config import TARGET_CONTRASTS
+from pemd_tutorial.config import PAPER_TARGET_CONTRASTS
 from pemd_tutorial.figures import (
     DPI,
     pick_points,
@@ -228,7 +228,7 @@ def paper_markdown(results: dict[str, Any]) -> str:
     """The results table: one row per method, one column per target contrast (mean ± std, %)."""
     cols = list(results["columns"])
     head = "| method | " + " | ".join(
-        f"target {TARGET_CONTRASTS.get(c, c)} acc. (%) | source acc. (%)" for c in cols
+        f"target {PAPER_TARGET_CONTRASTS.get(c, c)} acc. (%) | source acc. (%)" for c in cols
     ) + " |"
     lines = [head, "|---|" + "---:|---:|" * len(cols)]
     for m in results["methods"]:

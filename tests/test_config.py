@@ -15,7 +15,7 @@ from pemd_tutorial.config import (
     DENSE_TARGET_CONTRASTS,
     PAPER_METHODS,
     PAPER_REFERENCE_NAMES,
-    TARGET_CONTRASTS,
+    PAPER_TARGET_CONTRASTS,
     Config,
     PaperConfig,
 )
@@ -144,10 +144,40 @@ def test_display_names_and_contrasts_have_one_table_each():
     assert set(EMBEDDED_CONTRASTS) | set(PATCH_CONTRASTS) == set(CONTRAST_NAMES)
     # every target contrast is one the data can make
     assert set(DENSE_TARGET_CONTRASTS) <= set(EMBEDDED_CONTRASTS)
-    assert set(TARGET_CONTRASTS) <= set(PATCH_CONTRASTS)
+    assert set(PAPER_TARGET_CONTRASTS) <= set(PATCH_CONTRASTS)
     # the shipped networks are rows of the main job, so --save-models of the main job rebuilds them
     assert set(PRETRAINED_NAMES) <= set(METHOD_TABLE)
     # the paper experiment's rows and its reference rows do not collide
     assert not set(PAPER_METHODS) & set(PAPER_REFERENCE_NAMES)
     names = [v[0] for v in PAPER_METHODS.values()] + list(PAPER_REFERENCE_NAMES.values())
     assert len(names) == len(set(names))
+
+
+def test_configurations_are_frozen_and_replace_makes_validated_copies():
+    """Both configuration classes are frozen: results and model files record a configuration that
+    cannot change after the fact; replace() is the way to a changed copy, and it validates."""
+    import dataclasses
+
+    cfg = Config.quick()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PaperConfig.quick().seed = 3
+    assert cfg.replace(seed=3).seed == 3 and cfg.seed == 0
+    with pytest.raises(ValueError, match="image_size"):
+        cfg.replace(image_size=0)
+    assert isinstance(Config(channels=[4, 8]).channels, tuple)  # normalised once, in __post_init__
+
+
+def test_the_settings_are_split_by_job():
+    from pemd_tutorial.config import lambdas, profiles, published
+
+    assert Config is profiles.Config and PaperConfig is profiles.PaperConfig
+    assert Config.standard().lambdas == lambdas.STANDARD_LAMBDAS
+    assert set(published.PAPER_ACCURACY) == set(published.SLIDES_COUNTERPARTS)
+    from pemd_tutorial.experiment import METHODS
+    from pemd_tutorial.paper import PAPER_EXPERIMENT
+
+    for rows in published.SLIDES_COUNTERPARTS.values():
+        assert rows["main_job"] in ("identity", *METHODS)
+        assert rows["patch_experiment"] in ("identity", *PAPER_EXPERIMENT.rows)

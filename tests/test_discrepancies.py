@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from data_utils.grid import LabelGrid
-from pemd_tutorial.config import BASE_DISCREPANCIES, DISCREPANCY_NAMES
 from pemd_tutorial.discrepancies import (
+    BASE_DISCREPANCIES,
     DISCREPANCIES,
+    DISCREPANCY_NAMES,
     L1Discrepancy,
     ProjectedEMD,
     SlicedWassersteinDiscrepancy,

@@ -12,12 +12,17 @@ from matplotlib.figure import Figure
 
 from data_utils.embedded import CONTRAST_NAMES
 from data_utils.grid import LabelGrid
-from pemd_tutorial.config import PAPER_ACCURACY, PAPER_COUNTERPARTS, PAPER_EXPERIMENT_COUNTERPARTS
+from pemd_tutorial.config import PAPER_ACCURACY, SLIDES_COUNTERPARTS
 from pemd_tutorial.figures.base import method_colour
 from pemd_tutorial.figures.histograms import plot_histogram
 
+#: The main job's rows beside the slides' bars, and the patch experiment's.
+_MAIN_JOB_ROWS = {bar: rows["main_job"] for bar, rows in SLIDES_COUNTERPARTS.items()}
+_PATCH_ROWS = {bar: rows["patch_experiment"] for bar, rows in SLIDES_COUNTERPARTS.items()}
+
 __all__ = ["plot_accuracy", "plot_adaptation_pays", "plot_distributions", "plot_label_histogram",
            "plot_paper_comparison", "plot_paper_experiment", "plot_training_curves"]
+
 
 def plot_accuracy(results: Mapping[str, Any], metric: str = "accuracy") -> Figure:
     """Bars of ``metric`` (mean ± std over seeds) per method; every seed a dot; chance a line."""
@@ -62,7 +67,7 @@ def plot_paper_comparison(ours: Mapping[str, float], names: Mapping[str, str] | 
             the keys themselves without it.
         ours_label: legend of our bars.
     """
-    missing = [k for k in PAPER_COUNTERPARTS.values() if k not in ours]
+    missing = [k for k in _MAIN_JOB_ROWS.values() if k not in ours]
     if missing:
         raise ValueError(f"plot_paper_comparison() 'ours' lacks {missing}")
     labels = list(PAPER_ACCURACY)
@@ -77,13 +82,13 @@ def plot_paper_comparison(ours: Mapping[str, float], names: Mapping[str, str] | 
     )
     ax.bar(
         [i + 0.2 for i in x],
-        [100 * ours[PAPER_COUNTERPARTS[k]] for k in labels],
+        [100 * ours[_MAIN_JOB_ROWS[k]] for k in labels],
         0.4,
         color="C3",
         label=f"{ours_label}: 81 labels, MNI T1w / simulated T2w",
     )
     names = names or {}
-    ours_names = {k: names.get(PAPER_COUNTERPARTS[k], PAPER_COUNTERPARTS[k]).split(" (")[0] for k in labels}
+    ours_names = {k: names.get(_MAIN_JOB_ROWS[k], _MAIN_JOB_ROWS[k]).split(" (")[0] for k in labels}
     ax.set_xticks(list(x), [f"{k}\nours: {ours_names[k]}" for k in labels], fontsize=7)
     ax.set_ylabel("target label accuracy (%)")
     ax.legend(fontsize=7, loc="upper left")
@@ -215,7 +220,7 @@ def plot_paper_experiment(results: Mapping[str, Any]) -> Figure:
            label="paper (slides): canine T1w → T2w")
     names = {c: f"ours: MNI T1w → simulated {CONTRAST_NAMES.get(c, c)}" for c in columns}
     for c, (contrast, col) in enumerate(columns.items()):
-        keys = [PAPER_EXPERIMENT_COUNTERPARTS[k] for k in labels]
+        keys = [_PATCH_ROWS[k] for k in labels]
         means = [100 * col["summary"][k]["accuracy"] if k in col["summary"] else np.nan for k in keys]
         stds = [100 * col["summary"][k]["accuracy_std"] if k in col["summary"] else 0.0 for k in keys]
         ax.bar(xs - 0.4 + width * (c + 1.5), means, width, yerr=stds, capsize=2, color=f"C{c + 3}",

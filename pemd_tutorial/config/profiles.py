@@ -1,4 +1,5 @@
-"""One configuration object for data sizes, the network, training and adaptation.
+"""The two configuration classes and their profiles: :class:`Config` (the main job) and
+:class:`PaperConfig` (the patch experiment), with the target contrasts and rows they accept.
 
 :class:`Config` carries every size and hyper-parameter of the main job, the notebooks and the
 tests. It is JSON-serialisable (:meth:`Config.to_dict` / :meth:`Config.from_dict`) so results can
@@ -34,51 +35,17 @@ import torch
 from data_utils.embedded import CONTRAST_NAMES, EMBEDDED_CONTRASTS, N_FOLDS
 from data_utils.grid import LabelGrid, check_control_spacing
 from data_utils.patches import PATCH_CONTRASTS
-from pemd_tutorial.discrepancies import BASE_DISCREPANCIES, DISCREPANCY_NAMES
+from pemd_tutorial.config.lambdas import (
+    FULL_LAMBDAS,
+    PAPER_STANDARD_LAMBDAS,
+    QUICK_LAMBDAS,
+    STANDARD_LAMBDAS,
+    STANDARD_LAMBDAS_BY_TARGET,
+)
+from pemd_tutorial.discrepancies import DISCREPANCY_NAMES
 
-__all__ = [
-    "BASE_DISCREPANCIES",
-    "DISCREPANCY_NAMES",
-    "FULL_LAMBDAS",
-    "PAPER_METHODS",
-    "PAPER_STANDARD_LAMBDAS",
-    "QUICK_LAMBDAS",
-    "STANDARD_LAMBDAS",
-    "STANDARD_LAMBDAS_BY_TARGET",
-    "TARGET_CONTRASTS",
-    "DENSE_TARGET_CONTRASTS",
-    "Config",
-    "PaperConfig",
-]
-
-
-# Chosen for the standard profile WITHOUT target labels by benchmarks/tune_lambda.py (protocol:
-# docs/selection.md): seeds 0, 1 and 2, fresh pairs every step, 400 source and 150 adaptation steps;
-# per discrepancy the eligible λ (collapse rule on the *source* validation accuracy) with the lowest
-# mean MIND-SSD between the fixed image and the moving image warped by the prediction, on the
-# unlabelled target validation pairs (pemd_tutorial/results/lambda_standard_labelfree.json). Mean
-# MIND-SSD / target validation accuracy (the accuracy is a reference only, never used to choose):
-#   L1   1: 0.1273 / 35.0   2: 0.1246 / 40.9   3: 0.1279 / 39.7   5: 0.1372 / 35.1 %
-#   pEMD 0.3: 0.1240 / 38.3   0.5: 0.1195 / 42.0   0.7: 0.1224 / 42.8   1: 0.1550 / 37.6 %
-#   SWD  1: 0.1883 / 1.7   10: 0.1873 / 1.9 % (no λ moves it)
-# Target validation labels would have picked the same λ for L1 and SWD, and 0.7 for pEMD.
-STANDARD_LAMBDAS = {"l1": 2.0, "swd": 10.0, "pemd": 0.5}
-# The FLAIR-like target, the same protocol (benchmarks/results/lambda_standard_flair.json, seeds 0-2).
-# Mean MIND-SSD / target validation accuracy (reference only; source-only 49.7 %):
-#   L1   0.3: 0.1279 / 54.1   1: 0.1275 / 54.6   3: 0.1301 / 53.9   5: 0.1337 / 52.4 %
-#   pEMD 0.1: 0.1254 / 54.5   0.3: 0.1253 / 54.7   0.7: 0.1261 / 53.9   1: 0.1510 / 49.3 %
-#   SWD  1: 0.1291 / 52.3   10: 0.1290 / 52.4 %
-# Target validation labels would have picked the same λ for all three.
-FLAIR_LAMBDAS = {"l1": 1.0, "swd": 10.0, "pemd": 0.3}
-#: The standard profile's weights per target contrast (``Config.standard(target_contrast=...)``);
-#: the PD-weighted target (not swept) uses the T2w values, the FLAIR-like target with lesions (not
-#: swept) the FLAIR-like target's: weights chosen without labels on a related contrast, fixed before
-#: any of its results were seen.
-STANDARD_LAMBDAS_BY_TARGET: dict[str, dict[str, float]] = {"t2": STANDARD_LAMBDAS, "flair": FLAIR_LAMBDAS,
-                                                           "flair_lesion": FLAIR_LAMBDAS}
-# The quick smoke profile and the untested full profile use the same values.
-QUICK_LAMBDAS = dict(STANDARD_LAMBDAS)
-FULL_LAMBDAS = dict(STANDARD_LAMBDAS)
+__all__ = ["DENSE_TARGET_CONTRASTS", "PAPER_METHODS", "PAPER_REFERENCE_NAMES", "PAPER_TARGET_CONTRASTS",
+           "Config", "PaperConfig"]
 
 
 #: Target contrasts of the main job (moving images of the target domain, simulated from the
@@ -90,7 +57,7 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Config:
     """Every size and hyper-parameter of the pipeline.
 
@@ -171,8 +138,9 @@ class Config:
     head_residual: bool = True
 
     def __post_init__(self) -> None:
-        self.channels = tuple(self.channels)
-        self.lambdas = dict(self.lambdas)
+        # frozen: the normalised values are set once, here (``replace()`` makes changed copies)
+        object.__setattr__(self, "channels", tuple(self.channels))
+        object.__setattr__(self, "lambdas", dict(self.lambdas))
         self.validate()
 
     # ------------------------------------------------------------------ validation
@@ -353,7 +321,7 @@ class Config:
 
 #: Target contrasts of the paper experiment (simulated spin echoes,
 #: :data:`data_utils.patches.SEQUENCES`) and their display names.
-TARGET_CONTRASTS: dict[str, str] = {c: CONTRAST_NAMES[c] for c in PATCH_CONTRASTS if c != "t1"}
+PAPER_TARGET_CONTRASTS: dict[str, str] = {c: CONTRAST_NAMES[c] for c in PATCH_CONTRASTS if c != "t1"}
 
 #: The rows of the paper experiment: name -> (display name, discrepancy, number of angles).
 PAPER_METHODS: dict[str, tuple[str, str | None, int]] = {
@@ -372,24 +340,6 @@ PAPER_REFERENCE_NAMES: dict[str, str] = {
     "mind": "MIND patch baseline",
     "inverted": "no adaptation, moving inverted",
 }
-
-#: Step-B weights of the paper experiment's ``standard`` profile, per row. For the T2w column (the
-#: plain row keys) chosen **without target labels** by ``benchmarks/tune_lambda_paper.py`` (seed 0,
-#: grid 0.03 / 0.1 / 0.3 / 1, ``benchmarks/results/lambda_paper_labelfree.json``): the eligible λ
-#: (collapse rule on the T1w validation accuracy) with the lowest MIND-SSD between the fixed patch
-#: and the moving patch shifted by the predicted label, on unlabelled T2w validation patches. The
-#: labels would have picked the same λ for every row but MCD-SWD (0.03). The ``"inter/<row>"`` keys
-#: of the opt-in intermediate-weighted target were chosen the same way, without labels, on that
-#: contrast's unlabelled validation patches (``lambda_paper_inter_labelfree.json``; the labels would
-#: have picked the same λ for every row but MCD-pEMD (16), 0.1). The PD-weighted target uses the
-#: T2w values (not swept). The plain discrepancy keys repeat the T2w choices, for :meth:`PaperConfig.lam`.
-PAPER_STANDARD_LAMBDAS: dict[str, float] = {
-    "mcd_swd": 0.3, "mcd_l1": 0.3, "mcd_pemd2": 0.3, "mcd_pemd16": 0.3, "mcd_pemd16_swd": 0.3,
-    "inter/mcd_swd": 0.03, "inter/mcd_l1": 0.03, "inter/mcd_pemd2": 0.3, "inter/mcd_pemd16": 0.3,
-    "inter/mcd_pemd16_swd": 0.3,
-    "swd": 0.3, "l1": 0.3, "pemd": 0.3, "pemd+swd": 0.3,
-}
-
 
 def _check_count(fn: str, name: str, v, minimum: int) -> None:
     if isinstance(v, bool) or not isinstance(v, int):
@@ -473,7 +423,7 @@ class PaperConfig:
         rows = [m for m, (_, d, _) in PAPER_METHODS.items() if d is not None]
         for key, value in self.lambdas.items():
             contrast, sep, name = str(key).rpartition("/")
-            if (sep and contrast not in TARGET_CONTRASTS) or name not in (*DISCREPANCY_NAMES, *rows):
+            if (sep and contrast not in PAPER_TARGET_CONTRASTS) or name not in (*DISCREPANCY_NAMES, *rows):
                 raise ValueError(
                     f"{fn} 'lambdas' keys must be a discrepancy {list(DISCREPANCY_NAMES)} or a row "
                     f"{rows}, optionally prefixed by a target contrast and '/' (e.g. 'inter/mcd_swd'), "
@@ -485,9 +435,9 @@ class PaperConfig:
         if not self.target_contrasts:
             raise ValueError(f"{fn} 'target_contrasts' must not be empty")
         for c in self.target_contrasts:
-            if c not in TARGET_CONTRASTS:
+            if c not in PAPER_TARGET_CONTRASTS:
                 raise ValueError(
-                    f"{fn} 'target_contrasts' entries must be in {list(TARGET_CONTRASTS)}, got {c!r}"
+                    f"{fn} 'target_contrasts' entries must be in {list(PAPER_TARGET_CONTRASTS)}, got {c!r}"
                 )
         try:
             torch.device(self.device)
@@ -537,9 +487,9 @@ class PaperConfig:
             ValueError: ``method`` is not an adaptation row, ``contrast`` not a target contrast, or
                 no key gives it a value.
         """
-        if contrast not in TARGET_CONTRASTS:
+        if contrast not in PAPER_TARGET_CONTRASTS:
             raise ValueError(
-                f"PaperConfig.lambda_for() 'contrast' must be one of {list(TARGET_CONTRASTS)}, "
+                f"PaperConfig.lambda_for() 'contrast' must be one of {list(PAPER_TARGET_CONTRASTS)}, "
                 f"got {contrast!r}"
             )
         if method not in PAPER_METHODS or PAPER_METHODS[method][1] is None:
@@ -581,22 +531,3 @@ class PaperConfig:
 # The paper's published numbers (for figures that put ours beside them)
 # ==============================================================================================
 
-#: Target label accuracy (%) of the paper's experiment as the authors' MIDL 2020 talk slides report
-#: it (25 displacement classes, 2D patches of canine T1w/T2w MRI from the MICCAI SATA 2013 data).
-PAPER_ACCURACY = {"no registration": 4.0, "no adaptation": 31.9, "MCD-SWD": 33.2, "MCD-pEMD (16) + SWD": 44.1}
-
-#: Our rows that play the same role as the paper's bars.
-PAPER_COUNTERPARTS = {
-    "no registration": "identity",
-    "no adaptation": "source",
-    "MCD-SWD": "mcd_swd",
-    "MCD-pEMD (16) + SWD": "mcd_pemd",
-}
-
-#: The paper experiment's rows that stand beside the slides' bars.
-PAPER_EXPERIMENT_COUNTERPARTS = {
-    "no registration": "identity",
-    "no adaptation": "source",
-    "MCD-SWD": "mcd_swd",
-    "MCD-pEMD (16) + SWD": "mcd_pemd16_swd",
-}
