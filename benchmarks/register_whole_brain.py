@@ -17,7 +17,7 @@ the silent cases of issue 27 (an LPS+ header on RAS+ data, a left-right mirrored
 phantom, pure noise, a moving image outside the fixed field of view), each with what the
 command said.
 
-Needs nilearn (``pip install nilearn``, benchmark only) and SimpleITK (the ``register`` extra).
+Needs nilearn and SimpleITK: ``pip install -e ".[benchmarks]"`` (benchmark only).
 
     python benchmarks/register_whole_brain.py            # every case, ~10 minutes on 2 busy cores
     python benchmarks/register_whole_brain.py --cases default mind
