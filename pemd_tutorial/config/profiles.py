@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -57,8 +57,40 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+class _Settings:
+    """What both configuration classes share: validated copies and a JSON round trip."""
+
+    #: fields held as tuples, written to JSON as lists
+    _SEQUENCE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def replace(self, **changes: Any):
+        """A validated copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of every field (tuples become lists)."""
+        d = dataclasses.asdict(self)
+        for k in self._SEQUENCE_FIELDS:
+            d[k] = list(d[k])
+        d["lambdas"] = dict(self.lambdas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"{cls.__name__}.from_dict() got unknown fields {sorted(unknown)}")
+        d = dict(d)
+        for k in cls._SEQUENCE_FIELDS:
+            if isinstance(d.get(k), list):
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
 @dataclass(frozen=True)
-class Config:
+class Config(_Settings):
     """Every size and hyper-parameter of the pipeline.
 
     Data (see :func:`data_utils.make_pairs`):
@@ -107,6 +139,8 @@ class Config:
             (:func:`data_utils.embedded.fold_splits`; 0, the default: the shipped split). Training
             pairs of both domains come from the other blocks.
     """
+
+    _SEQUENCE_FIELDS: ClassVar[tuple[str, ...]] = ("channels",)
 
     image_size: int = 48
     radius: int = 4
@@ -293,26 +327,6 @@ class Config:
         base.update(overrides)
         return cls(**base)
 
-    # ------------------------------------------------------------------ (de)serialisation
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of every field (tuples become lists)."""
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        d["lambdas"] = dict(self.lambdas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Config:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"Config.from_dict() got unknown fields {sorted(unknown)}")
-        return cls(**d)
-
-    def replace(self, **changes: Any) -> Config:
-        """A validated copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
 
 
 # ==============================================================================================
@@ -349,7 +363,7 @@ def _check_count(fn: str, name: str, v, minimum: int) -> None:
 
 
 @dataclass(frozen=True)
-class PaperConfig:
+class PaperConfig(_Settings):
     """Sizes and hyper-parameters of the paper experiment (``standard`` and ``quick`` profiles).
 
     Data: ``patch``-pixel patches, labels ``{-2s, -s, 0, s, 2s}^2`` with ``s = step``, the fixed
@@ -366,6 +380,9 @@ class PaperConfig:
     ``num_k``, ``n_projections`` (SWD), ``lambdas`` (see :meth:`lambda_for`), ``seed``,
     ``val_every``, ``checkpoint_every``, ``device``.
     """
+
+    _SEQUENCE_FIELDS: ClassVar[tuple[str, ...]] = ("extractor_channels", "classifier_channels",
+                                                   "target_contrasts")
 
     patch: int = 36
     step: int = 4
@@ -500,34 +517,3 @@ class PaperConfig:
             if key in self.lambdas:
                 return float(self.lambdas[key])
         raise ValueError(f"PaperConfig 'lambdas' has no value for {method!r} on {contrast!r}")
-
-    def replace(self, **kw) -> PaperConfig:
-        """A validated copy with some fields changed."""
-        return dataclasses.replace(self, **kw)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of every field (tuples become lists)."""
-        d = dataclasses.asdict(self)
-        for k in ("extractor_channels", "classifier_channels", "target_contrasts"):
-            d[k] = list(d[k])
-        d["lambdas"] = dict(self.lambdas)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PaperConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"PaperConfig.from_dict() got unknown fields {sorted(unknown)}")
-        d = dict(d)
-        for k in ("extractor_channels", "classifier_channels", "target_contrasts"):
-            if isinstance(d.get(k), list):
-                d[k] = tuple(d[k])
-        return cls(**d)
-
-
-# ==============================================================================================
-# The paper's published numbers (for figures that put ours beside them)
-# ==============================================================================================
-
