@@ -375,8 +375,9 @@ if standin is not None:
 # it picks its labels, so it favours MIND whatever the truth.
 #
 # **Which model to use: MIND, the default.** It needs no training and its step is the most
-# accurate here, with or without the pre-alignment; each `register` call took a few seconds
-# whichever the model (the wall times above). In the main job, on synthetic deformations of the
+# accurate here, with or without the pre-alignment; and it is no slower: with the same
+# pre-alignment setting, the three models' `register` calls took about as long (the wall times
+# above). In the main job, on synthetic deformations of the
 # embedded slices, MIND is ahead in exact labels while MCD-pEMD is closer in end-point error
 # ([docs/results.md](../docs/results.md)). Prefer a network only when, on your own pair, its step
 # reaches a higher NMI than MIND's.
