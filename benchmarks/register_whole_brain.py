@@ -11,7 +11,7 @@ the brain mask.
 
 Every case runs the command line in a child process (``python -m pemd_tutorial register``), as a
 user would; its wall time and peak resident memory (``getrusage`` of the children) are recorded.
-Cases: the default (rigid pre-alignment + the shipped MCD-pEMD network), ``--model mind``,
+Cases: the default (rigid pre-alignment + the MIND baseline), ``--model pretrained:mcd_pemd``,
 ``--prealign none`` (the old behaviour), ``--prealign affine``, a 0.5 mm fixed image (memory), and
 the silent cases of issue 27 (an LPS+ header on RAS+ data, a left-right mirrored header, a
 phantom, pure noise, a moving image outside the fixed field of view), each with what the
@@ -20,7 +20,7 @@ command said.
 Needs nilearn and SimpleITK: ``pip install -e ".[benchmarks]"`` (benchmark only).
 
     python benchmarks/register_whole_brain.py            # every case, ~10 minutes on 2 busy cores
-    python benchmarks/register_whole_brain.py --cases default mind
+    python benchmarks/register_whole_brain.py --cases default mcd_pemd
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ from pemd_tutorial.jsonio import write_json  # noqa: E402
 ANGLE_DEG = 5.0
 SHIFT_MM = np.array([4.0, -3.0, 1.5])
 MOVING_MM = 1.2
-CASES = ("default", "mind", "no_prealign", "affine", "half_mm", "lps_header", "mirrored_header", "phantom",
-         "noise", "outside_fov")
+CASES = ("default", "mcd_pemd", "no_prealign", "affine", "half_mm", "lps_header", "mirrored_header",
+         "phantom", "noise", "outside_fov")
 
 
 def rigid(points: np.ndarray) -> np.ndarray:
@@ -177,8 +177,8 @@ def main() -> None:
         results["no_registration_error_in_plane_mm"] = round(
             float(np.linalg.norm(pair["truth"][..., :2], axis=-1)[pair["mask"]].mean()), 3)
         base = ["--fixed", str(pair["fixed"]), "--moving", str(pair["moving"])]
-        scored = {"default": [], "mind": ["--model", "mind"], "no_prealign": ["--prealign", "none"],
-                  "affine": ["--prealign", "affine"]}
+        scored = {"default": [], "mcd_pemd": ["--model", "pretrained:mcd_pemd"],
+                  "no_prealign": ["--prealign", "none"], "affine": ["--prealign", "affine"]}
         for case in args.cases:
             out = tmp / case
             if case in scored:

@@ -85,6 +85,7 @@ __all__ = [
     "EMBEDDED_PIXEL_MM",
     "EMBEDDED_SIZE",
     "pixel_mm",
+    "brain_fov_margin",
     "split_slices",
     "N_FOLDS",
     "fold_splits",
@@ -122,6 +123,25 @@ def pixel_mm(size: int) -> float:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"pixel_mm() 'size' must be a positive integer, got {size!r}")
     return EMBEDDED_PIXEL_MM * EMBEDDED_SIZE / size
+
+
+@functools.lru_cache(maxsize=1)
+def brain_fov_margin() -> float:
+    """Side of the shipped slices' field of view over the larger side of the brain's bounding box.
+
+    The networks were trained on the shipped slices, every one of them the same 184 mm field of
+    view, in which the brain mask of all 48 slices together spans 126 of the 128 pixels (front to
+    back; 101 left to right): 128 / 126 = 1.016. :func:`data_utils.geometry.slice_frame` makes the
+    field of view of a user's slices this many times the larger side of their foreground's bounding
+    box, so that the brain fills the model image as the template's filled the training images.
+
+    >>> round(brain_fov_margin(), 3)
+    1.016
+    """
+    union = np.asarray(_raw()["mask"]).any(axis=0)
+    rows, cols = np.nonzero(union.any(axis=1))[0], np.nonzero(union.any(axis=0))[0]
+    side = max(int(rows[-1] - rows[0]) + 1, int(cols[-1] - cols[0]) + 1)
+    return EMBEDDED_SIZE / side
 
 
 @dataclass

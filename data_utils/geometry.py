@@ -11,9 +11,11 @@ The one policy of the project for turning a NIfTI volume into model images and b
   with at least :data:`MIN_FOREGROUND` of foreground are used;
 * every slice is resampled **in millimetres** onto the model's ``size x size`` image: a square
   field of view centred on the foreground of all chosen slices, its side the larger side of the
-  foreground's bounding box times :data:`FOV_MARGIN`. Anisotropic voxels keep their true aspect
-  (they are never stretched), and the brain fills the image about as much as in the embedded data;
-  downsampling uses the antialiasing filter that made the embedded images (:func:`model_images`).
+  foreground's bounding box times :func:`data_utils.embedded.brain_fov_margin` (1.016, measured on
+  the embedded slices), so that the brain fills the image as much as in the images the networks
+  were trained on and a brain of the template's size is seen at their pixel size (3.83 mm at 48
+  pixels). Anisotropic voxels keep their true aspect (they are never stretched); downsampling uses
+  the antialiasing filter that made the embedded images (:func:`model_images`).
 
 Image layout, as in the embedded data: columns run along ``+a`` and rows along ``-b`` (for an
 axial slice anterior is at the top and the subject's right on the image's right).
@@ -30,7 +32,9 @@ import torch.nn.functional as F
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation, ornt_transform
 from scipy.ndimage import binary_fill_holes, map_coordinates
 
-__all__ = ["CANONICAL", "FOREGROUND_THRESHOLD", "FOV_MARGIN", "MIN_FOREGROUND", "CanonicalFrame",
+from data_utils.embedded import brain_fov_margin
+
+__all__ = ["CANONICAL", "FOREGROUND_THRESHOLD", "MIN_FOREGROUND", "CanonicalFrame",
            "SliceFrame", "choose_slices", "display_orientation", "estimate_foreground", "from_canonical",
            "in_plane_axes", "model_images", "parse_slices", "reorient", "sample_model", "sample_slices",
            "slice_frame", "to_canonical", "volume_from_slices"]
@@ -41,8 +45,6 @@ CANONICAL = np.array([[0, 1], [1, 1], [2, 1]])
 FOREGROUND_THRESHOLD = 0.1
 #: Default slices: at least this share of the slice is foreground.
 MIN_FOREGROUND = 0.02
-#: Side of the square field of view = larger side of the foreground's bounding box x this.
-FOV_MARGIN = 1.15
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,8 +194,14 @@ class SliceFrame:
 
 
 def slice_frame(mask_slices: np.ndarray, spacing_a: float, spacing_b: float, size: int,
-                margin: float = FOV_MARGIN) -> SliceFrame:
-    """A square field of view around the foreground of ``mask_slices`` ``(N, na, nb)`` (all if empty)."""
+                margin: float | None = None) -> SliceFrame:
+    """A square field of view around the foreground of ``mask_slices`` ``(N, na, nb)`` (all if empty).
+
+    Its side is the larger side of the foreground's bounding box times ``margin``, by default
+    :func:`data_utils.embedded.brain_fov_margin`: the brain then fills the model image as it filled
+    the networks' training images.
+    """
+    margin = brain_fov_margin() if margin is None else float(margin)
     fg = np.asarray(mask_slices).any(axis=0)
     if not fg.any():
         fg = np.ones_like(fg)

@@ -218,6 +218,7 @@ def slice_pair(
     resample: bool = False,
     affine_atol: float = 1e-3,
     who: str = "load_nifti_pair()",
+    fov_margin: float | None = None,
 ) -> SlicedPair:
     """Read a fixed and a moving volume and cut them into model-sized slices (the module's one policy).
 
@@ -225,7 +226,8 @@ def slice_pair(
     the fixed grid in mm (``resample=True``) or refused. Intensities are normalised with
     :func:`normalise_intensities`; the foreground is ``mask_path`` (non-zero voxels, on the fixed grid)
     or :func:`data_utils.geometry.estimate_foreground` of the fixed volume; the slices and the square
-    field of view in mm follow :mod:`data_utils.geometry`. ``who`` names the caller in error messages.
+    field of view in mm follow :mod:`data_utils.geometry` (``fov_margin``: see :func:`load_nifti_pair`).
+    ``who`` names the caller in error messages.
     """
     if isinstance(axis, bool) or axis not in (0, 1, 2):
         raise ValueError(f"{who} 'axis' must be 0, 1 or 2, got {axis!r}")
@@ -260,7 +262,8 @@ def slice_pair(
             )
     return slice_volumes(data_f, img_f, data_m, fixed_path=fixed_path, moving_path=moving_path, axis=axis,
                          size=size, percentiles=percentiles, mask_path=mask_path, slices=slices,
-                         min_foreground=min_foreground, affine_atol=affine_atol, resampled=resampled, who=who)
+                         min_foreground=min_foreground, affine_atol=affine_atol, resampled=resampled, who=who,
+                         fov_margin=fov_margin)
 
 
 def slice_volumes(
@@ -280,6 +283,7 @@ def slice_volumes(
     affine_atol: float = 1e-3,
     resampled: bool = False,
     who: str = "load_nifti_pair()",
+    fov_margin: float | None = None,
 ) -> SlicedPair:
     """:func:`slice_pair` from volumes already read: ``data_m`` already on the fixed grid of ``img_f``.
 
@@ -317,7 +321,10 @@ def slice_volumes(
     if not native["mask"].any():
         raise ValueError(f"{who} the foreground is empty in the chosen slices")
     a_ax, b_ax = in_plane_axes(axis)
-    frame = slice_frame(native["mask"], canon.spacing[a_ax], canon.spacing[b_ax], size)
+    numeric = isinstance(fov_margin, (int, float)) and not isinstance(fov_margin, bool)
+    if fov_margin is not None and not (numeric and 1.0 <= fov_margin <= 4.0):
+        raise ValueError(f"{who} 'fov_margin' must be a number in [1, 4] or None, got {fov_margin!r}")
+    frame = slice_frame(native["mask"], canon.spacing[a_ax], canon.spacing[b_ax], size, margin=fov_margin)
     model = {
         "fixed": np.clip(model_images(native["fixed"], frame), 0.0, 1.0),
         "moving": np.clip(model_images(native["moving"], frame), 0.0, 1.0),
@@ -340,13 +347,18 @@ def load_nifti_pair(
     min_foreground: float = MIN_FOREGROUND,
     slices: list[int] | None = None,
     resample: bool = False,
+    *,
+    fov_margin: float | None = None,
 ) -> NiftiSlices:
     """Load two aligned NIfTI volumes of one subject as 2D slices shaped like the embedded data.
 
     The slices are made exactly as :func:`pemd_tutorial.register` makes them (:func:`slice_pair`):
     with the same ``axis``, ``mask``, ``slices`` and ``size`` (the network's ``cfg.image_size``;
     48 for the shipped networks) they are identical, so a network adapted on them sees what
-    ``register`` will show it. The field of view follows the foreground of the chosen slices.
+    ``register`` will show it. The field of view follows the foreground of the chosen slices: a
+    square ``fov_margin`` times the larger side of their bounding box, by default the proportion of
+    the embedded images the networks were trained on (:func:`data_utils.embedded.brain_fov_margin`,
+    1.016), so that the brain is seen at the scale of training.
 
     Args:
         fixed_path, moving_path: the volume of the fixed contrast (e.g. T1w) and of the moving one
@@ -367,6 +379,9 @@ def load_nifti_pair(
         slices: explicit slice indices along ``axis`` of the canonical volume.
         resample: resample a moving volume on another grid onto the fixed grid (trilinear, in mm,
             as :func:`pemd_tutorial.register` does); by default such a pair is refused.
+        fov_margin: side of the square field of view over the larger side of the foreground's
+            bounding box, in ``[1, 4]``; ``None`` (default): the training images' proportion. A
+            larger value shows the brain smaller than the networks saw it in training.
 
     Returns:
         :class:`NiftiSlices` with ``images[contrasts[0]]``, ``images[contrasts[1]]`` ``(N, size,
@@ -381,7 +396,7 @@ def load_nifti_pair(
         raise ValueError(f"load_nifti_pair() 'contrasts' must be two different names, got {contrasts!r}")
     pair = slice_pair(fixed_path, moving_path, axis=axis, size=size, volume=volume, percentiles=percentiles,
                       mask_path=mask, slices=slices, min_foreground=min_foreground, affine_atol=affine_atol,
-                      resample=resample)
+                      resample=resample, fov_margin=fov_margin)
 
     def tensor(key: str) -> torch.Tensor:
         return torch.from_numpy(pair.model[key]).float().contiguous()

@@ -9,7 +9,7 @@ One argparse parser with three commands; without a command, ``run`` is meant::
     python -m pemd_tutorial --config-json tiny.json --out /tmp/r   # {"image_size": 32, ...} overrides
     python -m pemd_tutorial paper                 # the paper's own patch experiment
     python -m pemd_tutorial register --fixed sub01_T1w.nii.gz --moving sub01_T2w.nii.gz \
-        --model pretrained:mcd_pemd --out results_sub01 [--mask brain.nii.gz] [--axis 2] [--slices 40:90]
+        --out results_sub01 [--model mind] [--mask brain.nii.gz] [--axis 2] [--slices 40:90]
 
 ``run`` calls :func:`pemd_tutorial.experiment.run_experiment`, ``paper``
 :func:`pemd_tutorial.paper.run_paper_experiment` and ``register`` :func:`pemd_tutorial.register`.
@@ -166,12 +166,13 @@ def _add_paper(sub) -> None:
 def _add_register(sub) -> None:
     p = sub.add_parser(
         "register", allow_abbrev=False,
-        help="register your own NIfTI pair: 3D rigid pre-alignment, then a trained network or MIND "
-             "slice by slice; 43 s of CPU time and 1.24 GB for a 1 mm brain",
+        help="register your own NIfTI pair: 3D rigid pre-alignment, then MIND (default) or a trained "
+             "network slice by slice; 43 s of CPU time and 1.24 GB for a 1 mm brain",
         description=(
             "Register a moving NIfTI volume (e.g. T2w) to a fixed one (e.g. T1w): a 3D rigid (or affine) "
-            "pre-alignment with SimpleITK's Mattes mutual information, then the residual slice by slice "
-            "with a trained network or the MIND baseline, each stage kept only if the label-free "
+            "pre-alignment with SimpleITK's Mattes mutual information, which handles a large rigid "
+            "misalignment, then the residual local deformation slice by slice with the MIND baseline "
+            "(default) or a trained network, each stage kept only if the label-free "
             "similarities (NMI, MIND-SSD) say it helped; warnings name what looks wrong (little "
             "overlap, a wrong or mirrored header, images with no shared information). Slices are "
             "resampled in millimetres (never stretched). A whole 1 mm brain (197x233x189 voxels, moving "
@@ -188,10 +189,11 @@ def _add_register(sub) -> None:
     p.add_argument("--fixed", required=True, metavar="PATH", help="the fixed NIfTI volume (e.g. T1w)")
     p.add_argument("--moving", required=True, metavar="PATH",
                    help="the moving NIfTI volume (e.g. T2w), on any grid")
-    p.add_argument("--model", default="pretrained:mcd_pemd", metavar="MODEL",
-                   help=f"pretrained:<name> ({', '.join(PRETRAINED_NAMES)}), the path of a model file "
-                        "written by --save-models / save_model, or 'mind' (no network); "
-                        "default: pretrained:mcd_pemd")
+    p.add_argument("--model", default="mind", metavar="MODEL",
+                   help="'mind' (default: the training-free MIND baseline, no network; the most accurate "
+                        "slice-wise step on notebook 04's stand-in pair), "
+                        f"pretrained:<name> ({', '.join(PRETRAINED_NAMES)}) or the path of a model file "
+                        "written by --save-models / save_model")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--mask", metavar="PATH",
                    help="foreground (brain) mask on the fixed grid (default: a threshold of the fixed "

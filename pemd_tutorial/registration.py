@@ -20,9 +20,10 @@ volume (e.g. a T2w scan of the same subject, on any voxel grid):
    10 %, holes filled), every slice along ``axis`` of the canonical (RAS+) volume with at least 2 %
    foreground, each resampled **in millimetres** to the model's square image. The same slices as
    :func:`data_utils.load_nifti_pair` makes, so a network adapted on those sees exactly these.
-5. **The deformable step**: label probabilities from the model (mean of F1 and F2), or MIND
-   (``model="mind"``); the expected displacement at the control points, interpolated to every model
-   pixel (:func:`pemd_tutorial.evaluate.dense_field`) and mapped back to the voxels in millimetres.
+5. **The deformable step**: label probabilities from MIND (``model="mind"``, the default) or a
+   network (mean of its heads F1 and F2); the expected displacement at the control points,
+   interpolated to every model pixel (:func:`pemd_tutorial.evaluate.dense_field`) and mapped back
+   to the voxels in millimetres.
 6. **The quality check**: NMI and MIND-SSD (:mod:`pemd_tutorial.similarity`) over the fixed
    foreground after each stage (the headers' placement, the pre-alignment, the deformable step).
    The deformable step is kept only if it makes neither worse; the pre-alignment is dropped only if
@@ -180,13 +181,13 @@ def _read(path: str | os.PathLike, role: str, volume_index: int | None, allow_co
 
 
 def _slice_volumes(data_f, img_f, on_fixed, fixed, moving, axis: int, size: int, mask, mask_data, slices,
-                   resampled: bool) -> SlicedPair:
+                   resampled: bool, fov_margin: float | None = None) -> SlicedPair:
     """:func:`data_utils.nifti.slice_volumes` for ``register()``: the moving volume is on the fixed grid."""
     try:
         return slice_volumes(data_f, img_f, on_fixed, fixed_path=fixed, moving_path=moving, axis=axis,
                              size=size,
                              mask_path=mask, mask_data=mask_data, slices=slices, resampled=resampled,
-                             who="register()")
+                             who="register()", fov_margin=fov_margin)
     except (FileNotFoundError, ValueError) as err:
         message = str(err) if str(err).startswith("register()") else f"register() {err}"
         raise type(err)(message) from None
@@ -287,7 +288,7 @@ WORK_VOXELS = 16_000_000
 def register(
     fixed: str | os.PathLike,
     moving: str | os.PathLike,
-    model: str | os.PathLike = "pretrained:mcd_pemd",
+    model: str | os.PathLike = "mind",
     out: str | os.PathLike | None = None,
     *,
     mask: str | os.PathLike | None = None,
@@ -300,13 +301,16 @@ def register(
     prealign: str = "rigid",
     moved_units: str = "moving",
     montage_slices: int = MONTAGE_SLICES,
+    fov_margin: float | None = None,
 ) -> RegistrationResult:
     """Pre-align ``moving`` to ``fixed`` in 3D, register the residual slice by slice, check, write.
 
     Args:
         fixed, moving: NIfTI files (3D, or 4D with ``volume_index``).
-        model: ``"pretrained:<name>"`` (a shipped network, e.g. ``"pretrained:mcd_pemd"``), the path
-            of a :func:`pemd_tutorial.save_model` file, or ``"mind"`` (the training-free baseline).
+        model: ``"mind"`` (default: the training-free MIND baseline, the most accurate slice-wise
+            step on notebook 04's stand-in pair, with or without the pre-alignment),
+            ``"pretrained:<name>"`` (a shipped network, e.g. ``"pretrained:mcd_pemd"``) or the path
+            of a :func:`pemd_tutorial.save_model` file.
         out: output folder (created); ``None`` writes nothing.
         mask: optional NIfTI foreground mask on the fixed grid (non-zero = foreground).
         axis: slicing axis of the canonical (RAS+) volume: 0 sagittal, 1 coronal, 2 axial.
@@ -321,6 +325,10 @@ def register(
         moved_units: ``"moving"`` (default: ``moved.nii.gz`` in the moving file's intensity units) or
             ``"normalised"`` (its robust percentiles mapped to [0, 1], as the network saw it).
         montage_slices: how many slices get a montage (evenly spaced).
+        fov_margin: side of the slices' square field of view over the larger side of the
+            foreground's bounding box; ``None`` (default): the proportion of the images the networks
+            were trained on (:func:`data_utils.embedded.brain_fov_margin`), so that the brain is seen
+            at the scale of training. Other values are for seeing what scale does.
 
     Returns:
         A :class:`RegistrationResult`.
@@ -419,7 +427,7 @@ def register(
             on_fixed = by_header
         del work_m
         pair = _slice_volumes(work_f, img_w, on_fixed, fixed, moving, axis, cfg.image_size, mask, mask_data,
-                              slices, resampled or pre is not None)
+                              slices, resampled or pre is not None, fov_margin)
         del on_fixed, work_f
         geometry, chosen, model_images = pair.geometry, pair.slices, pair.model
         frame, canon = geometry.frame, geometry.canonical

@@ -9,6 +9,7 @@ import torch
 from conftest import write_nifti
 
 from data_utils import load_nifti_pair, make_pairs, save_nifti, split_slices
+from data_utils.embedded import brain_fov_margin
 
 SHAPE = (20, 16, 12)
 # voxel axes: i -> L (x decreasing, 2 mm), j -> A (1 mm), k -> S (1.5 mm): not canonical
@@ -60,15 +61,16 @@ def test_reorientation_to_ras_and_image_layout_in_millimetres(tmp_path):
     f = _write(tmp_path / "a.nii", vol)
     m = _write(tmp_path / "b.nii", vol)
     whole = _write(tmp_path / "mask.nii", np.ones(SHAPE))  # foreground = every voxel: a known field of view
-    size = 46  # the larger side (20 voxels x 2 mm = 40 mm) x 1.15 = 46 mm: 1 mm pixels
+    size = 41  # the larger side (20 voxels x 2 mm = 40 mm) x the training margin 1.016 = 40.6 mm
     sl = load_nifti_pair(f, m, axis=2, size=size, slices=[6], percentiles=(0, 100), mask=whole)
-    assert sl.geometry.pixel_mm == pytest.approx(1.0)
+    px = 40.0 * brain_fov_margin() / size
+    assert sl.geometry.pixel_mm == pytest.approx(px)
     # centre of the field of view = centre of the mask's bounding box in world mm
     corners = [_world_mm(AFFINE, c) for c in [(0, 0, 6), (SHAPE[0] - 1, SHAPE[1] - 1, 6)]]
     cx, cy = (corners[0][:2] + corners[1][:2]) / 2
     x, y = _world_mm(AFFINE, (3, 12, 6))[:2]
-    col = size / 2 + (x - cx) / 1.0 - 0.5  # columns to the subject's right (+x)
-    row = size / 2 - (y - cy) / 1.0 - 0.5  # rows downwards = posterior (-y)
+    col = size / 2 + (x - cx) / px - 0.5  # columns to the subject's right (+x)
+    row = size / 2 - (y - cy) / px - 0.5  # rows downwards = posterior (-y)
     img = sl.images["t1"][0].numpy()
     r, c = np.unravel_index(int(img.argmax()), img.shape)
     assert abs(r - row) <= 0.5 and abs(c - col) <= 0.5
@@ -88,7 +90,8 @@ def test_anisotropic_voxels_are_resampled_in_millimetres_not_stretched(tmp_path)
     rows, cols = np.nonzero(fg)
     height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
     assert abs(int(height) - int(width)) <= 1, (height, width)  # stretched, it would be 2:1
-    assert 0.75 <= fg.mean() / (np.pi / 4 / 1.15**2) <= 1.25  # the ball fills the field of view as planned
+    planned = np.pi / 4 / brain_fov_margin() ** 2
+    assert 0.75 <= fg.mean() / planned <= 1.25  # the ball fills the field of view as planned
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
