@@ -2,6 +2,14 @@
 # needed) and installs everything first.
 VENV := .venv
 PY := $(VENV)/bin/python
+# Written when scripts/setup_venv.sh has installed everything; it lives in .venv (ignored by git), so
+# a fresh clone or a deleted .venv installs again, and so does a change of pyproject.toml or of the
+# script. The package is installed in editable mode: editing its code needs no reinstall.
+# `make setup -B` (or deleting the stamp) forces one.
+STAMP := $(VENV)/.pemd-installed
+# `make check` fails an unmarked test whose setup or call takes longer than this (tests/duration_guard.py);
+# `make check TEST_BUDGET_S=20` on a busy machine
+TEST_BUDGET_S ?= 5
 # the pytest options of the notebooks under nbval
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with tutorials/nbval_sanitize.cfg
 # `make notebooks NB=tutorials/02_cumsum_emd.py` re-executes one notebook
@@ -9,8 +17,11 @@ NB ?= tutorials/*.py
 
 .PHONY: setup main test check lint notebooks browser-deps
 
-setup:
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup_venv.sh
 	bash scripts/setup_venv.sh
+	touch $@
 
 # Runs the main job on the embedded data (the standard profile: about 10 minutes on 2 CPU cores).
 main: setup
@@ -26,7 +37,7 @@ test: setup browser-deps
 check: setup
 	$(PY) -m ruff check .
 	$(PY) -m pytest tests pemd_tutorial data_utils --doctest-modules -m "not slow and not browser" \
-		-p no:cacheprovider -q
+		-p no:cacheprovider -q --max-test-seconds=$(TEST_BUDGET_S)
 
 # Sync every notebook with its py:percent twin (the newer file wins), then execute it in place.
 notebooks: setup

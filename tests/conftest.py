@@ -13,6 +13,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+# the time budget of `make check` (--max-test-seconds); its hooks are registered by being named here
+from duration_guard import pytest_addoption, pytest_configure, pytest_runtest_makereport  # noqa: F401
+
 from pemd_tutorial.config import Config
 
 #: A 16 px configuration whose whole main job (every method, one seed) runs in seconds.
