@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml scripts/setup_venv.sh
 	bash scripts/setup_venv.sh
 	touch $@
 
-# Runs the main job on the embedded data (the standard profile: about 10 minutes on 2 CPU cores).
+# Runs the main job on the embedded data (the standard profile: about 7 minutes on 2 CPU cores,
+# 437 s measured: benchmarks/results/main_standard_cpu.md).
 main: setup
 	$(PY) -m pemd_tutorial
 
@@ -34,9 +35,13 @@ test: setup browser-deps
 	$(PY) -m pytest tests tutorials pemd_tutorial data_utils --doctest-modules $(NBVAL) -p no:cacheprovider
 
 # The inner loop: lint and the unit tests without the slow and browser ones (about 1 minute).
+# One torch (OpenMP) thread and one ITK thread: the tests' tensors are small, and on a 2-core
+# machine shared with other jobs the threads of a second pool spin waiting for a core (measured on
+# a busy 2-core machine: 273 s with the default threads, 80 s with one torch thread, less still
+# with one ITK thread for SimpleITK's pre-alignment).
 check: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests pemd_tutorial data_utils --doctest-modules -m "not slow and not browser" \
+	OMP_NUM_THREADS=1 ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS=1 $(PY) -m pytest tests pemd_tutorial data_utils --doctest-modules -m "not slow and not browser" \
 		-p no:cacheprovider -q --max-test-seconds=$(TEST_BUDGET_S)
 
 # Sync every notebook with its py:percent twin (the newer file wins), then execute it in place.
