@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import write_nifti
+from helpers import write_nifti
 
 from data_utils.standin import write_standin_pair
 from pemd_tutorial.__main__ import main
