@@ -62,7 +62,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -216,11 +215,6 @@ def _raw() -> dict[str, np.ndarray]:
 def embedded_file_sha256() -> str:
     """sha256 of the shipped ``.npz`` file (compare with ``data_utils/data/mni152_slices.json``)."""
     return hashlib.sha256(_data_path().read_bytes()).hexdigest()
-
-
-def recorded_metadata() -> dict:
-    """The provenance record ``data_utils/data/mni152_slices.json``."""
-    return json.loads((resources.files("data_utils") / "data" / "mni152_slices.json").read_text())
 
 
 def spin_echo(

@@ -19,8 +19,9 @@ Masks and out-of-grid displacements (what the keys mean):
 * ``inside`` ``(Hc, Wc)`` bool: the true displacement lies within the label grid (no component
   more than half a step beyond ``R * step``). Such points keep the *clamped* border label in
   ``labels``; metrics and losses should use ``mask & inside``. With the default
-  ``max_displacement = 0.75 * grid.max_displacement`` every point is inside (the fields are
-  bounded per component), so ``inside`` only matters for user-chosen larger deformations.
+  ``max_displacement = grid.max_displacement + grid.step / 2`` (half a step beyond the outer
+  ring of labels, the largest such bound) every point is inside, since the fields are bounded per
+  component; ``inside`` only matters for user-chosen larger bounds.
 
 Hiding the target labels: a target :class:`PairDataset` stores ``labels``, ``displacement``,
 ``inside`` and the dense ``field`` apart from the training data; ``__getitem__`` and

@@ -52,23 +52,47 @@ COMMANDS = ("run", "paper", "register")
 PROFILES = ("auto", "standard", "quick", "full")
 #: What each profile is, printed when the main job starts.
 PROFILE_NOTES = {
-    "standard": "the default: the README's results, about 8 minutes on 2 CPU cores",
+    "standard": "the default: the README's results, about 7 minutes on 2 CPU cores",
     "quick": "a smoke test: about a minute; too short to show any method's effect",
     "full": "opt-in GPU profile, never run end to end: its time and results are unmeasured",
 }
 
-_DEVICE_HELP = "where the networks run: 'auto' = cuda if available, else cpu (default)"
+
+
+def _device_options() -> argparse.ArgumentParser:
+    """``--device``, an option of every command (an argparse parent parser)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the networks run: 'auto' = cuda if available, else cpu (default)")
+    return p
+
+
+def _training_options(config_class: str) -> argparse.ArgumentParser:
+    """The options that ``run`` and ``paper`` share (an argparse parent parser): seeds, checkpoints,
+    ``--config-json`` with fields of ``config_class``, progress bars."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED",
+                   help="seeds; mean ± std are over these (default: 0 1 2)")
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="write training checkpoints there (needed for --resume)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue every training phase from its checkpoint in --checkpoint-dir")
+    p.add_argument("--config-json", metavar="PATH",
+                   help=f"JSON object of {config_class} fields overriding the profile, "
+                        'e.g. {"adapt_steps": 100}')
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
 
 
 def _add_run(sub) -> None:
     p = sub.add_parser(
-        "run", allow_abbrev=False,
+        "run", allow_abbrev=False, parents=[_device_options(), _training_options("Config")],
         help="the main job (the default command): dense registration, all methods, 3 seeds; "
-             "about 8 minutes on 2 CPU cores",
+             "about 7 minutes on 2 CPU cores",
         description=(
             "The main job: dense registration on the embedded MNI152 slices (T1w -> simulated T2w), "
             "training source-only, the inverted-contrast baseline, MCD-L1, MCD-SWD, MCD-pEMD and an "
-            "oracle, and running the MIND baseline. The standard profile takes about 8 minutes on 2 "
+            "oracle, and running the MIND baseline. The standard profile takes about 7 minutes on 2 "
             "CPU cores for 3 seeds (437 s measured) and about 0.7 GB of memory."
         ),
         epilog="Writes to --out: results.json (every number, the configuration and the command), "
@@ -78,12 +102,9 @@ def _add_run(sub) -> None:
                    help="'paper' is the older spelling of 'python -m pemd_tutorial paper' (see its --help)")
     p.add_argument("--profile", choices=PROFILES, default="auto",
                    help="sizes and steps: 'standard' (the results of the README: all methods and 3 seeds "
-                        "in about 8 minutes on 2 CPU cores), 'quick' (a smoke test, about a minute; its "
+                        "in about 7 minutes on 2 CPU cores), 'quick' (a smoke test, about a minute; its "
                         "numbers show nothing), 'full' (a larger GPU profile, opt-in; never run end to "
                         "end, so its time and results are unmeasured); 'auto' = standard (default)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help=_DEVICE_HELP)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED",
-                   help="seeds; mean ± std are over these (default: 0 1 2)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(DEFAULT_METHODS), metavar="METHOD",
                    help=f"methods to run, any of {' '.join(METHODS)} (default: all but the opt-in "
                         "control mcd_pemd_shuffled); the identity reference row is always added")
@@ -109,22 +130,15 @@ def _add_run(sub) -> None:
                         "warped moving validation images most alike (MIND-SSD), among those that keep "
                         "the source accuracy (docs/selection.md); one adaptation per λ. Meant for "
                         "your own target (--fixed/--moving)")
-    p.add_argument("--checkpoint-dir", metavar="DIR",
-                   help="write training checkpoints there (needed for --resume)")
     p.add_argument("--save-models", metavar="DIR",
                    help="write every trained network as DIR/seed<S>/<method>.pt (load with "
                         "pemd_tutorial.load_model)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue every training phase from its checkpoint in --checkpoint-dir")
-    p.add_argument("--config-json", metavar="PATH",
-                   help="JSON object of Config fields overriding the profile, e.g. {\"adapt_steps\": 100}")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=_run, parser=p)
 
 
 def _add_paper(sub) -> None:
     p = sub.add_parser(
-        "paper", allow_abbrev=False,
+        "paper", allow_abbrev=False, parents=[_device_options(), _training_options("PaperConfig")],
         help="the paper's own 25-class patch experiment; about 9 minutes on 2 CPU cores",
         description=(
             "The paper's own experiment: 25-class patch registration with the slides' concatenation "
@@ -139,9 +153,6 @@ def _add_paper(sub) -> None:
     p.add_argument("--profile", choices=("auto", "standard", "quick"), default="auto",
                    help="'standard' (the documented results; default) or 'quick' (a smoke test, "
                         "under a minute; its numbers show nothing)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help=_DEVICE_HELP)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED",
-                   help="seeds; mean ± std are over these (default: 0 1 2)")
     p.add_argument("--methods", nargs="+", choices=list(PAPER_METHODS), default=list(PAPER_METHODS),
                    metavar="METHOD", help=f"rows to run, any of {' '.join(PAPER_METHODS)} (default: all); "
                                           "no registration and MIND are always added")
@@ -149,23 +160,15 @@ def _add_paper(sub) -> None:
                    help=f"target contrasts, any of {' '.join(PAPER_TARGET_CONTRASTS)} (default: t2)")
     p.add_argument("--out", default="results", metavar="DIR",
                    help="output folder for paper_results.* (default: results)")
-    p.add_argument("--checkpoint-dir", metavar="DIR",
-                   help="write training checkpoints there (needed for --resume)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue every training phase from its checkpoint in --checkpoint-dir")
     p.add_argument("--save-models", metavar="DIR",
                    help="write the first seed's networks as DIR/<contrast>/<method>.pt (load with "
                         "pemd_tutorial.load_model)")
-    p.add_argument("--config-json", metavar="PATH",
-                   help="JSON object of PaperConfig fields overriding the profile, "
-                        "e.g. {\"adapt_steps\": 100}")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(handler=_paper, parser=p)
 
 
 def _add_register(sub) -> None:
     p = sub.add_parser(
-        "register", allow_abbrev=False,
+        "register", allow_abbrev=False, parents=[_device_options()],
         help="register your own NIfTI pair: 3D rigid pre-alignment, then MIND (default) or a trained "
              "network slice by slice; 43 s of CPU time and 1.24 GB for a 1 mm brain",
         description=(
@@ -203,7 +206,6 @@ def _add_register(sub) -> None:
     p.add_argument("--slices", metavar="A:B",
                    help="slices along --axis, end exclusive (default: every slice with >= 2%% foreground)")
     p.add_argument("--volume-index", type=int, metavar="N", help="which volume of a 4D file to use")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help=_DEVICE_HELP)
     p.add_argument("--prealign", choices=PREALIGN_KINDS, default="rigid",
                    help="3D pre-alignment before the slice-wise step (SimpleITK, Mattes mutual information): "
                         "rigid (default), affine or none; written as prealign.tfm and composed into "

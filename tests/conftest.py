@@ -1,7 +1,7 @@
-"""Shared test fixtures and factories: tiny configurations and a NIfTI writer.
+"""Shared fixtures, and the time budget of ``make check`` (``tests/duration_guard.py``).
 
-Test modules import the factories directly (``from conftest import tiny_config``); pytest puts this
-folder on ``sys.path``. Every test makes its own data from these; nothing is downloaded.
+The factories (tiny configurations, a NIfTI writer) are in ``tests/helpers.py``:
+``from helpers import tiny_config``. Every test makes its own data; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -9,37 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
 
-from pemd_tutorial.config import Config
-
-#: A 16 px configuration whose whole main job (every method, one seed) runs in seconds.
-TINY = dict(image_size=16, radius=1, label_step=2.0, control_spacing=4, channels=(4,), head_channels=4,
-            n_train_pairs=4, n_val_pairs=2, n_test_pairs=3, batch_size=2, source_steps=2, adapt_steps=1,
-            oracle_steps=2, num_k=1, n_projections=8, val_every=1, checkpoint_every=1, device="cpu")
-#: A 32 px configuration with two resolution levels, for the network and training-step tests.
-SMALL = dict(image_size=32, radius=2, label_step=2.0, control_spacing=4, channels=(4, 8), head_channels=8,
-             batch_size=4, n_train_pairs=8, n_val_pairs=4, n_test_pairs=4)
-
-
-def tiny_config(**overrides) -> Config:
-    """:data:`TINY` with ``overrides``."""
-    return Config(**{**TINY, **overrides})
-
-
-def small_config(**overrides) -> Config:
-    """:data:`SMALL` with ``overrides``."""
-    return Config(**{**SMALL, **overrides})
-
-
-def write_nifti(path: str | Path, data, affine: np.ndarray | None = None) -> Path:
-    """Write ``data`` as a float32 NIfTI file (identity affine by default); returns the path."""
-    path = Path(path)
-    nib.save(nib.Nifti1Image(np.asarray(data, dtype=np.float32), np.eye(4) if affine is None else affine),
-             str(path))
-    return path
+# the time budget of `make check` (--max-test-seconds); its hooks are registered by being named here
+from duration_guard import pytest_addoption, pytest_configure, pytest_runtest_makereport  # noqa: F401
+from helpers import TINY
 
 
 @pytest.fixture

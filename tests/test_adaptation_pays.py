@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "benchmarks" / "results" / "adaptation_pays"
 
 
+@pytest.mark.slow  # over 3.3 s in make check on a busy 2-core machine
 def test_shipped_table_is_recomputed_from_the_per_seed_runs():
     table = read_shipped_results("adaptation_pays")
     assert set(table["targets"]) == {"t2", "flair", "flair_lesion"}

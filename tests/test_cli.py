@@ -1,10 +1,12 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_nifti
+from helpers import write_nifti
 
-from pemd_tutorial.__main__ import main
+from pemd_tutorial.__main__ import PROFILE_NOTES, build_parser, main
+from pemd_tutorial.jsonio import read_shipped_results
 
 # tiny_json (conftest.py): a configuration whose whole CLI run (all methods) takes seconds on a CPU
 
@@ -49,7 +51,7 @@ def test_auto_profile_is_standard_and_quick_says_it_is_a_smoke_test(capsys):
 
 
 @pytest.mark.parametrize("command, says", [
-    ("run", ["8 minutes on 2 CPU cores", "results.json", "results.md"]),
+    ("run", ["7 minutes on 2 CPU cores", "(437 s measured)", "results.json", "results.md"]),
     ("paper", ["9 minutes on 2 CPU cores", "paper_results.json"]),
     ("register", ["2 CPU cores", "moved.nii.gz", "field.nii.gz", "LPS+", "metrics.json"]),
 ])
@@ -266,3 +268,17 @@ def test_select_lambda_chooses_each_mcd_rows_weight_without_labels(tmp_path, tin
     for m in ("mcd_l1", "mcd_pemd"):
         row = r["per_seed"][m][0]
         assert row["lam"] in (0.1, 1.0) and row["steps"] == 1  # TINY: adapt_steps 1, so half is 1 too
+
+
+def test_the_stated_run_time_of_the_main_job_is_the_measured_one():
+    """README, docs/development.md, the Makefile and `run --help` state the shipped measurement."""
+    seconds = read_shipped_results("main_standard_cpu")["wall_time_s"]
+    minutes = f"about {round(seconds / 60)} minutes"
+    text = " ".join(build_parser().parse_args(["run"]).parser.format_help().split())
+    assert f"{minutes} on 2 CPU cores" in text and f"({round(seconds)} s measured)" in text
+    assert PROFILE_NOTES["standard"].endswith(f"{minutes} on 2 CPU cores")
+    root = Path(__file__).resolve().parent.parent
+    for name in ("README.md", "docs/development.md", "Makefile"):
+        said = " ".join((root / name).read_text().split())
+        assert f"{minutes} on 2 CPU cores" in said or f"| {minutes} " in said, name
+

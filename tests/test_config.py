@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import small_config as tiny
+from helpers import small_config as tiny
 
 from data_utils import CONTRAST_NAMES, make_pairs
 from data_utils.embedded import EMBEDDED_CONTRASTS

@@ -3,7 +3,7 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import tiny_config
 
 import data_utils
 from pemd_tutorial.experiment import make_data, run_experiment, summarise

@@ -1,7 +1,7 @@
 
 import pytest
 import torch
-from conftest import small_config as tiny
+from helpers import small_config as tiny
 
 from pemd_tutorial.correlation import cost_volume
 from pemd_tutorial.model import RegistrationNet

@@ -15,7 +15,7 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import write_nifti
+from helpers import write_nifti
 
 from data_utils.standin import write_standin_pair
 from pemd_tutorial.__main__ import build_parser, main
@@ -111,6 +111,7 @@ def test_end_to_end_rigid_and_deformation_against_the_truth(pair, tmp_path):
     assert (result.kept == "deformable") == (not said)  # dropping the deformable step is always said
 
 
+@pytest.mark.slow  # over 3.3 s in make check on a busy 2-core machine
 def test_the_prealignment_is_reproducible_for_a_seed(pair, tmp_path):
     """The same seed gives the same transform (SimpleITK reads a sampling seed of 0 as "the wall
     clock": passed through unchanged, every run would sample the metric differently); another seed
@@ -218,6 +219,7 @@ def test_a_wrong_header_orientation_is_warned_about(aligned, tmp_path):
     assert _warned(caught, r"lps.nii.gz' (covers only|does not overlap)|orientation looks wrong")
 
 
+@pytest.mark.slow  # over 3.3 s in make check on a busy 2-core machine
 def test_a_mirrored_header_is_warned_about(aligned, tmp_path):
     """The header's left-right axis reversed: the images of a nearly symmetric brain cannot show it,
     the header's handedness can."""

@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from conftest import write_nifti
+from helpers import write_nifti
 
 from data_utils import load_nifti_pair, pixel_mm
 from data_utils.embedded import brain_fov_margin

@@ -2,7 +2,7 @@ import copy
 
 import pytest
 import torch
-from conftest import small_config
+from helpers import small_config
 
 from data_utils import make_pairs
 from data_utils.grid import LabelGrid

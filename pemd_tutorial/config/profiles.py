@@ -6,8 +6,8 @@ tests. It is JSON-serialisable (:meth:`Config.to_dict` / :meth:`Config.from_dict
 record it next to the numbers. Three profiles exist:
 
 * :meth:`Config.standard`: the default everywhere (``python -m pemd_tutorial``, ``make main``,
-  notebook 03, the shipped networks): all methods and 3 seeds in about 10 minutes on 2 CPU cores,
-  long enough for the adaptation to show;
+  notebook 03, the shipped networks): all methods and 3 seeds in about 7 minutes on 2 CPU cores
+  (437 s measured), long enough for the adaptation to show;
 * :meth:`Config.quick`: a smoke test for continuous integration (about a minute on 2 CPU cores);
   too short for any method to separate;
 * :meth:`Config.full`: a larger profile for a GPU, opt-in only; it has never been run end to end,
@@ -300,7 +300,7 @@ class Config(_Settings):
     @classmethod
     def standard(cls, **overrides: Any) -> Config:
         """The default profile (CPU and GPU): the whole main job, all methods and 3 seeds, in about
-        10 minutes on 2 CPU cores, with the adaptation effect visible."""
+        7 minutes on 2 CPU cores (437 s measured), with the adaptation effect visible."""
         target = overrides.get("target_contrast", "t2")
         base = dict(
             image_size=48, control_spacing=4, channels=(16, 32), head_channels=32,
