@@ -231,7 +231,7 @@ assert source_tv < 0.2  # the heads start out nearly identical
 # distance). The grids of λ that were run are not the same for the three, though (printed below;
 # they come from an earlier sweep, [docs/selection.md](../docs/selection.md)): L1 from 1 to 5, the
 # projected EMD from 0.3 to 1, SWD only 1 and 10. SWD's choice, 10, is the edge of its grid, so
-# no larger λ was tried for it. Section 6 shows why its failure is not a matter of λ: in step C,
+# no larger λ was tried for it. Section 6 argues that its failure is not a matter of λ: in step C,
 # G minimises D itself, without λ, and SWD's gradient into G there is hundreds of times smaller
 # than the projected EMD's.
 #
@@ -539,11 +539,11 @@ assert results["mcd_pemd"]["epe"] < results["source"]["epe"]  # adapted displace
 #
 # `run_experiment` is what `python -m pemd_tutorial` runs. Here it trains the five networks of
 # seed 0 again with the standard profile: about 5 minutes on 2 CPU cores, most of it the oracle's
-# 1800 steps (a line is printed as each phase ends, and the whole time below the table). A
-# shortened run-through (switched on in the configuration cell at the top) trains the `quick`
-# profile instead, whose numbers show nothing. On the CPU and torch version that built the shipped networks, the
-# standard run reproduces them exactly; elsewhere rounding may move a number by a few tenths of a
-# point.
+# 1800 steps (a line is printed as each phase ends, and the whole time in the heading of the
+# table). A shortened run-through (switched on in the configuration cell at the top) trains a much
+# shorter profile instead, whose numbers show nothing. On the CPU and torch version that built the
+# shipped networks, the standard run reproduces them exactly; elsewhere rounding may move a number
+# by a few tenths of a point.
 
 # %%
 train_cfg = Config.quick(device=DEVICE) if QUICK else cfg.replace(device=DEVICE)
