@@ -335,5 +335,8 @@ assert abs(float(pos @ (mq - mp)) - float((broad - peak) @ d @ torch.tensor([1.0
 # %% [markdown]
 # **Summary.** A projection keeps the mass and the geometry *along* its line and forgets the
 # geometry across it. Four lines at 0°, 45°, 90° and 135° do not see every difference between two
-# label histograms (36 of 80 directions are invisible to them), but their 1D distances follow the
-# 2D one closely for the smooth predictions a network makes. Next: [02 · The cumulative-sum L1 distance](02_cumsum_emd.ipynb).
+# label histograms (36 of 80 directions are invisible to them). On the heads of a trained network,
+# the projected EMD stayed between 0.47 and 0.65 times the exact 2D EMD at the points measured in
+# section 5, never near 0; how closely it ranks predictions like the exact EMD is measured, on
+# random histograms, in notebook 02.
+# Next: [02 · The cumulative-sum L1 distance](02_cumsum_emd.ipynb).

@@ -28,9 +28,9 @@
 # Sections 1 to 7 use the networks that ship with the package: the main job's standard profile,
 # seed 0 (`python -m pemd_tutorial` trains the same networks for seeds 0, 1 and 2). They load and
 # evaluate in seconds; sections 6 and 9 also read measurements that ship with the package (the
-# command that made each is given). Section 8 trains the networks again, yourself, in about 2.5
-# minutes on 2 CPU cores. Section 9 asks when adaptation pays, beside today's label-free
-# alternatives.
+# command that made each is given). Section 8 trains the networks again, yourself, in about 5
+# minutes on 2 CPU cores (the time it took is printed there). Section 9 asks when adaptation pays,
+# beside today's label-free alternatives.
 
 # %%
 # Colab only: install this repository (Colab's own CUDA torch is kept). Does nothing elsewhere.
@@ -129,8 +129,10 @@ print("mean intensity  T1w:", {k: round(v, 2) for k, v in t1.items()}, " T2w:", 
 assert t1["wm"] > t1["gm"] > t1["csf"] and t2["csf"] > t2["gm"] > t2["wm"]  # inverted contrast
 
 # %% [markdown]
-# **Pairs.** Each pair is a fixed T1w slice warped by a random smooth deformation and a moving image
-# (plus intensity changes: bias field, noise, contrast jitter). In the **source** domain the moving
+# **Pairs.** Each pair is made from one slice: the **fixed** image is its T1w, deformed by a random
+# smooth field; the **moving** image is the same slice, not deformed (each with its own intensity
+# changes: bias field, noise, contrast jitter). The deformation is the displacement to find: it
+# says where each fixed-image point lies in the moving image. In the **source** domain the moving
 # image is T1w and every control point gets its true label (its displacement rounded to the label
 # grid). In the **target** domain the moving image is T2w; its labels exist for evaluation, but the
 # training code never sees them. Training draws **new pairs for every step** (new slice, deformation
@@ -223,10 +225,15 @@ assert source_tv < 0.2  # the heads start out nearly identical
 # needs a target label. Section 6 measures what the steps actually do to the heads, for each D.
 #
 # **Scales and λ.** The three D are scaled (`scaled_discrepancy`) so that heads disagreeing by one
-# label give a value of about 1: L1 as the total variation (1 for two different one-label
-# histograms), SWD times `L/2` (likewise about 1), the projected EMD in label steps (0.6 for one
-# label, growing with the distance). That makes their λ comparable, so grids over the same range
-# are a fair start for all three; the grids that were run and the chosen values are printed below.
+# label give a value of order 1: L1 as the total variation (1 for two different one-label
+# histograms), SWD times `L/2` (likewise about 1), the projected EMD in label steps (0.6 for two
+# one-label histograms one step apart along an axis, notebook 02's factor 0.604, growing with the
+# distance). The grids of λ that were run are not the same for the three, though (printed below;
+# they come from an earlier sweep, [docs/selection.md](../docs/selection.md)): L1 from 1 to 5, the
+# projected EMD from 0.3 to 1, SWD only 1 and 10. SWD's choice, 10, is the edge of its grid, so
+# no larger λ was tried for it. Section 6 argues that its failure is not a matter of λ: in step C,
+# G minimises D itself, without λ, and SWD's gradient into G there is hundreds of times smaller
+# than the projected EMD's.
 #
 # The weight λ of every discrepancy was chosen **without target labels**: among the λ that lower
 # the accuracy on labelled *source* validation pairs by no more than 10 points, the one whose
@@ -237,6 +244,12 @@ assert source_tv < 0.2  # the heads start out nearly identical
 # classical **MIND** baseline (modality-independent descriptors with the same discrete label
 # search), and the trivial trick a sceptical reader asks for first: the **source-only network on
 # the moving T2w inverted on its foreground** (`max − x`), which makes a T2w look much like a T1w.
+#
+# The table below scores every method at the foreground control points of the target test pairs:
+# **accuracy**, the share whose most likely label is the true one; **within one**, the share
+# whose most likely label is the true one or one of its 8 neighbours; and the **end-point error
+# (EPE)**, the mean distance between the expected displacement `Σ_k p_k d_k` and the true
+# displacement, in pixels and in millimetres.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -295,12 +308,18 @@ plot_accuracy(one_seed);
 # The authors' talk slides (MIDL 2020) report target label accuracy for their experiment: 2D
 # patches of canine T1w/T2w MRI, 25 displacement classes, a network that concatenates the features
 # of both patches. Our setting differs: 81 dense labels per control point, a correlation layer
-# instead of concatenation, and a simulated T2w with a total domain gap (no adaptation scores
-# 0.2 % here, below a uniform guess's 1.2 %; on the slides' canine data it scores 31.9 %). The
-# slides' best bar, "MCD-pEMD (16) + SWD", adapts with the projected EMD over 16 angles plus SWD;
-# ours is the projected EMD alone, over 4 angles. What
-# carries over is that MCD-SWD does not adapt and MCD-pEMD does. Section 6 measures why, and finds
-# a different reason than the paper's.
+# instead of concatenation, and a simulated T2w with a total domain gap: no adaptation scores
+# 0.2 % here (section 3), below a uniform guess over 81 labels (1/81), where on the slides' canine
+# data it scores 31.9 % (the slides' values are printed in notebook 05, section 4). The slides'
+# best bar, "MCD-pEMD (16) + SWD", adapts with the projected EMD over 16 angles plus SWD; ours is
+# the projected EMD alone, over 4 angles. Our bars in the figure are seed 0 of the shipped
+# networks (the table of section 3), one seed, not a mean.
+#
+# What carries over is that MCD-SWD does not adapt and MCD-pEMD does. Section 6 measures why SWD
+# fails, and finds two factors: partly the paper's reason, SWD's sorting across control points
+# (the permutation invariance of notebook 02), and partly that squared differences of diffuse
+# histograms are tiny. It does not find why the projected EMD would work better than L1: on three
+# seeds, their difference is within noise.
 
 # %%
 plot_paper_comparison({k: results[k]["accuracy"] for k in ("identity", "source", "mcd_swd", "mcd_pemd")},
@@ -418,8 +437,11 @@ assert last20["pemd"]["|∇ G| (C)"] > 100 * last20["swd"]["|∇ G| (C)"]
 # the first factor printed; D itself is hundreds of times smaller. Two things make SWD small,
 # measured on the source-only heads (last line): it sorts the projections across control points,
 # so it compares the two heads' *sets* of predictions, which look alike even where the heads
-# disagree point by point; and squared differences of diffuse histograms along random directions
-# of `R^81` are small next to their L1 or EMD. The product of the two factors is the whole gap.
+# disagree point by point (the permutation invariance that notebook 02 shows and the paper names,
+# 17.1×); and squared differences of diffuse histograms along random directions of `R^81` are
+# small next to their L1 or EMD (89.3×). The two factors multiply to the ratio on the source-only
+# heads, 1527×, by construction of the split; that ratio is measured before adaptation, on other
+# predictions than the 443× of D over the last 20 training iterations above.
 #
 # ### Does the geometry of the label grid matter? A control
 #
@@ -458,24 +480,28 @@ for a, b in (("mcd_pemd", "mcd_l1"), ("mcd_pemd_shuffled", "mcd_pemd"), ("mcd_pe
 assert all(noise.values())  # with three seeds, none of these differences is outside the noise
 
 # %% [markdown]
-# The control does not fall back towards L1: it is ahead of the true grid on all three seeds and
-# ahead of L1 too. None of these differences is outside the noise, though: with three seeds the
-# seeds disagree by as much as the methods differ, and each 95 % interval (Student's t over the
-# three paired differences) includes 0, the projected EMD's lead over L1 included.
+# On each of the three seeds the control scored above the true grid and above L1. None of these
+# differences is outside the noise, though: with three seeds the seeds disagree by as much as the
+# methods differ, and each 95 % interval (Student's t over the three paired differences) includes
+# 0, the projected EMD's lead over L1 included. Nor can the control settle the question it was run
+# for: had the shuffled grid fallen back to L1, it would sit about 2.4 points below the true grid
+# (the mean of MCD-pEMD − MCD-L1), and the printed interval of shuffled − MCD-pEMD, −5.5 to
+# +12.1, contains −2.4 as well as 0.
 #
 # What the measurements support, then:
 #
-# * **SWD fails because it is tiny** on these predictions (sorting, and squared differences of
-#   diffuse histograms): it neither pulls the heads apart in step B nor moves G in step C.
-# * **L1, the projected EMD and the projected EMD on a shuffled grid all work** the same way: step
-#   B pulls the heads apart on the target, and G, trained against that disagreement, learns
-#   target features on which the source-trained heads agree again, and the target accuracy rises.
-#   Between the three, three seeds cannot tell a winner.
-# * **The geometry of the label grid is not what makes the projected EMD work here**: the
-#   paper's explanation would predict the shuffled grid to fall back towards L1, and it does not.
-#   What the two projected-EMD rows share and L1 lacks is the form of the discrepancy, sums of
-#   absolute *cumulative* differences along a few orderings of the labels; whether that form
-#   helps is not shown by these numbers.
+# * **SWD fails because it is tiny** on these predictions: partly for the paper's reason, its
+#   sorting across control points (17.1×), and partly because squared differences of diffuse
+#   histograms are tiny (89.3×). It neither pulls the heads apart in step B nor moves G in step C.
+# * **L1, the projected EMD and the projected EMD on a shuffled grid all adapt the network** the
+#   same way: step B pulls the heads apart on the target, and G, trained against that
+#   disagreement, learns target features on which the source-trained heads agree again, and the
+#   target accuracy rises. Between the three, three seeds cannot tell a winner.
+# * **Whether the geometry of the label grid helps is not resolved here.** With three seeds the
+#   control's interval contains a fall-back to L1, so it gives no evidence that the grid's geometry
+#   helps the projected EMD, and none that it does not. What the rows do show is that geometry is
+#   not *necessary* on this task: L1, which knows nothing of where the labels lie, adapts the
+#   network too.
 
 # %% [markdown]
 # ## 7. Inside the heads, and the warped images
@@ -512,10 +538,12 @@ assert results["mcd_pemd"]["epe"] < results["source"]["epe"]  # adapted displace
 # ## 8. Train it yourself
 #
 # `run_experiment` is what `python -m pemd_tutorial` runs. Here it trains the five networks of
-# seed 0 again with the standard profile (about 2.5 minutes on 2 CPU cores; a line is printed as
-# each phase ends), or, when `QUICK` is set, with the `quick` profile, a fast run-through whose
-# numbers show nothing. On the CPU and torch version that built the shipped networks, the standard
-# run reproduces them exactly; elsewhere rounding may move a number by a few tenths of a point.
+# seed 0 again with the standard profile: about 5 minutes on 2 CPU cores, most of it the oracle's
+# 1800 steps (a line is printed as each phase ends, and the whole time in the heading of the
+# table). A shortened run-through (switched on in the configuration cell at the top) trains a much
+# shorter profile instead, whose numbers show nothing. On the CPU and torch version that built the
+# shipped networks, the standard run reproduces them exactly; elsewhere rounding may move a number
+# by a few tenths of a point.
 
 # %%
 train_cfg = Config.quick(device=DEVICE) if QUICK else cfg.replace(device=DEVICE)
@@ -543,8 +571,9 @@ if not QUICK:  # the standard profile reproduces the shipped networks
 # **held out**), or fine-tune it on unlabelled target pairs with a multimodal similarity
 # (**MIND-loss fine-tuning**), or start MCD from the contrast-randomised network. All of them are
 # rows of `run_experiment`; `benchmarks/adaptation_pays.py` ran them on three targets, the T2w and
-# FLAIR-like images above and a **FLAIR-like image with lesions that the T1w does not show, a thick
-# direction and its own bias field** (both first targets are mixtures of the T1w's own tissue maps,
+# FLAIR-like images above and a **FLAIR-like image with lesions that the T1w does not show, pixels
+# three times coarser along one axis (as thick slices look across their thickness) and its own
+# bias field** (both first targets are mixtures of the T1w's own tissue maps,
 # so an intensity map of the T1w nearly gives them; this one it does not), with five seeds, seed *s*
 # tested on fold *s* (five blocks of 8 slices of the template instead of one). Every difference is
 # paired (same seed, same test pairs) and has a 95 % interval over seeds and test slices
@@ -595,12 +624,18 @@ assert rows["flair_lesion"]["mind_loss"]["vs_" + ref]["within_noise"]  # the clo
 # a guide, not a law):
 #
 # * **Your target is, in effect, an intensity map of your source contrast** (like our T2w): train
-#   with random contrasts; tissue synthesis alone is 4.9 points ahead of MCD-pEMD. If you also have
-#   unlabelled target images, run MCD-pEMD **from** the randomised network: it is the best label-free
-#   row on T2w, 6.3 points ahead of randomisation alone and 13.9 ahead of MIND-loss fine-tuning, every
-#   interval above 0 (the classical B-spline, tuned with labels, is within noise of it).
-# * **On the FLAIR-like target** the trained label-free rows are within noise of one another;
-#   MCD-pEMD from randomisation is still ahead of randomisation and of both syntheses.
+#   with tissue synthesis, or randomise contrasts and then adapt. Tissue synthesis alone is 4.9
+#   points ahead of MCD-pEMD [+3.1, +6.8]; contrast randomisation alone is within noise of it
+#   (+2.1 [−0.5, +5.2]). If you also have unlabelled target images, run MCD-pEMD **from** the
+#   randomised network: it is the best label-free row on T2w, 6.3 points ahead of randomisation
+#   alone, 3.5 ahead of synthesis and 13.9 ahead of MIND-loss fine-tuning, every interval above 0
+#   (the classical B-spline, tuned with labels, is within noise of it).
+# * **On the FLAIR-like target** every label-free training beyond the plain source network
+#   (randomisation, both syntheses, MIND-loss fine-tuning, both MCD rows from randomisation) is
+#   within noise of MCD-pEMD; the source-only network is 8.1 points behind it [−12.6, −3.5] and
+#   MIND 7.1 [−10.0, −4.0]. Within noise of MCD-pEMD is not the same as equal to one another:
+#   MCD-pEMD from randomisation is ahead of randomisation by 3.7 points [+2.3, +4.8], of
+#   synthesis by 3.7 [+2.2, +5.0] and of the held-out synthesis by 2.7 [+1.8, +3.6].
 # * **Your target shows what the source does not** (lesions, another resolution, its own bias): adapt
 #   the plain source network with MCD-pEMD. It is ahead of randomisation by 5.4 points, of synthesis
 #   by 5.1, of the held-out synthesis by 4.7 and of MIND by 10.9; randomising first no longer helps
@@ -619,8 +654,9 @@ assert rows["flair_lesion"]["mind_loss"]["vs_" + ref]["within_noise"]  # the clo
 # them apart there, step C trains G against that disagreement, and the target accuracy rises while
 # the heads come back together. SWD is so small on these predictions that none of this happens.
 # L1, the projected EMD and the projected EMD on a shuffled label grid all adapt the network, and
-# their differences are within the noise of three seeds: on this task, the geometry of the label
-# grid is not what makes the projected EMD work.
+# their differences are within the noise of three seeds. The shuffled grid leaves open whether the
+# label grid's geometry helps the projected EMD; L1, which knows no geometry, adapts too, so on
+# this task geometry is not necessary for MCD to work.
 # Beside today's label-free alternatives (section 9), adaptation pays most on top of contrast
 # randomisation where the target is an intensity map of the source, and on its own where the
 # target shows what the source does not.

@@ -145,8 +145,10 @@ assert not same_grid or standin is None  # the stand-in pair is on two different
 #   headers place the brains so that they overlap little (a wrong orientation) or not at all, or
 #   store their voxels in opposite handedness (a mirror, which no rigid transform undoes).
 # * **Any head position.** The pair need not be aligned: a rigid 3D pre-alignment takes care of
-#   a large rigid misalignment (a head turned or shifted between the scans), and the slice-wise
-#   step registers the residual local deformation, within a capture range printed in section 2.
+#   a large rigid misalignment (a head turned or shifted between the scans). The slice-wise step
+#   may then register the residual local deformation, within a capture range printed in section
+#   2; `register` keeps it only when it makes neither of two label-free similarities worse, and on
+#   the stand-in pair below no model's step did (section 4).
 #
 # ## 2. Register the pair
 #
@@ -173,7 +175,8 @@ assert not same_grid or standin is None  # the stand-in pair is on two different
 # moving file's own intensity units. Time and memory for a whole brain at 1 mm are measured in
 # [docs/data.md](../docs/data.md#your-own-images).
 #
-# `register`'s default model is MIND, which section 4 measures as the best choice on this pair.
+# `register`'s default model is MIND, whose step section 4 measures as the most accurate on this
+# pair without the pre-alignment (with it, no model's step is kept).
 # Here we pass the shipped MCD-pEMD network of notebook 03, to see what the network does and read
 # its uncertainty map.
 
@@ -302,12 +305,15 @@ bar.set_label("white / red: median where the label was right / wrong\n"
 fig.tight_layout()
 
 # %% [markdown]
-# On the colour bar, the white and the red line are the medians the cell above printed for the
-# network's right and wrong labels, 1.84 and 2.10 nats: close together, and the 10-90 % ranges
-# overlap. The entropy says where the network hesitates, but a low value is no guarantee that a
-# label is right; this pair's mean over the brain, 1.62 nats, is in the range of the test pairs. Read the map as a warning
-# sign (a region near the orange line, or much above the pair's own mean, deserves a look at the
-# montage), not as an error bar in millimetres.
+# The map belongs to the MCD-pEMD network's slice-wise step of section 2, computed on the
+# pre-aligned pair: it says how sure that network was, although `register` dropped its field and
+# kept the pre-alignment alone. On the colour bar, the white and the red line are the medians the
+# cell above printed for the network's right and wrong labels, 1.84 and 2.10 nats: close
+# together, and the 10-90 % ranges overlap. The entropy says where the network hesitates, but a
+# low value is no guarantee that a label is right; this pair's mean over the brain, 1.62 nats, is
+# in the range of the test pairs. Read the map as a warning sign (a region near the orange line,
+# or much above the pair's own mean, deserves a look at the montage), not as an error bar in
+# millimetres.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -374,13 +380,16 @@ if standin is not None:
 # errors do. Compare models by NMI, not by MIND-SSD: MIND-SSD is the very cost MIND minimises when
 # it picks its labels, so it favours MIND whatever the truth.
 #
-# **Which model to use: MIND, the default.** It needs no training and its step is the most
-# accurate here, with or without the pre-alignment; and it is no slower: with the same
+# **Which model to use on a pair like this one: MIND, the default.** It needs no training. Without
+# the pre-alignment its step is the most accurate here (3.76 mm against the MCD-pEMD network's
+# 4.65 mm); with it, no step beat the pre-alignment and all three were dropped, MIND's coming
+# closest by NMI (1.0993 against the pre-alignment's 1.1029). It is no slower: with the same
 # pre-alignment setting, the three models' `register` calls took about as long (the wall times
-# above). In the main job, on synthetic deformations of the
-# embedded slices, MIND is ahead in exact labels while MCD-pEMD is closer in end-point error
-# ([docs/results.md](../docs/results.md)). Prefer a network only when, on your own pair, its step
-# reaches a higher NMI than MIND's.
+# above). In the main job, on synthetic deformations of the embedded slices, MIND is ahead in
+# exact labels while MCD-pEMD is closer in end-point error ([docs/results.md](../docs/results.md)).
+# This recommendation rests on one pair with a simulated T2w: on the two FLAIR-like targets of
+# notebook 03 (section 9), MIND is 7 to 11 points of accuracy behind MCD-pEMD. Prefer a network
+# when, on your own pair, its step reaches a higher NMI than MIND's.
 #
 # **How far this pair is from the networks' training data.** The same as in training: the brain
 # (the stand-in is made of the template's test slices, never trained on, but of the same brain as
@@ -472,7 +481,7 @@ am = adapted.metrics
 step = am["stages"]["deformable"]
 print(f"your network's step: NMI {step['nmi']:.4f} (MIND's {alone['mind']['step']['nmi']:.4f}), "
       f"MIND-SSD {step['mind_ssd']:.4f}; kept: {adapted.kept}")
-if standin is not None and not QUICK:  # (a quick run adapts for 20 iterations only)
+if standin is not None and not QUICK:  # scored against the truth after the full adaptation only
     err = mean_error(adapted.field_mm)
     print(f"mean error {err:.2f} mm (MIND {alone['mind']['error']:.2f} mm, shipped MCD-pEMD "
           f"{alone['pretrained:mcd_pemd']['error']:.2f} mm, no registration {mean_error(np.zeros_like(truth)):.2f} mm)")
@@ -498,22 +507,26 @@ if standin is not None and not QUICK:  # (a quick run adapts for 20 iterations o
 # with `target_pairs` above); and the two trainings that see no target image at all, contrast
 # randomisation and tissue synthesis (`run_experiment(cfg, methods=("randomized", "synth"))` trains
 # them on the embedded T1w; the held-out synthesis needs to know your target's tissue order, so it
-# applies to the embedded targets only). Which to try first follows notebook 03's measurements: if
-# your moving contrast is, apart from noise, a remapping of the fixed image's intensities (T2w or
-# PD against T1w of a healthy brain, the same resolution), train with random contrasts and adapt
-# that network with MCD-pEMD; if it shows what the fixed image does not (lesions, another
-# resolution or slice thickness, strong bias), adapt the plain source network with MCD-pEMD and
-# compare it with MIND-loss fine-tuning. Either way, keep a network only if its step's NMI on your
-# pair beats MIND's.
+# applies to the embedded targets only). Which to try first follows notebook 03's measurements,
+# made on simulated contrasts only: if your moving contrast is, apart from noise, a remapping of the
+# fixed image's intensities (as the simulated T2w is of the T1w; a real T2w or PD against a T1w of
+# a healthy brain at the same resolution may come close, which is untested here), train with
+# tissue synthesis, or with random contrasts and then adapt that network with MCD-pEMD; if it
+# shows what the fixed image does not (lesions, another resolution or slice thickness, strong
+# bias), adapt the plain source network with MCD-pEMD and compare it with MIND-loss fine-tuning.
+# Either way, keep a network only if its step's NMI on your pair beats MIND's.
 #
 # **Summary.** `register` (or `python -m pemd_tutorial register`) takes two NIfTI files on any
 # grids and in any head position, pre-aligns them rigidly in 3D, registers the residual slice by
-# slice with the brain framed as in the networks' training images, keeps a stage only if the
-# similarities say it helped, and writes the moved image, one displacement field in millimetres
-# (and the pre-alignment as an ITK transform) and an uncertainty map in the fixed image's space,
-# with similarity measures that need no ground truth. Use its default, MIND, for the slice-wise
-# step: on the stand-in pair it was the most accurate step, ahead of the shipped MCD-pEMD network,
-# and adapting the source-only network on the pair's own 8 slices did worse than both. Adapting a
+# slice with the brain framed as in the networks' training images, keeps the slice-wise step only
+# if it makes neither label-free similarity worse, and writes the moved image, one displacement
+# field in millimetres (and the pre-alignment as an ITK transform) and an uncertainty map in the
+# fixed image's space, with similarity measures that need no ground truth. For a T2w-like pair,
+# use its default, MIND, for the slice-wise step: on the stand-in pair (a simulated T2w) its step
+# alone was the most accurate, ahead of the shipped MCD-pEMD network; after the pre-alignment no
+# model's step was kept, MIND's coming closest by NMI; and adapting the source-only network on the
+# pair's own 8 slices did worse than both. For a FLAIR-like contrast, where notebook 03 found MIND
+# behind MCD-pEMD, compare MIND with a network by NMI on your pair, as section 4 does. Adapting a
 # network to your contrast (MCD-pEMD on your unlabelled slices plus the embedded labelled source
-# pairs, λ chosen by `select_lambda`, saved with `save_model` and passed as `model=`) is worth
-# trying when you have many slices of that contrast; use it only if its NMI beats MIND's.
+# pairs, λ chosen by `select_lambda`, saved with `save_model` and passed as `model=`) is untested
+# here beyond the stand-in's 8 slices, where it did worse; use it only if its NMI beats MIND's.
