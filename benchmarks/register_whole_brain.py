@@ -165,8 +165,8 @@ def main() -> None:
                 f"{SHIFT_MM.tolist()} mm",
         "command": "python benchmarks/register_whole_brain.py " + " ".join(sys.argv[1:]),
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs), "
-                   f"torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, load "
+                   f"average {os.getloadavg()[0]:.1f} at the start (1 minute)",
         "cases": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -198,7 +198,9 @@ def main() -> None:
                 run["fixed_shape"] = list(half_shape)
             else:
                 run = run_register(silent_case(case, pair, tmp) + ["--out", str(out)])
-            run["warnings"] = [line for line in run.pop("stderr") if "warning" in line or "error" in line]
+            # warnings, errors and the last line of a traceback
+            run["warnings"] = [line for line in run.pop("stderr")
+                               if "warning" in line.lower() or "error" in line.lower()]
             results["cases"][case] = run
             print(case, {k: v for k, v in run.items() if k != "stdout"}, flush=True)
             write(results, args)  # after every case: a stopped run keeps what it measured

@@ -35,7 +35,9 @@ def normalised_mutual_information(a, b, mask, bins: int = 32) -> float:
         bins: histogram bins per image.
 
     Returns:
-        The NMI, or NaN when the mask is empty.
+        The NMI, or NaN when the mask is empty. When both images are constant over the mask (one
+        bin each: no information in either), the ratio is 0 / 0; it is then 1, the value of a pair
+        in which one image is constant.
 
     Example:
         >>> x = np.linspace(0, 1, 100)
@@ -56,7 +58,10 @@ def normalised_mutual_information(a, b, mask, bins: int = 32) -> float:
         q = q[q > 0]
         return float(-(q * np.log(q)).sum())
 
-    return (entropy(p.sum(1)) + entropy(p.sum(0))) / entropy(p)
+    joint_entropy = entropy(p)
+    if joint_entropy == 0.0:  # both constant over the mask
+        return 1.0
+    return (entropy(p.sum(1)) + entropy(p.sum(0))) / joint_entropy
 
 
 def mind_ssd(a, b, mask) -> float:

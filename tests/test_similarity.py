@@ -20,6 +20,16 @@ def test_nmi_is_two_for_a_one_to_one_intensity_map_and_falls_for_noise():
         normalised_mutual_information(a, a[:8], mask)
 
 
+def test_nmi_of_constant_images_is_one_not_a_division_by_zero():
+    """A phantom's uniform slice made register crash with ZeroDivisionError: two constant images
+    have no information, like a pair in which one image is constant (NMI 1)."""
+    mask = np.ones((8, 8), dtype=bool)
+    flat, other = np.full((8, 8), 0.3), np.full((8, 8), 0.7)
+    assert normalised_mutual_information(flat, other, mask) == 1.0
+    ramp = np.linspace(0, 1, 64).reshape(8, 8)
+    assert normalised_mutual_information(flat, ramp, mask) == pytest.approx(1.0)
+
+
 def test_mind_ssd_is_zero_for_the_same_structure_in_another_contrast_and_grows_with_a_shift():
     img = torch.zeros(1, 24, 24)
     img[:, 6:18, 8:16] = 1.0
