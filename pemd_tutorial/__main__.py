@@ -179,8 +179,8 @@ def _add_register(sub) -> None:
             "similarities (NMI, MIND-SSD) say it helped; warnings name what looks wrong (little "
             "overlap, a wrong or mirrored header, images with no shared information). Slices are "
             "resampled in millimetres (never stretched). A whole 1 mm brain (197x233x189 voxels, moving "
-            "image at 1.2 mm) took 25 s (30 s of CPU time) and at most 1.27 GB of memory on an idle "
-            "2-core CPU, a 0.5 mm one 55 s and 1.58 GB (benchmarks/register_whole_brain.py, 2026-12-04); "
+            "image at 1.2 mm) took 25 s (30 s of CPU time) and at most 1.27 GB of memory on 2 CPU cores "
+            "(idle), a 0.5 mm one 55 s and 1.58 GB (benchmarks/register_whole_brain.py, 2026-12-04); "
             "finer fixed images are registered on a working grid of about 1 mm."
         ),
         epilog="Writes to --out, in the fixed image's space: moved.nii.gz (in the moving file's units), "
