@@ -231,9 +231,10 @@ assert source_tv < 0.2  # the heads start out nearly identical
 # distance). The grids of λ that were run are not the same for the three, though (printed below;
 # they come from an earlier sweep, [docs/selection.md](../docs/selection.md)): L1 from 1 to 5, the
 # projected EMD from 0.3 to 1, SWD only 1 and 10. SWD's choice, 10, is the edge of its grid, so
-# no larger λ was tried for it. Section 6 argues that its failure is not a matter of λ: in step C,
-# G minimises D itself, without λ, and SWD's gradient into G there is hundreds of times smaller
-# than the projected EMD's.
+# no larger λ was tried for it. Section 6 measures why it fails at λ = 10: in step C, G minimises D
+# itself, without λ, and SWD's gradient into G there is hundreds of times smaller than the
+# projected EMD's. Whether a much larger λ, which pushes step B harder, would rescue it was not
+# tried.
 #
 # The weight λ of every discrepancy was chosen **without target labels**: among the λ that lower
 # the accuracy on labelled *source* validation pairs by no more than 10 points, the one whose
@@ -391,19 +392,23 @@ assert summary["swd"]["peak"] < 1.5 * summary["swd"]["before"]  # SWD never pull
 #   projected EMD and the shuffled control, step B raises the total variation in most iterations,
 #   and over the first 35 to 50 iterations the heads drift far apart (the peaks).
 # * **Then the accuracy rises while the heads come back together**: most of the gain in target
-#   accuracy (grey) comes after the peak, as the disagreement falls. On these validation pairs a
-#   single step C changes the disagreement little, and not always downwards (step C trains G on
-#   one batch of 16 training pairs); the effect shows over many iterations.
+#   accuracy (grey) comes after the peak, as the disagreement falls. Which step brings them back
+#   together is not separated here: on these validation pairs step B raises the disagreement by 3
+#   to 4 times more on average than step C lowers it (step C trains G on one batch of 16 training
+#   pairs), so step A, which retrains both heads on labelled source pairs, and the slow change of G
+#   over many iterations must share in the fall; step A was not measured on its own.
 # * **With SWD none of this happens**: step B raises the total variation about as often as not,
 #   by +0.0001 on average; the heads stay as close as before, and the accuracy stays at chance.
 # * The projected EMD on the true grid adapts with the least disagreement (its peak is about half
-#   L1's) and ends nearest to where the heads started. The amount of disagreement
+#   L1's) and, of the discrepancies that adapt, ends nearest to where the heads started. The
+#   amount of disagreement
 #   does not decide the result, though: the shuffled grid pulls the heads nearly as far apart as
 #   L1 and ends with the highest accuracy of the three on this seed.
 #
 # ### Why does SWD do nothing?
 #
-# Not because of its λ: in step C, G minimises D itself, without λ. `python
+# Not, it seems, because of its λ: in step C, G minimises D itself, without λ (a λ above 10, which
+# would push step B harder, was not tried). `python
 # benchmarks/discrepancy_gradients.py` adapts the shipped source-only network once per
 # discrepancy and logs, at every MCD iteration, λ·D on the target batch and the size of the
 # gradients it sends into the heads (step B) and into G (step C), of which the latter is what
@@ -494,9 +499,10 @@ assert all(noise.values())  # with three seeds, none of these differences is out
 #   sorting across control points (17.1×), and partly because squared differences of diffuse
 #   histograms are tiny (89.3×). It neither pulls the heads apart in step B nor moves G in step C.
 # * **L1, the projected EMD and the projected EMD on a shuffled grid all adapt the network** the
-#   same way: step B pulls the heads apart on the target, and G, trained against that
-#   disagreement, learns target features on which the source-trained heads agree again, and the
-#   target accuracy rises. Between the three, three seeds cannot tell a winner.
+#   same way: step B pulls the heads apart on the target, G is trained against that disagreement
+#   (step C) while step A keeps both heads right on the source, and as the heads come back together
+#   the target accuracy rises (which step brings them back is not separated here). Between the
+#   three, three seeds cannot tell a winner.
 # * **Whether the geometry of the label grid helps is not resolved here.** With three seeds the
 #   control's interval contains a fall-back to L1, so it gives no evidence that the grid's geometry
 #   helps the projected EMD, and none that it does not. What the rows do show is that geometry is
@@ -651,8 +657,8 @@ assert rows["flair_lesion"]["mind_loss"]["vs_" + ref]["within_noise"]  # the clo
 # %% [markdown]
 # **Summary.** A network trained on mono-modal pairs does not transfer to T1w→T2w; MCD adapts it
 # without a target label. Its two heads start out nearly identical on the target; step B pulls
-# them apart there, step C trains G against that disagreement, and the target accuracy rises while
-# the heads come back together. SWD is so small on these predictions that none of this happens.
+# them apart there, step C trains G against that disagreement (and step A keeps the heads right on
+# the source), and the target accuracy rises while the heads come back together. SWD is so small on these predictions that none of this happens.
 # L1, the projected EMD and the projected EMD on a shuffled label grid all adapt the network, and
 # their differences are within the noise of three seeds. The shuffled grid leaves open whether the
 # label grid's geometry helps the projected EMD; L1, which knows no geometry, adapts too, so on

@@ -380,15 +380,18 @@ if standin is not None:
 # errors do. Compare models by NMI, not by MIND-SSD: MIND-SSD is the very cost MIND minimises when
 # it picks its labels, so it favours MIND whatever the truth.
 #
-# **Which model to use on a pair like this one: MIND, the default.** It needs no training. Without
+# **Which model to use on a pair like this one: MIND, the default.** It needs no training, and it
+# beat both shipped networks on this pair: without
 # the pre-alignment its step is the most accurate here (3.76 mm against the MCD-pEMD network's
 # 4.65 mm); with it, no step beat the pre-alignment and all three were dropped, MIND's coming
 # closest by NMI (1.0993 against the pre-alignment's 1.1029). It is no slower: with the same
 # pre-alignment setting, the three models' `register` calls took about as long (the wall times
 # above). In the main job, on synthetic deformations of the embedded slices, MIND is ahead in
 # exact labels while MCD-pEMD is closer in end-point error ([docs/results.md](../docs/results.md)).
-# This recommendation rests on one pair with a simulated T2w: on the two FLAIR-like targets of
-# notebook 03 (section 9), MIND is 7 to 11 points of accuracy behind MCD-pEMD. Prefer a network
+# This recommendation rests on one pair with a simulated T2w and on the two networks that ship:
+# the networks notebook 03 (section 9) found best on T2w (tissue synthesis; MCD-pEMD started from
+# contrast randomisation, 4.5 points ahead of MIND there) were not scored on this pair, and on the
+# two FLAIR-like targets MIND is 7 to 11 points of accuracy behind MCD-pEMD. Prefer a network
 # when, on your own pair, its step reaches a higher NMI than MIND's.
 #
 # **How far this pair is from the networks' training data.** The same as in training: the brain
@@ -521,9 +524,10 @@ if standin is not None and not QUICK:  # scored against the truth after the full
 # slice with the brain framed as in the networks' training images, keeps the slice-wise step only
 # if it makes neither label-free similarity worse, and writes the moved image, one displacement
 # field in millimetres (and the pre-alignment as an ITK transform) and an uncertainty map in the
-# fixed image's space, with similarity measures that need no ground truth. For a T2w-like pair,
-# use its default, MIND, for the slice-wise step: on the stand-in pair (a simulated T2w) its step
-# alone was the most accurate, ahead of the shipped MCD-pEMD network; after the pre-alignment no
+# fixed image's space, with similarity measures that need no ground truth. Its default model for
+# the slice-wise step is MIND, which needs no training: on the stand-in pair (a simulated T2w) its
+# step alone was the most accurate, ahead of both shipped networks (the networks notebook 03 found
+# best on T2w were not scored on it); after the pre-alignment no
 # model's step was kept, MIND's coming closest by NMI; and adapting the source-only network on the
 # pair's own 8 slices did worse than both. For a FLAIR-like contrast, where notebook 03 found MIND
 # behind MCD-pEMD, compare MIND with a network by NMI on your pair, as section 4 does. Adapting a

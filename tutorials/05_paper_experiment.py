@@ -27,8 +27,8 @@
 # with a projected EMD over 16 angles plus SWD. This notebook rebuilds it on the embedded data
 # (`pemd_tutorial.paper`). Sections 1-4 use networks that ship with the package (seed 0) and run
 # in seconds; section 5 trains two networks yourself (source-only, then MCD-pEMD (16) + SWD), with
-# the same code. `python -m pemd_tutorial
-# paper` runs every row over three seeds ([docs/paper.md](../docs/paper.md)).
+# the same code. The command `python -m pemd_tutorial paper` runs every row over three seeds
+# ([docs/paper.md](../docs/paper.md)).
 
 # %%
 # Colab only: install this repository (Colab's own CUDA torch is kept). Does nothing elsewhere.
@@ -146,7 +146,7 @@ assert not torch.equal(first["fixed"], second["fixed"])  # new pairs every step
 # concatenated and two differently initialised classifiers of three blocks each output 25 logits.
 # Two tricks on the slides are left out: the logits are not scaled by 0.1 before the softmax
 # (it learnt more slowly here), and both classifiers, not classifier 1 alone, get the supervised
-# update in step A (with classifier 1 alone the source accuracy collapsed in an earlier version;
+# update in step A (with classifier 1 alone the source accuracy collapsed;
 # [docs/paper.md](../docs/paper.md) has both measurements). The network is trained on labelled T1w→T1w pairs (**no adaptation**), then copies of it are
 # adapted with MCD (steps A, B, C of notebook 03) on *unlabelled* T2w pairs, with each
 # discrepancy and its weight λ, chosen **without T2w labels** (the λ whose network picks shifts
