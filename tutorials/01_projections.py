@@ -282,9 +282,10 @@ assert unseen.max() < 0.9 and ratio_heads.min() > 0.3  # no trained pair of head
 # Trained predictions do carry such patterns: about as much of the heads' difference is invisible
 # to the four angles as for a random direction. But no point comes near a twin: the visible rest
 # always holds enough of the difference for the projected EMD to stay within the printed range of
-# the exact EMD, never near 0. That, not an absence of rough patterns, is why four angles work in
-# practice (notebook 02 measures how closely the four-angle projected EMD ranks random predictions
-# like the exact EMD).
+# the exact EMD, never near 0 (on the foreground points measured above). That, not an absence of
+# rough patterns, is why the four-angle projected EMD does not collapse to 0 on trained heads
+# (notebook 02 measures how closely it ranks random predictions like the exact EMD; notebook 03
+# shows that L1, which sees no angles at all, adapts the network too).
 #
 # Seeing every direction is not the same as measuring distances well, though. With 6 or 8 evenly
 # spaced angles `A` has rank 81, but so has a *single* line at 30°: section 2 printed 81 distinct
