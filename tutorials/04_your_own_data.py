@@ -26,7 +26,9 @@
 # on top of your fixed image. It scores the shipped networks and the training-free MIND baseline
 # on a pair whose misalignment is known, and then adapts a network to *your* contrast with
 # MCD-pEMD, using no label of your images (only the package's labelled T1w → T1w source pairs),
-# choosing its weight λ without labels too.
+# choosing its weight λ without labels too. The whole notebook takes about 5 minutes on 2 CPU
+# cores, most of it that adaptation (section 5 prints its time; each `register` call prints its
+# own).
 #
 # The same thing from a terminal, with the model section 4 recommends (MIND, the default;
 # `--model pretrained:mcd_pemd` uses the shipped MCD-pEMD network instead):
