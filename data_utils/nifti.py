@@ -42,7 +42,7 @@ from data_utils.geometry import (
 
 __all__ = ["RAS_TO_LPS", "SliceGeometry", "SlicedPair", "NiftiSlices", "field_to_world", "load_nifti_pair",
            "normalise_intensities", "read_nifti_volume", "resample_to_grid", "same_grid", "save_nifti",
-           "slice_pair", "slice_volumes"]
+           "slice_pair", "slice_volumes", "write_volume"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -441,6 +441,21 @@ def field_to_world(dense: np.ndarray, geometry: SliceGeometry, chosen,
     return (da, db), from_canonical(mm, canon)
 
 
+def write_volume(path: str | Path, data: np.ndarray, affine: np.ndarray, *, vector: bool = False) -> Path:
+    """Write ``data`` (as it is: its dtype is kept) with ``affine`` as both qform and sform (code 1,
+    scanner), so that every reader places it the same way; ``vector``: a displacement field
+    ``(X, Y, Z, 1, 3)`` marked with the NIfTI vector intent, whose components ITK reads as LPS+.
+    The one NIfTI writer of the package. Returns the path."""
+    affine = np.asarray(affine, dtype=np.float64)
+    img = nib.Nifti1Image(data, affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    if vector:
+        img.header.set_intent("vector")
+    nib.save(img, str(path))
+    return Path(path)
+
+
 def save_nifti(
     path: str | Path,
     data: torch.Tensor | np.ndarray,
@@ -508,12 +523,7 @@ def save_nifti(
         mx, my = geometry.frame.model_coordinates(na, nb)
         values = sample_model(x[:, 0], mx, my) * geometry.frame.inside(na, nb)
         vol = volume_from_slices(values, axis, canon.canonical_shape, idx)
-        img = nib.Nifti1Image(from_canonical(vol, canon).astype(np.float32), canon.affine)
-    else:
-        _, mm = field_to_world(x, geometry, idx)
-        img = nib.Nifti1Image((mm * RAS_TO_LPS)[:, :, :, None, :].astype(np.float32), canon.affine)
-        img.header.set_intent("vector")
-    img.set_qform(canon.affine, code=1)
-    img.set_sform(canon.affine, code=1)
-    nib.save(img, str(path))
+        return write_volume(path, from_canonical(vol, canon).astype(np.float32), canon.affine)
+    _, mm = field_to_world(x, geometry, idx)
+    write_volume(path, (mm * RAS_TO_LPS)[:, :, :, None, :].astype(np.float32), canon.affine, vector=True)
     return path

@@ -25,10 +25,10 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from data_utils.embedded import EMBEDDED_PIXEL_MM, load_embedded
+from data_utils.nifti import write_volume
 
 __all__ = ["StandinPair", "misalignment_mm", "write_standin_pair"]
 
@@ -132,10 +132,7 @@ def write_standin_pair(folder: str | Path, seed: int = 0, scale: float = 2.0) ->
 
     fixed_path, moving_path = folder / "fixed_T1w.nii.gz", folder / "moving_T2w.nii.gz"
     for data, affine, path in ((t1, fixed_affine, fixed_path), (moving, moving_affine, moving_path)):
-        img = nib.Nifti1Image(data.astype(np.float32), affine)
-        img.set_qform(affine, code=1)
-        img.set_sform(affine, code=1)
-        nib.save(img, str(path))
+        write_volume(path, data.astype(np.float32), affine)
     truth = misalignment_mm(_world(fixed_affine, t1.shape), seed, scale)
     description = (
         f"fixed: embedded T1w test slices, {size}x{size}x{n} voxels of {PIXEL_MM} x {PIXEL_MM} x "

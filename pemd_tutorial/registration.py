@@ -90,6 +90,7 @@ from data_utils.nifti import (
     resample_to_grid,
     same_grid,
     slice_volumes,
+    write_volume,
 )
 from data_utils.prealign import (
     PREALIGN_KINDS,
@@ -255,10 +256,7 @@ def resample_moving(
         data_m = resample_to_grid(data_m, img_m, img_f)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    img = nib.Nifti1Image(data_m.astype(np.float32), img_f.affine)
-    img.set_qform(img_f.affine, code=1)
-    img.set_sform(img_f.affine, code=1)
-    nib.save(img, str(out_path))
+    write_volume(out_path, data_m.astype(np.float32), img_f.affine)
     return out_path
 
 
@@ -772,12 +770,7 @@ def _metrics(sl_f, sl_before, moved, mask, chosen, fixed, moving, model, resampl
 def _write(folder: Path, result: RegistrationResult, img_f, img_w, field_lps: np.ndarray, montage: bool,
            shown: list[int]) -> None:
     def save(data: np.ndarray, name: str, affine: np.ndarray, vector: bool = False) -> None:
-        img = nib.Nifti1Image(data, affine)
-        img.set_qform(affine, code=1)
-        img.set_sform(affine, code=1)
-        if vector:
-            img.header.set_intent("vector")
-        nib.save(img, str(folder / name))
+        write_volume(folder / name, data, affine, vector=vector)
 
     save(result.moved, "moved.nii.gz", img_f.affine)
     # ITK reads an intent-vector field's components as LPS+; 64-bit, as DisplacementFieldTransform needs
