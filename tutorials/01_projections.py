@@ -308,10 +308,12 @@ assert float(projected_emd(p_a, p_b, GRID.shape, angles=(30.0,), step=GRID.step)
 # One line at 30° tells the two peaks apart, by 0.07 px, while they are 16 px apart on the plane:
 # injective, and nearly blind. The four lattice lines see only 44 of the 80 zero-sum directions,
 # yet put these two peaks 10.45 px apart: less than the 16.12 px on the plane (averaged over
-# directions, the length of a shift's shadow on a line is about 2/π ≈ 0.64 of the shift), but in
-# proportion to it, because on each lattice line neighbouring positions are neighbouring labels. What makes a set of angles good is how well the
-# average of its 1D distances follows the 2D one (notebook 02 measures it), not the rank of `A`.
-# More angles follow it more closely, at the price of more, finer bins per line.
+# directions, the length of a shift's shadow on a line is about 2/π ≈ 0.64 of the shift). The
+# 30° line is nearly blind here because this shift happens to lie almost perpendicular to it;
+# four lines spread over 180° cannot all be. What makes a set of angles good is how well the
+# average of its 1D distances follows the 2D one, not the rank of `A`: notebook 02 measures that
+# for the four default angles over many random pairs (one pair, as here, shows no proportion).
+# Whether more angles follow it more closely is not measured in these notebooks.
 #
 # ## 6. Two different distributions side by side
 #

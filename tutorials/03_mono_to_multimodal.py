@@ -393,12 +393,13 @@ assert summary["swd"]["peak"] < 1.5 * summary["swd"]["before"]  # SWD never pull
 #   and over the first 35 to 50 iterations the heads drift far apart (the peaks).
 # * **Then the accuracy rises while the heads come back together**: most of the gain in target
 #   accuracy (grey) comes after the peak, as the disagreement falls. Which step brings them back
-#   together is not separated here: on these validation pairs step B raises the disagreement by 3
-#   to 4 times more on average than step C lowers it (step C trains G on one batch of 16 training
-#   pairs), so step A, which retrains both heads on labelled source pairs, and the slow change of G
+#   together is not separated here: on these validation pairs step B's average rise of the
+#   disagreement is several times step C's average fall (the table above; step C trains G on one
+#   batch of training pairs), so step A, which retrains both heads on labelled source pairs, and the slow change of G
 #   over many iterations must share in the fall; step A was not measured on its own.
 # * **With SWD none of this happens**: step B raises the total variation about as often as not,
-#   by +0.0001 on average; the heads stay as close as before, and the accuracy stays at chance.
+#   by +0.0001 on average; the heads stay as close as before, and the accuracy stays where the
+#   source-only network left it.
 # * The projected EMD on the true grid adapts with the least disagreement (its peak is about half
 #   L1's) and, of the discrepancies that adapt, ends nearest to where the heads started. The
 #   amount of disagreement

@@ -150,7 +150,7 @@ assert not same_grid or standin is None  # the stand-in pair is on two different
 #   a large rigid misalignment (a head turned or shifted between the scans). The slice-wise step
 #   may then register the residual local deformation, within a capture range printed in section
 #   2; `register` keeps it only when it makes neither of two label-free similarities worse, and on
-#   the stand-in pair below no model's step did (section 4).
+#   the stand-in pair below, after the pre-alignment, no model's step did (section 4).
 #
 # ## 2. Register the pair
 #

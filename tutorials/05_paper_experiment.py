@@ -146,8 +146,9 @@ assert not torch.equal(first["fixed"], second["fixed"])  # new pairs every step
 # concatenated and two differently initialised classifiers of three blocks each output 25 logits.
 # Two tricks on the slides are left out: the logits are not scaled by 0.1 before the softmax
 # (it learnt more slowly here), and both classifiers, not classifier 1 alone, get the supervised
-# update in step A (with classifier 1 alone the source accuracy collapsed;
-# [docs/paper.md](../docs/paper.md) has both measurements). The network is trained on labelled T1w→T1w pairs (**no adaptation**), then copies of it are
+# update in step A (with classifier 1 alone the source accuracy collapsed in a run that was not
+# kept, an observation without numbers; [docs/paper.md](../docs/paper.md) measures the first
+# trick). The network is trained on labelled T1w→T1w pairs (**no adaptation**), then copies of it are
 # adapted with MCD (steps A, B, C of notebook 03) on *unlabelled* T2w pairs, with each
 # discrepancy and its weight λ, chosen **without T2w labels** (the λ whose network picks shifts
 # that make the two patches look most alike, by MIND-SSD, on unlabelled T2w validation patches;
