@@ -447,6 +447,9 @@ def write_volume(path: str | Path, data: np.ndarray, affine: np.ndarray, *, vect
     ``(X, Y, Z, 1, 3)`` marked with the NIfTI vector intent, whose components ITK reads as LPS+.
     The one NIfTI writer of the package. Returns the path."""
     affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4):
+        raise ValueError(f"write_volume() 'affine' must be a 4x4 matrix, got shape {affine.shape} for "
+                         f"{str(path)!r}")
     img = nib.Nifti1Image(data, affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)

@@ -386,8 +386,12 @@ def heads_mean(p1: torch.Tensor, p2: torch.Tensor) -> torch.Tensor:
     """The package's prediction of a two-headed network: the mean of F1's and F2's probabilities.
 
     The one place this mean is written (training, evaluation, label-free scores and ``register``
-    call it), so that a change of how the heads are combined is one edit.
+    call it), so that a change of how the heads are combined is one edit. ``p1`` and ``p2`` are
+    probabilities of the same shape, e.g. ``(N, L, Hc, Wc)``.
     """
+    if p1.shape != p2.shape:
+        raise ValueError(f"heads_mean() 'p1' and 'p2' must have one shape, got {tuple(p1.shape)} and "
+                         f"{tuple(p2.shape)}")
     return 0.5 * (p1 + p2)
 
 
@@ -447,6 +451,9 @@ def pairs_accuracy(probs_or_model, pairs, *, batch_size: int = 64) -> float:
     else:
         probs = probs_or_model
     b = pairs.batch()
+    if probs.shape[0] != b["labels"].shape[0] or probs.shape[2:] != b["labels"].shape[1:]:
+        raise ValueError(f"pairs_accuracy() 'probs' of shape {tuple(probs.shape)} do not fit the "
+                         f"{tuple(b['labels'].shape)} labels of 'pairs'")
     return label_accuracy(probs, b["labels"], b["mask"] & b["inside"])
 
 

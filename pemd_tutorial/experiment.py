@@ -486,12 +486,11 @@ def drive(
                 result = method.run(run)
                 seconds = time.perf_counter() - t0 + result.extra_time_s
                 row = experiment.score(result.target_probs, result.source_probs, data, cfg_s)
-                if reference:
-                    pass
-                elif result.model is None:  # training-free, or reusing another row's network
-                    row.update(train_time_s=result.extra_time_s, inference_time_s=result.inference_time_s)
-                else:
-                    row["train_time_s"] = seconds
+                if not reference:  # the reference lines of the table carry no times
+                    if result.model is None:  # training-free, or reusing another row's network
+                        row.update(train_time_s=result.extra_time_s, inference_time_s=result.inference_time_s)
+                    else:
+                        row["train_time_s"] = seconds
                 row.update(result.chosen or {})
                 per_seed[name].append({"seed": seed, **row})
                 if result.log is not None:

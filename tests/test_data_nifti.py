@@ -308,6 +308,8 @@ def test_write_volume_is_the_one_writer_qform_sform_and_vector_intent(tmp_path):
     np.testing.assert_allclose(img.get_sform(), affine)
     field = write_volume(tmp_path / "f.nii.gz", np.zeros((2, 3, 4, 1, 3)), affine, vector=True)
     assert nib.load(field).header.get_intent()[0] == "vector"
+    with pytest.raises(ValueError, match="4x4"):
+        write_volume(tmp_path / "bad.nii.gz", np.zeros((2, 2, 2)), np.eye(3))
     import data_utils.standin
     import pemd_tutorial.registration
 

@@ -98,6 +98,10 @@ def test_predict_combines_the_heads_in_one_place():
     b = pairs.batch()
     exact = label_accuracy(p1 + p2, b["labels"], b["mask"] & b["inside"])
     assert pairs_accuracy(net, pairs) == pairs_accuracy(mean, pairs) == exact
+    with pytest.raises(ValueError, match="one shape"):
+        heads_mean(p1, p2[:1])
+    with pytest.raises(ValueError, match="do not fit"):
+        pairs_accuracy(mean[:1], pairs)
 
 
 def test_one_driver_runs_any_experiment_specification():
