@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -94,8 +94,7 @@ for ax, (name, h) in zip(axes, {"peak": peak, "broad": broad, "bimodal": bimodal
     fig.colorbar(im, ax=ax, shrink=0.8, label="probability")  # each panel its own scale
 fig.tight_layout()
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 d = GRID.displacements(dtype=torch.float64)  # (L, 2): (dx, dy) of every label
 for name, h in {"peak": peak, "broad": broad, "bimodal": bimodal}.items():
     mean = h @ d
@@ -124,8 +123,7 @@ interact(explorer.show, angle=IntSlider(value=30, min=0, max=180, step=5, descri
 # %%
 figures.plot_projection(bimodal, GRID, 30.0);  # the slider's start as a static figure (GitHub, nbviewer)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for angle in (0, 30, 45, 90, 135):
     positions, masses = project_histogram(bimodal, GRID.shape, float(angle), GRID.step)
     print(f"θ = {angle:3d}°: {positions.numel():2d} distinct positions, total mass {float(masses.sum()):.3f}")
@@ -148,8 +146,7 @@ mirrored = peak.reshape(GRID.shape).flip(0).reshape(-1)  # dy -> -dy
 figures.plot_projection_pair(peak, mirrored, GRID, 0.0, names=("peak", "mirrored"))
 figures.plot_projection_pair(peak, mirrored, GRID, 90.0, names=("peak", "mirrored"));
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 _, m0_p = project_histogram(peak, GRID.shape, 0.0, GRID.step)
 _, m0_q = project_histogram(mirrored, GRID.shape, 0.0, GRID.step)
 pos90, m90_p = project_histogram(peak, GRID.shape, 90.0, GRID.step)
@@ -177,8 +174,7 @@ assert abs(float(pos30 @ m30) - float(peak @ d @ u)) < 1e-9  # the mean along th
 ANGLES = (0.0, 45.0, 90.0, 135.0)  # this package's default angles
 figures.plot_projection_angles(bimodal, GRID, ANGLES, name="bimodal");
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for angles in [(0.0,), (90.0,), ANGLES]:
     value = projected_emd(peak, mirrored, GRID.shape, angles=angles, step=GRID.step)
     print(f"projected EMD(peak, mirrored) with angles {angles}: {float(value):.3f} px")
@@ -199,8 +195,7 @@ assert float(projected_emd(peak, mirrored, GRID.shape, angles=ANGLES, step=GRID.
 # angles, and then the projected EMD is **0** although the exact EMD is not. With four angles the
 # projected EMD is a *pseudo*-metric. The rank of `A` says how much is invisible:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def projection_matrix(angles):
     """The stacked projections as a matrix: row block k is the projection at angles[k]."""
     eye = torch.eye(GRID.n_labels, dtype=torch.float64)
@@ -235,11 +230,11 @@ im = axes[2].imshow(diff, cmap="RdBu_r", vmin=-float(diff.abs().max()), vmax=flo
                     extent=(-E, E, E, -E))  # the label grid in px, y down
 axes[2].set_title("q − p", fontsize=9)
 axes[2].set_xlabel("dx (px)")
+axes[2].set_ylabel("dy (px)")
 fig.colorbar(im, ax=axes[2], shrink=0.8)
 fig.tight_layout()
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"q is a histogram: min {float(q_twin.min()):.1e}, sum {float(q_twin.sum()):.6f}; "
       f"max |q - p| = {float((q_twin - p_smooth).abs().max()):.4f}")
 for angles in (ANGLES, (0.0, 30.0, 60.0, 90.0, 120.0, 150.0), tuple(np.linspace(0.0, 180.0, 16, endpoint=False))):
@@ -260,8 +255,7 @@ assert float(projected_emd(p_smooth, q_twin, GRID.shape, angles=(0.0, 30.0, 60.0
 # angles cannot see (its squared length there over its whole squared length), and the projected
 # EMD between them over the exact EMD (on every eighth point, to keep the linear programs few).
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 test_pairs = make_data(Config.from_dict(pretrained_manifest()["config"]), SEED).target_test
 p1, p2 = predict(load_pretrained("mcd_pemd"), test_pairs)
 mask = test_pairs.batch()["mask"]
@@ -292,8 +286,7 @@ assert unseen.max() < 0.9 and ratio_heads.min() > 0.3  # no trained pair of head
 # positions for it, so that one projection already tells every histogram apart. It is a poor
 # ruler all the same, because labels far apart on the plane can land side by side on the line:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 a, b = GRID.index(0, -4), GRID.index(-4, 3)  # the labels d = (0, -8) px and d = (-8, 6) px
 p_a, p_b = torch.eye(GRID.n_labels, dtype=torch.float64)[[a, b]]
 print(f"rank of the 30° projection alone: {int(torch.linalg.matrix_rank(projection_matrix((30.0,))))}")
@@ -324,8 +317,7 @@ assert float(projected_emd(p_a, p_b, GRID.shape, angles=(30.0,), step=GRID.step)
 # %%
 figures.plot_projection_pair(peak, broad, GRID, 45.0, names=("peak", "broad"), same_scale=False);
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for angle in ANGLES:
     pos, mp = project_histogram(peak, GRID.shape, angle, GRID.step)
     _, mq = project_histogram(broad, GRID.shape, angle, GRID.step)

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -100,8 +100,7 @@ a = rng.dirichlet(np.full(9, 0.5))
 b = rng.dirichlet(np.full(9, 0.5))
 figures.plot_cumsums(x, a, b);
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 ours = float(emd_1d(torch.tensor(a), torch.tensor(b), spacing=GRID.step))
 lp = float(ot.emd2(a, b, np.abs(x[:, None] - x[None, :])))  # the exact linear program
 w1 = float(ot.wasserstein_1d(x, x, a, b, p=1))
@@ -147,8 +146,7 @@ interact(widgets.ShiftExplorer(GRID, curves).show,
 # %%
 figures.plot_shift_curves(curves);  # the same curves as a static figure (GitHub, nbviewer)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for s in (0, 2, 4, 6, 8, 12):
     i = int(np.flatnonzero(curves["shift"] == s)[0])
     print(f"shift {s:2d} px: L1 {curves['l1'][i]:.3f}  KL {curves['kl'][i]:7.3f}  "
@@ -214,8 +212,7 @@ values = {name: v.numpy() for name, v in values.items()}
 exact = values.pop("exact EMD (POT LP)")
 figures.plot_correlation(exact, values);
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 rho = {name: float(spearmanr(exact, v).statistic) for name, v in values.items()}
 for name, r in rho.items():
     print(f"Spearman rank correlation with the exact EMD, {name:14s}: {r:.2f}")
@@ -264,8 +261,7 @@ assert timings["projected EMD"] < timings["exact EMD (POT LP)"]
 # paper names as its reason for a per-point discrepancy: the projected EMD compares the two
 # predictions *of the same control point*.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 M = 64  # control points of one batch
 P_batch, Q_batch = P[:M], Q[:M]
 perm = torch.randperm(M, generator=torch.Generator().manual_seed(SEED))
@@ -280,10 +276,15 @@ def pemd(p, q):
     return float(projected_emd(p, q, GRID.shape, step=GRID.step))
 
 
-print(f"two different batches:               SWD {swd(P_batch, Q_batch):.5f}   projected EMD {pemd(P_batch, Q_batch):.3f} px")
-print(f"the same, rows of Q shuffled:        SWD {swd(P_batch, Q_batch[perm]):.5f}   "
+def small(value):
+    """Three significant digits; below 1e-12 (rounding error of an exact 0) as 0."""
+    return f"{value:.3e}" if value > 1e-12 else "0        "
+
+
+print(f"two different batches:               SWD {small(swd(P_batch, Q_batch))}   projected EMD {pemd(P_batch, Q_batch):.3f} px")
+print(f"the same, rows of Q shuffled:        SWD {small(swd(P_batch, Q_batch[perm]))}   "
       f"projected EMD {pemd(P_batch, Q_batch[perm]):.3f} px")
-print(f"Q = P with its rows shuffled:        SWD {swd(P_batch, P_batch[perm]):.5f}   "
+print(f"Q = P with its rows shuffled:        SWD {small(swd(P_batch, P_batch[perm]))}   "
       f"projected EMD {pemd(P_batch, P_batch[perm]):.3f} px")
 assert abs(swd(P_batch, Q_batch) - swd(P_batch, Q_batch[perm])) < 1e-12  # blind to which point is which
 assert swd(P_batch, P_batch[perm]) < 1e-12 < 1.0 < pemd(P_batch, P_batch[perm])  # "agree" vs disagree
@@ -309,8 +310,7 @@ assert swd(P_batch, P_batch[perm]) < 1e-12 < 1.0 < pemd(P_batch, P_batch[perm]) 
 # order is nearly kept, not exactly: the Spearman rank correlation printed above, 1.00, is
 # rounded.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 ANGLES = (0.0, 45.0, 90.0, 135.0)
 ratio = (values["projected EMD"] / exact)[exact > 0.5]
 

@@ -1,7 +1,7 @@
 # ---
 # jupyter:
 #   jupytext:
-#     cell_metadata_filter: -all
+#     cell_metadata_filter: tags,-all
 #     formats: ipynb,py:percent
 #     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
 #     text_representation:
@@ -114,7 +114,7 @@ for idx in range(GRID.n_labels):
         for side in ax.spines.values():
             side.set_color("red")
             side.set_linewidth(3)
-fig.text(0.62, 0.96, "25 candidate moving patches (T2w); red: the true label", ha="center", fontsize=9)
+fig.text(0.62, 0.96, "25 candidate moving patches (T2w); red: the true label", ha="center", fontsize=9);
 
 # %%
 counts = target_test.labels.bincount(minlength=GRID.n_labels)
@@ -265,8 +265,7 @@ assert torch.allclose(p1.sum(1), torch.ones_like(p1.sum(1))) and torch.allclose(
 # %%
 plot_paper_experiment(three);
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 ours = {"no registration": "identity", "no adaptation": "source", "MCD-SWD": "mcd_swd",
         "MCD-pEMD (16) + SWD": "mcd_pemd16_swd"}
 print(f"{'':22s} {'slides':>7s} {'ours, mean ± std':>17s}   {'seeds 0 / 1 / 2':>18s}")

@@ -110,8 +110,8 @@ def plot_head_disagreement(result: Mapping[str, Any], metric: str = "tv",
         twin.set_ylim(0, 60)
         twin.tick_params(labelsize=7, colors="0.4")
         twins.append(twin)
-    for twin in twins[:-1]:
-        twin.set_yticklabels([])
+    # every panel keeps its accuracy ticks: a reader compares each discrepancy's curve on its own
+    twins[-1].set_ylabel("target validation accuracy (%)", fontsize=8, color="0.4")
     axes[0].set_ylabel(ylabel, fontsize=8)
     handles, labels = axes[0].get_legend_handles_labels()
     more_handles, more_labels = twins[0].get_legend_handles_labels()
