@@ -59,6 +59,10 @@ from pemd_tutorial.stats import slice_counts_difference
 TARGETS = ("t2", "flair", "flair_lesion")
 ROWS = ("mind", "source", "inverted", "randomized", "synth", "synth_heldout", "mind_loss", "mcd_pemd",
         "mcd_pemd_randomized", "mcd_l1_randomized")
+#: Rows run only on request (``run --rows mcd_l1 mcd_pemd_shuffled --targets t2 --tag geometry``):
+#: MCD with L1 and with the projected EMD on a shuffled label grid, beside MCD-pEMD on the same
+#: seeds and folds, for notebook 03's question whether the label grid's geometry matters.
+OPTIONAL_ROWS = ("mcd_l1", "mcd_pemd_shuffled")
 #: The classical row's B-spline settings per target (chosen with target validation labels on the
 #: shipped split by benchmarks/classical_registration.py; the lesion target takes FLAIR-like's).
 CLASSICAL_SETTINGS = {"t2": (4, 50), "flair": (3, 150), "flair_lesion": (3, 150)}
@@ -160,8 +164,8 @@ def report(runs: Path, out_json: Path, out_md: Path) -> dict:
                 if m != "identity":
                     r["per_seed"][m] = again["per_seed"][m]
                     r.setdefault("reruns", {})[m] = {"file": rerun.name, "command": again["command"]}
-    rows_all = ("identity", *ROWS, "classical")
-    names = {**{m: METHOD_NAMES[m] for m in ("identity", *ROWS)},
+    rows_all = ("identity", *ROWS, *OPTIONAL_ROWS, "classical")
+    names = {**{m: METHOD_NAMES[m] for m in ("identity", *ROWS, *OPTIONAL_ROWS)},
              "classical": "B-spline + MI (settings: target labels)"}
     table: dict = {"targets": {}, "rows": list(rows_all), "reference": REFERENCE, "method_names": names,
                    "date": dt.date.today().isoformat(),
@@ -205,6 +209,10 @@ def report(runs: Path, out_json: Path, out_md: Path) -> dict:
             entry[BEST_MCD + "_vs"] = {
                 m: slice_counts_difference(best, [runs_t[s]["per_seed"][m][0] for s in seeds])
                 for m in ALTERNATIVES if all(m in runs_t[s]["per_seed"] for s in seeds)}
+        if all(m in runs_t[s]["per_seed"] for m in OPTIONAL_ROWS for s in seeds) and len(seeds) >= 2:
+            # the geometry control: the shuffled grid against L1 (each against MCD-pEMD is above)
+            entry["mcd_pemd_shuffled_vs_mcd_l1"] = slice_counts_difference(
+                *([runs_t[s]["per_seed"][m][0] for s in seeds] for m in ("mcd_pemd_shuffled", "mcd_l1")))
         table["targets"][target] = entry
     for m in rows_all:
         lines.append(f"| {names[m]} | " + " | ".join(cells[m]) + " |")
@@ -230,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     r.add_argument("--out", type=Path, default=RUNS)
     r.add_argument("--threads", type=int, default=None, help="torch threads of this process")
-    r.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
+    r.add_argument("--rows", nargs="+", choices=(*ROWS, *OPTIONAL_ROWS), default=list(ROWS))
     r.add_argument("--tag", default="", help="run the rows again into seed<s>_<target>_rerun_<tag>.json, "
                                               "which the report uses instead of the first run's rows")
     c = sub.add_parser("classical", help="the classical B-spline row on the same test pairs",

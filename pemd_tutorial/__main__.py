@@ -106,8 +106,9 @@ def _add_run(sub) -> None:
                         "numbers show nothing), 'full' (a larger GPU profile, opt-in; never run end to "
                         "end, so its time and results are unmeasured); 'auto' = standard (default)")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(DEFAULT_METHODS), metavar="METHOD",
-                   help=f"methods to run, any of {' '.join(METHODS)} (default: all but the opt-in "
-                        "control mcd_pemd_shuffled); the identity reference row is always added")
+                   help=f"methods to run, any of {' '.join(METHODS)} (default: all but the opt-in rows: "
+                        "the controls mcd_pemd_shuffled and mcd_swd_rescaled and the label-free "
+                        "alternatives); the identity reference row is always added")
     p.add_argument("--target", choices=tuple(DENSE_TARGET_CONTRASTS), default=None,
                    help="moving contrast of the embedded target domain: t2 (simulated T2w, the default), "
                         "flair (simulated FLAIR-like: no intensity inversion turns it into T1w), "

@@ -729,6 +729,7 @@ METHOD_TABLE: dict[str, Method] = {
     # minutes; benchmarks/adaptation_pays.py runs them
     "mcd_pemd_shuffled": Method("MCD-pEMD, shuffled label grid (control)", mcd_row("pemd_shuffled"),
                                 opt_in=True),
+    "mcd_swd_rescaled": Method("MCD-SWD, step C x400 (control)", mcd_row("swd_rescaled"), opt_in=True),
     "randomized": Method("contrast randomisation (no target image)", _contrast_row("source_randomized"),
                          opt_in=True),
     "synth": Method("tissue synthesis (no target image)", _contrast_row("source_synth"), opt_in=True),

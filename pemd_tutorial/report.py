@@ -122,6 +122,7 @@ def results_markdown(results: Mapping[str, Any]) -> str:
 #: Paired comparisons reported under the table: (method, baseline).
 PAIRS = (("mcd_pemd", "mcd_swd"), ("mcd_pemd", "source"), ("mcd_pemd", "inverted"), ("mcd_pemd", "mcd_l1"),
          ("mcd_pemd", "mind"), ("oracle", "mind"), ("mcd_pemd", "mcd_pemd_shuffled"),
+         ("mcd_swd_rescaled", "mcd_swd"),
          ("mcd_pemd_randomized", "randomized"), ("mcd_pemd", "randomized"))
 
 

@@ -27,7 +27,7 @@ def rand_hist(*shape, seed=0, dtype=torch.float64):
 def test_the_registry_knows_exactly_the_configurable_discrepancies():
     assert tuple(DISCREPANCIES) == BASE_DISCREPANCIES
     # the sum and the shuffled-grid control are built from the registry's entries in scaled_discrepancy
-    assert DISCREPANCY_NAMES == (*BASE_DISCREPANCIES, "pemd+swd", "pemd_shuffled")
+    assert DISCREPANCY_NAMES == (*BASE_DISCREPANCIES, "pemd+swd", "pemd_shuffled", "swd_rescaled")
 
 
 def test_discrepancies_mapping_common_signature():

@@ -1,5 +1,5 @@
 """Label-free model selection (pemd_tutorial.selection), the inverted-contrast baseline, the FLAIR-like
-target and the shuffled-grid control."""
+target, the shuffled-grid control and the rescaled-SWD control."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from data_utils import LabelGrid, evaluation_pairs, inversion_recovery, invert_foreground, load_embedded
 from data_utils.patches import make_patch_pairs
 from pemd_tutorial.config import Config
-from pemd_tutorial.discrepancies import scaled_discrepancy, shuffled_labels
+from pemd_tutorial.discrepancies import SWD_RESCALE, scaled_discrepancy, shuffled_labels
 from pemd_tutorial.evaluate import identity_probs
 from pemd_tutorial.selection import SCORES, choose_lambda, output_scores, registration_scores
 
@@ -157,6 +157,26 @@ def test_shuffled_grid_control_is_the_pemd_of_permuted_labels():
     cfg = Config.quick()
     assert cfg.lam("pemd_shuffled") == cfg.lam("pemd")
     assert Config.quick(lambdas={**cfg.lambdas, "pemd_shuffled": 0.1}).lam("pemd_shuffled") == 0.1
+
+
+def test_rescaled_swd_control_keeps_step_b_and_scales_step_c():
+    grid = LabelGrid(2, 1.0)
+    p = torch.softmax(torch.randn(6, 25, generator=torch.Generator().manual_seed(0)), dim=1).requires_grad_()
+    q = torch.softmax(torch.randn(6, 25, generator=torch.Generator().manual_seed(1)), dim=1)
+
+    def swd(name):
+        return scaled_discrepancy(name, p, q, grid, generator=torch.Generator().manual_seed(5))
+
+    control, plain = swd("swd_rescaled"), swd("swd")
+    assert float(control) == pytest.approx(SWD_RESCALE * float(plain), rel=1e-6)
+    cfg = Config.quick()
+    # step B minimises -λ·D: the control's λ·D (value and gradient) is MCD-SWD's
+    assert float(cfg.lam("swd_rescaled") * control) == pytest.approx(float(cfg.lam("swd") * plain), rel=1e-6)
+    (g_control,) = torch.autograd.grad(control, p)
+    (g_plain,) = torch.autograd.grad(plain, p)
+    # step C minimises D itself: the gradient is SWD_RESCALE times larger
+    assert torch.allclose(g_control, SWD_RESCALE * g_plain, rtol=1e-5, atol=1e-12)
+    assert Config.quick(lambdas={**cfg.lambdas, "swd_rescaled": 0.2}).lam("swd_rescaled") == 0.2
 
 
 def test_select_lambda_adapts_each_weight_scores_it_and_warns_about_collapse(recwarn):

@@ -29,7 +29,9 @@
 # Which two histograms? The method adapts a network to a new image contrast by giving it two
 # classifier heads and measuring how much they *disagree* at each control point (maximum
 # classifier discrepancy, notebook 03). Their two predictions at one point are the two histograms
-# to compare, and the comparison must know that neighbouring displacements are close.
+# to compare, and the paper's argument is that the comparison should know that neighbouring
+# displacements are close. (Whether that is what makes the method work is tested in notebook 03,
+# section 6.)
 #
 # This notebook shows what those projections are: what they keep, what they lose, and why a few
 # angles together are enough. Notebook 02 turns them into a distance.
@@ -222,7 +224,7 @@ invisible = vh[-1]  # A4 @ invisible = 0 (and its entries sum to 0)
 q_twin = p_smooth + float((p_smooth / invisible.abs().clamp_min(1e-12)).min()) * invisible
 fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.0))
 vmax = float(torch.maximum(p_smooth, q_twin).max())
-figures.plot_histogram(axes[0], p_smooth, GRID, title="p", vmax=vmax)
+figures.plot_histogram(axes[0], p_smooth, GRID, title="p (colour scale of q)", vmax=vmax)
 im_q = figures.plot_histogram(axes[1], q_twin, GRID, title="q: same 4 projections", vmax=vmax)
 fig.colorbar(im_q, ax=axes[1], shrink=0.8)  # p and q share this colour scale
 diff, E = (q_twin - p_smooth).reshape(GRID.shape), GRID.max_displacement + GRID.step / 2

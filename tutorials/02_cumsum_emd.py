@@ -185,7 +185,9 @@ assert np.all(np.diff(curves["exact_emd"]) > 0) and np.all(np.diff(curves["proje
 # orthogonal axes) and, in training, sorts across the control points of a batch (below). The two
 # are relatives, not opposites; what differs is the space they slice.
 #
-# A good discrepancy for registration should rank pairs like the exact EMD does.
+# The paper's premise is that a good discrepancy for registration ranks pairs like the exact EMD
+# does; this section measures which of the three do. Whether that ranking is what makes the
+# adaptation work is another question, which notebook 03 (section 6) tests.
 
 # %%
 def random_prediction(rng):
@@ -210,7 +212,8 @@ values = {  # one value per pair (SWD of each pair alone: no sorting across pair
 }
 values = {name: v.numpy() for name, v in values.items()}
 exact = values.pop("exact EMD (POT LP)")
-figures.plot_correlation(exact, values);
+figures.plot_correlation(exact, {"projected EMD (px)": values["projected EMD"], "SWD (Lee), unscaled": values["SWD (Lee)"],
+                                  "L1, mean |p − q|, unscaled": values["L1"]});
 
 # %% tags=["nbval-check-output"]
 rho = {name: float(spearmanr(exact, v).statistic) for name, v in values.items()}
@@ -304,9 +307,11 @@ assert swd(P_batch, P_batch[perm]) < 1e-12 < 1.0 < pemd(P_batch, P_batch[perm]) 
 # a diagonal) and `(cos 22.5° + sin 22.5°)/2 ≈ 0.65` (half way between). In general (not only for
 # translations) every 1D projection is 1-Lipschitz, so `pEMD ≤ EMD` always; pairs that are not
 # translations of each other can fall below 0.604 (the lines in the histogram below mark the
-# translation values). A constant factor would not matter for training: it would rescale the loss,
-# which the weight λ absorbs, and keep the rank order, which decides what the gradients prefer.
-# The factor here is only roughly constant (0.52 to 0.65 on the random pairs below), so the rank
+# translation values). A constant factor would keep the rank order, which decides which
+# predictions the discrepancy prefers, and in MCD's step B, where the heads maximise λ·D, the
+# weight λ absorbs it. Not in step C, though, where G minimises D itself without a weight: there a
+# factor scales G's gradient, and notebook 03 (section 6) measures what a much smaller D does to
+# the adaptation. The factor here is only roughly constant (0.52 to 0.65 on the random pairs below), so the rank
 # order is nearly kept, not exactly: the Spearman rank correlation printed above, 1.00, is
 # rounded.
 
@@ -337,5 +342,7 @@ assert 0.55 < np.median(ratio) < 0.75 and ratio.max() <= 1.0 + 1e-9
 # **Summary.** In 1D, EMD is the L1 distance of cumulative sums (exact, cheap, differentiable).
 # Projecting 2D label histograms onto four lines and averaging gives a discrepancy that grows with
 # the displacement error (where L1 and KL saturate), ranks pairs almost like the exact EMD
-# (where Lee's SWD, blind to the label geometry, does not) and costs a matrix product.
+# (where Lee's SWD, blind to the label geometry, does not) and costs a matrix product. These are
+# the paper's reasons for the projected EMD; notebook 03 (section 6) tests whether they are why it
+# adapts a network.
 # Next: [03 · Mono- to multimodal transfer](03_mono_to_multimodal.ipynb).

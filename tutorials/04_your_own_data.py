@@ -377,8 +377,9 @@ if standin is not None:
 # **Without the pre-alignment**, the slice-wise step does all the work. MIND, with no training at
 # all, leaves 3.76 mm; the shipped MCD-pEMD network 4.65 mm; the source-only network made the pair
 # less alike (NMI 1.0203 against 1.0242 with no registration), so `register` dropped its field and
-# the result is no registration (9.02 mm). NMI, which needs no truth, ranks the three as the true
-# errors do. Compare models by NMI, not by MIND-SSD: MIND-SSD is the very cost MIND minimises when
+# the result is no registration (9.02 mm; the dropped step's own error is not scored). NMI, which
+# needs no truth, ranks MIND's step above the network's as their true errors do, and it is what
+# told `register` to drop the source-only network's step. Compare models by NMI, not by MIND-SSD: MIND-SSD is the very cost MIND minimises when
 # it picks its labels, so it favours MIND whatever the truth.
 #
 # **Which model to use on a pair like this one: MIND, the default.** It needs no training, and it
@@ -390,8 +391,9 @@ if standin is not None:
 # above). In the main job, on synthetic deformations of the embedded slices, MIND is ahead in
 # exact labels while MCD-pEMD is closer in end-point error ([docs/results.md](../docs/results.md)).
 # This recommendation rests on one pair with a simulated T2w and on the two networks that ship:
-# the networks notebook 03 (section 9) found best on T2w (tissue synthesis; MCD-pEMD started from
-# contrast randomisation, 4.5 points ahead of MIND there) were not scored on this pair, and on the
+# the best label-free network notebook 03 (section 9) found on T2w (MCD-pEMD started from
+# contrast randomisation, 4.5 points ahead of MIND there) and the best of those that see no target
+# image (tissue synthesis) were not scored on this pair, and on the
 # two FLAIR-like targets MIND is 7 to 11 points of accuracy behind MCD-pEMD. Prefer a network
 # when, on your own pair, its step reaches a higher NMI than MIND's.
 #
@@ -526,9 +528,10 @@ if standin is not None and not QUICK:  # scored against the truth after the full
 # fixed image's intensities (as the simulated T2w is of the T1w; a real T2w or PD against a T1w of
 # a healthy brain at the same resolution may come close, which is untested here), train with
 # random contrasts and then adapt that network with MCD-pEMD: on both such simulated targets (the
-# T2w and the FLAIR-like one) no other label-free training was ahead of it beyond noise, while
-# tissue synthesis alone led on the T2w only; if it shows what the fixed image does not (lesions, another resolution or slice thickness, strong
-# bias), adapt the plain source network with MCD-pEMD and compare it with MIND-loss fine-tuning.
+# T2w and the FLAIR-like one) no other label-free training was ahead of it beyond noise (tissue
+# synthesis alone, which needs no target image, was ahead of plain MCD-pEMD on the T2w, but behind
+# MCD-pEMD from random contrasts on both); if it shows what the fixed image does not (lesions,
+# another resolution or slice thickness, strong bias), adapt the plain source network with MCD-pEMD and compare it with MIND-loss fine-tuning.
 # Either way, keep a network only if its step's NMI on your pair beats MIND's.
 #
 # **Summary.** `register` (or `python -m pemd_tutorial register`) takes two NIfTI files on any

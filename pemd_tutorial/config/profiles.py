@@ -42,7 +42,7 @@ from pemd_tutorial.config.lambdas import (
     STANDARD_LAMBDAS,
     STANDARD_LAMBDAS_BY_TARGET,
 )
-from pemd_tutorial.discrepancies import DISCREPANCY_NAMES
+from pemd_tutorial.discrepancies import DISCREPANCY_NAMES, SWD_RESCALE
 
 __all__ = ["DENSE_TARGET_CONTRASTS", "PAPER_METHODS", "PAPER_REFERENCE_NAMES", "PAPER_TARGET_CONTRASTS",
            "Config", "PaperConfig"]
@@ -271,14 +271,17 @@ class Config(_Settings):
         return check_control_spacing(self.image_size, self.image_size, self.control_spacing)
 
     def lam(self, discrepancy: str) -> float:
-        """The step-B weight of ``discrepancy`` (``ValueError`` for an unknown name); the control
-        ``"pemd_shuffled"`` takes ``"pemd"``'s unless it has its own."""
+        """The step-B weight of ``discrepancy`` (``ValueError`` for an unknown name); unless they
+        have their own, the control ``"pemd_shuffled"`` takes ``"pemd"``'s and the control
+        ``"swd_rescaled"`` takes ``"swd"``'s divided by ``SWD_RESCALE`` (its step B is MCD-SWD's)."""
         if discrepancy not in DISCREPANCY_NAMES:
             raise ValueError(
                 f"'discrepancy' must be one of {list(DISCREPANCY_NAMES)}, got {discrepancy!r}"
             )
         if discrepancy == "pemd_shuffled" and discrepancy not in self.lambdas:
             return self.lam("pemd")  # the control runs with the weight of the method it controls
+        if discrepancy == "swd_rescaled" and discrepancy not in self.lambdas:
+            return self.lam("swd") / SWD_RESCALE
         if discrepancy not in self.lambdas:
             raise ValueError(f"Config 'lambdas' has no value for {discrepancy!r}")
         return float(self.lambdas[discrepancy])

@@ -41,8 +41,10 @@ def plot_accuracy(results: Mapping[str, Any], metric: str = "accuracy") -> Figur
         offs = [(k - (len(vals) - 1) / 2) * 0.12 for k in range(len(vals))]
         ax.plot([i + o for o in offs], vals, "o", color="k", ms=3)
     if metric == "accuracy" and "chance" in results:
-        ax.axhline(scale * results["chance"], color="grey", ls=":", lw=1, label="chance")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.axhline(scale * results["chance"], color="grey", ls=":", lw=1)
+        # a label on the line rather than a legend box, which would hide the dots of a high bar
+        ax.text(1.01, scale * results["chance"], "chance", ha="left", va="center", fontsize=7, color="grey",
+                transform=ax.get_yaxis_transform())  # just right of the axes, at the chance level
     names = results.get("method_names", {})
     ax.set_xticks(
         list(x), [names.get(m, m).split(" (")[0] for m in methods], rotation=30, ha="right", fontsize=8
