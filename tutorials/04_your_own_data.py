@@ -292,19 +292,21 @@ zoom = float(field.header.get_zooms()[0])  # mm per voxel in-plane
 arrows = axes[0].quiver(xs[brain], rows[brain], u[xs, ys, z, 0][brain] / zoom, -u[xs, ys, z, 1][brain] / zoom,
                         color="yellow", angles="xy", scale_units="xy", scale=1.0, width=0.005, headwidth=4)
 axes[0].quiverkey(arrows, 0.08, 0.05, 5.0 / zoom, "5 mm", labelpos="E", coordinates="axes", labelcolor="white")
-axes[0].set_title("displacement on the brain (to scale)", fontsize=9)
+axes[0].set_title(f"the field register wrote (kept: {m['kept']}), to scale", fontsize=9)
 axes[0].axis("off")
 im = axes[1].imshow(display_orientation(uncertainty[:, :, z]), cmap="viridis", vmin=0.0, vmax=max_entropy)
 axes[1].contour(display_orientation(native["mask"][i]).astype(float), levels=[0.5], colors="white", linewidths=0.8)
-axes[1].set_title("uncertainty: label entropy (nats); white: the brain", fontsize=9)
+axes[1].set_title("the network step's label entropy" + ("" if m["kept"] == "deformable" else " (step dropped)")
+                  + "\nwhite: the brain", fontsize=9)
 axes[1].axis("off")
 bar = fig.colorbar(im, ax=axes[1], shrink=0.8)
 for name, colour in (("right", "white"), ("wrong", "red")):
     bar.ax.axhline(float(typical[name].median()), color=colour, linewidth=2)
 bar.ax.axhline(0.8 * max_entropy, color="orange", linewidth=2, linestyle="--")
-bar.set_label("white / red: median where the label was right / wrong\n"
-              "orange: register's warning; top: uniform guess", fontsize=7)
-fig.tight_layout()
+bar.set_label("label entropy (nats)", fontsize=8)
+fig.text(0.5, 0.01, "colour bar: white / red line = median entropy where the network's label was right / wrong "
+         "(T2w test pairs); orange = register's warning; top = a uniform guess", ha="center", fontsize=7)
+fig.tight_layout(rect=(0, 0.04, 1, 1))
 
 # %% [markdown]
 # The map belongs to the MCD-pEMD network's slice-wise step of section 2, computed on the

@@ -27,7 +27,8 @@
 # with a projected EMD over 16 angles plus SWD (here: the sum of the two discrepancies, each
 # scaled as in notebook 03 and weighted 1, `scaled_discrepancy("pemd+swd", ...)`; notebook 03
 # found SWD hundreds of times smaller than the projected EMD on the dense network's predictions,
-# so the SWD term may add little, which was not separated on these patches). This notebook
+# so the SWD term may add little; the row with the projected EMD (16) alone, in section 2,
+# separates it, inconclusively over three seeds). This notebook
 # rebuilds it on the embedded data
 # (`pemd_tutorial.paper`). Sections 1-4 use networks that ship with the package (seed 0) and run
 # in seconds; section 5 trains two networks yourself (source-only, then MCD-pEMD (16) + SWD), with
@@ -114,11 +115,17 @@ for idx in range(GRID.n_labels):
     ax.imshow(cands[idx], cmap="gray", vmin=0, vmax=1)
     ax.set_xticks([])
     ax.set_yticks([])
+    dx, dy = GRID.displacements()[idx].tolist()  # the candidate's displacement in px
+    if j == 4:
+        ax.set_xlabel(f"dx {dx:+.0f}", fontsize=7, labelpad=1)
+    if i == 0:
+        ax.set_ylabel(f"dy {dy:+.0f}", fontsize=7, labelpad=1)
     if idx == int(target_test.labels[k]):
         for side in ax.spines.values():
             side.set_color("red")
             side.set_linewidth(3)
-fig.text(0.62, 0.96, "25 candidate moving patches (T2w); red: the true label", ha="center", fontsize=9);
+fig.text(0.62, 0.96, "25 candidate moving patches (T2w), displaced by dx, dy (px); red: the true label", ha="center",
+         fontsize=9);
 
 # %%
 counts = target_test.labels.bincount(minlength=GRID.n_labels)
@@ -131,8 +138,9 @@ assert int(counts.min()) == int(counts.max())  # balanced: chance is exactly 1/2
 # `PatchSampler` draws new ones (new slice, centre, label, mild deformation and intensity changes)
 # for every step, from a seeded generator, so a run is reproducible. With a fixed pool of 2,000
 # pairs this network learns them by heart (100 % on its training batches) and finds only 12 % of
-# the displacements of other T1w slices; with fresh pairs it finds 93 % after 1,500 steps
-# (learning curves in [docs/paper.md](../docs/paper.md)).
+# the displacements of other T1w slices; with fresh pairs it finds 93 % after 1,500 steps (these
+# three numbers are quoted from the learning curves in [docs/paper.md](../docs/paper.md), not
+# measured in this notebook).
 
 # %%
 sampler = training_pairs(cfg, "t1", labelled=True)
@@ -213,8 +221,10 @@ for row in PAPER_METHODS:  # the same numbers as when the networks were built, a
 # two appear in their training curves, not shown here). L1 (8.5 ± 5.3 %) is not clearly above no
 # adaptation (5.9 ± 1.7 %) over three seeds, and neither is SWD (5.4 ± 1.7 %). So on these
 # patches L1 barely adapts while every projected EMD variant does, unlike the dense task of
-# notebook 03, where L1 adapts too: the tutorial's one hint that knowing the label geometry helps.
-# With three seeds and spreads of 5 to 16 points it is a hint, not a measurement, and what
+# notebook 03, where L1 adapts too. With three seeds and spreads of 5 to 16 points it is a hint,
+# not a measurement, and a hint that the projected EMD's *form* helps, not necessarily its
+# geometry: this experiment has no shuffled-grid row, and on the dense task (notebook 03,
+# section 6) the projected EMD on a shuffled grid adapted as well as on the true one. What
 # differs between the two tasks (25 labels or 81, one patch or many control points, the network)
 # was not separated.
 

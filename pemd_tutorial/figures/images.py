@@ -18,11 +18,13 @@ from pemd_tutorial.figures.base import as_image, new_figure
 __all__ = ["pick_points", "plot_displacement_field", "plot_examples", "plot_modalities",
            "plot_registration_montage"]
 
-def plot_modalities(images: Mapping[str, torch.Tensor | np.ndarray], title: str | None = None) -> Figure:
-    """Images side by side (e.g. ``{"T1w": ..., "T2w": ..., "GM": ...}``), grey scale, no axes."""
+def plot_modalities(images: Mapping[str, torch.Tensor | np.ndarray], title: str | None = None,
+                    size: float = 2.5) -> Figure:
+    """Images side by side (e.g. ``{"T1w": ..., "T2w": ..., "GM": ...}``), grey scale, no axes;
+    ``size``: inches per panel."""
     if len(images) == 0:
         raise ValueError("plot_modalities() 'images' must not be empty")
-    fig, axes = new_figure(len(images), size=2.5)
+    fig, axes = new_figure(len(images), size=size)
     for ax, (name, im) in zip(axes[0], images.items(), strict=True):
         ax.imshow(as_image(im), cmap="gray", interpolation="nearest")
         ax.set_title(name, fontsize=9)
