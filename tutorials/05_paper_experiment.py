@@ -24,11 +24,12 @@
 # paper's numbers: a **fixed patch** and a **moving patch** displaced by one of **25 classes**
 # on a 5×5 grid, a feature extractor shared by both patches whose features are **concatenated**
 # and classified by two classifiers, adapted from T1w to T2w by maximum classifier discrepancy
-# with a projected EMD over 16 angles plus SWD (here: the sum of the two discrepancies, each
-# scaled as in notebook 03 and weighted 1, `scaled_discrepancy("pemd+swd", ...)`; notebook 03
-# found SWD hundreds of times smaller than the projected EMD on the dense network's predictions,
-# so the SWD term may add little; the row with the projected EMD (16) alone, in section 2,
-# separates it, inconclusively over three seeds). This notebook
+# with a projected EMD over 16 angles plus SWD. Here the 16 angles are evenly spaced from 0° to
+# 90°, both ends included (the 2-angle row: 0° and 90°), and "plus SWD" is the sum of the two
+# discrepancies, each scaled as in notebook 03 and weighted 1 (`scaled_discrepancy("pemd+swd",
+# ...)`). Notebook 03 found SWD hundreds of times smaller than the projected EMD on the dense
+# network's predictions, so the SWD term may add little; the row with the projected EMD (16)
+# alone, in section 2, separates it, inconclusively over three seeds. This notebook
 # rebuilds it on the embedded data
 # (`pemd_tutorial.paper`). Sections 1-4 use networks that ship with the package (seed 0) and run
 # in seconds; section 5 trains two networks yourself (source-only, then MCD-pEMD (16) + SWD), with
@@ -222,8 +223,8 @@ for row in PAPER_METHODS:  # the same numbers as when the networks were built, a
 # adaptation (5.9 ± 1.7 %) over three seeds, and neither is SWD (5.4 ± 1.7 %). So on these
 # patches L1 barely adapts while every projected EMD variant does, unlike the dense task of
 # notebook 03, where L1 adapts too. With three seeds and spreads of 5 to 16 points it is a hint,
-# not a measurement, and a hint that the projected EMD's *form* helps, not necessarily its
-# geometry: this experiment has no shuffled-grid row, and on the dense task (notebook 03,
+# not a measurement, and a hint that something in the projected EMD helps (its form or its
+# scale), not necessarily its geometry: this experiment has no shuffled-grid row, and on the dense task (notebook 03,
 # section 6) the projected EMD on a shuffled grid adapted as well as on the true one. What
 # differs between the two tasks (25 labels or 81, one patch or many control points, the network)
 # was not separated.
