@@ -21,8 +21,9 @@
 #
 # In 1D the Earth Mover's distance has a closed form: the L1 distance of the cumulative sums.
 # Heinrich & Hansen project 2D label histograms onto a few lines (notebook 01) and use this closed
-# form on each line. This notebook derives it, checks it against POT's exact solver, shows why L1
-# and KL are poor discrepancies for displacement histograms, and compares the projected EMD with
+# form on each line. This notebook derives it, checks it against POT's exact solver, shows that L1
+# and KL stop growing with the displacement error (whether that matters for adaptation: notebook
+# 03, section 6), and compares the projected EMD with
 # the sliced Wasserstein discrepancy (Lee et al., CVPR 2019) and the exact 2D EMD.
 #
 # The two histograms to compare are, in the method, the predictions of a network's two classifier

@@ -315,7 +315,7 @@ plot_accuracy(one_seed);
 # section 3; [docs/selection.md](../docs/selection.md)). With SWD, adaptation
 # achieves nothing; with L1 it works almost as well as with the projected EMD on these test pairs
 # (the table above), and over five blocks of test slices (section 6) the projected EMD's lead over
-# L1 is 2.7 points, with an interval that just reaches 0.
+# L1 is 2.7 points, with an interval that includes 0.
 #
 # But look at the inverted row: on this seed and these test pairs, simply inverting the moving T2w
 # lets the *unadapted* network beat every MCD variant (the table above). The simulated T2w is close
@@ -341,7 +341,7 @@ plot_accuracy(one_seed);
 # is so *small* (its sorting across control points, the permutation invariance of notebook 02, and
 # squared differences of diffuse histograms), and then finds that scaling it up does not rescue
 # it: why it fails is left as a reading. Over five blocks of test slices, MCD-pEMD is 2.7 points
-# ahead of MCD-L1 with an interval that just reaches 0, and scrambling the label grid does not
+# ahead of MCD-L1 with an interval that includes 0, and scrambling the label grid does not
 # take that lead away (section 6).
 
 # %%
@@ -408,7 +408,8 @@ assert summary["swd"]["peak"] < 1.5 * summary["swd"]["before"]  # SWD never pull
 # %% [markdown]
 # Read the table with the figure ("step B: rises, mean": in how many of the measured iterations
 # step B raised the disagreement, and its mean change over *all* measured iterations, rises and
-# falls together; likewise how often step C lowered it, and its mean change):
+# falls together, each change measured from right after step A of the same iteration; likewise
+# how often step C lowered it, and its mean change, measured from right after step B):
 #
 # * **Before adaptation the heads nearly agree** (0.103), though both are wrong almost everywhere
 #   on the target. There is no disagreement to find at first: **step B creates it.** With L1, the
@@ -417,9 +418,10 @@ assert summary["swd"]["peak"] < 1.5 * summary["swd"]["before"]  # SWD never pull
 # * **Then the target accuracy rises**: most of its gain (grey) comes after the peak, while the
 #   disagreement falls somewhat and then levels off (with L1 it stays near four times its start,
 #   while the accuracy keeps rising). Which step lowers the disagreement after the peak is not
-#   separated here: the table's means pool all measured iterations, most of them before or around
-#   the peak, and step A, which retrains both heads and G on labelled source pairs, was not
-#   measured on its own.
+#   separated here: the table's means pool the measured iterations before and after the peak
+#   (about half of them lie after it), and the change made by step A, which retrains both heads
+#   and G on labelled source pairs, is not isolated (after the tenth iteration, four unmeasured
+#   iterations run between two measured ones).
 # * **With SWD none of this happens**: step B raises the total variation about as often as not,
 #   by +0.0001 on average, and step C's mean change is +0.0008 (tiny, and without an interval; the
 #   projected EMD's step C also lowers the total variation in only 55 % of the iterations, and the
@@ -559,7 +561,7 @@ assert not gaps["mcd_pemd_shuffled", "mcd_l1"]["within_noise"] and gaps["mcd_pem
 # %% [markdown]
 # The shuffled grid does **not** fall back towards L1: it is within noise of the true grid
 # (+1.6 points [−1.2, +4.2]) and ahead of L1 beyond noise (+4.2 [+0.5, +8.9]). The projected
-# EMD on the true grid is 2.7 points ahead of L1, with an interval that just reaches 0
+# EMD on the true grid is 2.7 points ahead of L1, with an interval that includes 0
 # [−0.3, +6.2]: only the shuffled grid is ahead of L1 beyond noise, and the true grid's lead is
 # not resolved. Either way, the geometry of the label grid is not what the projected EMD adds on
 # this task: scrambling the geometry did not lower it. What the two projected-EMD rows share, and
@@ -574,7 +576,7 @@ assert not gaps["mcd_pemd_shuffled", "mcd_l1"]["within_noise"] and gaps["mcd_pem
 # * **SWD does not adapt, and not only because it is small.** It is hundreds of times smaller
 #   than the projected EMD (its sorting across control points 17.1×, squared differences of diffuse
 #   histograms 89.3×), but scaled up to the projected EMD's gradients it still does not adapt:
-#   step C alone does nothing, and a stronger step B collapses the source accuracy instead. Its
+#   step C alone adds only 0.4 points, and a stronger step B collapses the source accuracy instead. Its
 #   step B never keeps the heads apart point by point, consistent with its comparing *sets* of
 #   predictions.
 # * **L1, the projected EMD and the projected EMD on a shuffled grid all adapt the network** the
@@ -668,7 +670,9 @@ if not QUICK:  # the standard profile reproduces the shipped networks
 # tested on fold *s* (five blocks of 8 slices of the template instead of one). Every difference is
 # paired (same seed, same test pairs) and has a 95 % interval over seeds and test slices
 # (`pemd_tutorial.stats.paired_bootstrap`); an interval that contains 0 is within noise. The run
-# takes over an hour, so the notebook reads its results, which ship with the package. The classical
+# takes over an hour, so the notebook reads its results, which ship with the package. Every trained
+# row is the same two-headed network, scored like the others; the classical B-spline's dense field
+# is scored by the label nearest to its displacement at each control point. The classical
 # B-spline registration's settings were chosen with target labels; apart from the two inherited
 # choices of section 3 (the network's recipe and the λ grids), nothing else read one.
 

@@ -380,8 +380,9 @@ if standin is not None:
 # all, leaves 3.76 mm; the shipped MCD-pEMD network 4.65 mm; the source-only network made the pair
 # less alike (NMI 1.0203 against 1.0242 with no registration), so `register` dropped its field and
 # the result is no registration (9.02 mm; the dropped step's own error is not scored). NMI, which
-# needs no truth, ranks MIND's step above the network's as their true errors do, and it is what
-# told `register` to drop the source-only network's step. Compare models by NMI, not by MIND-SSD: MIND-SSD is the very cost MIND minimises when
+# needs no truth, ranks MIND's step above the network's as their true errors do; for the
+# source-only network's step both similarities got worse (NMI and MIND-SSD, printed above), which
+# is what made `register` drop it. Compare models by NMI, not by MIND-SSD: MIND-SSD is the very cost MIND minimises when
 # it picks its labels, so it favours MIND whatever the truth.
 #
 # **Which model to use on a pair like this one: MIND, the default.** It needs no training, and it

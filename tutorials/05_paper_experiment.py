@@ -356,7 +356,7 @@ if not QUICK:  # in the standard run the last value is above the one before
 # %% [markdown]
 # The curve is measured on the **validation** pairs (8 other slices), the table above on the test
 # pairs: the levels differ (compare the first and last printed values with 7.6 % and 49.2 % on
-# test), because T2w patches of different slices are not equally hard. What the curve shows is the
+# test), probably because T2w patches of different slices are not equally hard (not measured). What the curve shows is the
 # rise during adaptation; the numbers we report are the test ones. The curve has **not levelled
 # off at 200 iterations**: it goes up and down (44.2, 38.6, 44.6 %) and its last values, 44.6 and
 # 55.4 %, are its highest. The standard profile stops there because that is what the job's time
