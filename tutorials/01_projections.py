@@ -277,8 +277,9 @@ assert unseen.max() < 0.9 and ratio_heads.min() > 0.3  # no trained pair of head
 # %% [markdown]
 # Trained predictions do carry such patterns: about as much of the heads' difference is invisible
 # to the four angles as for a random direction. But no point comes near a twin: the visible rest
-# always holds enough of the difference for the projected EMD to stay between 0.47 and 0.65 times
-# the exact EMD (the printed range), never near 0 (on the foreground points measured above). That, not an absence of
+# held enough of the difference for the projected EMD to stay between 0.47 and 0.65 times the
+# exact EMD (the printed range), never near 0, on the 674 sampled points where the exact EMD is
+# large enough to divide by (printed above). That, not an absence of
 # rough patterns, is why the four-angle projected EMD does not collapse to 0 on trained heads
 # (notebook 02 measures how closely it ranks random predictions like the exact EMD; notebook 03
 # shows that L1, which sees no angles at all, adapts the network too).

@@ -130,7 +130,9 @@ assert not same_grid or standin is None  # the stand-in pair is on two different
 # %% [markdown]
 # The two panels show the same anatomy, but not voxel for voxel: the moving file stores its first
 # voxel axis towards the subject's *left* (LPS+), so its slice is mirrored left-right against the
-# fixed one (hard to see on a nearly symmetric brain), and its grid is coarser, shifted and rotated.
+# fixed one (hard to see on a nearly symmetric brain); LPS+ also runs its second axis towards
+# posterior, a front-to-back flip that the panels hide because the fixed one is reoriented for
+# display and the moving one drawn as stored. Its grid is also coarser, shifted and rotated.
 # Pairing voxels by index would compare different points; everything below pairs them through the
 # affines, in millimetres.
 #
